@@ -1,0 +1,92 @@
+// Command pipeline keeps a PostgreSQL analytics warehouse in step with an
+// OpenDental MySQL database: source → replication MySQL → analytics raw.
+//
+// This file only parses the command line and dispatches; each subcommand
+// lives in its own file and the work lives under internal/.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes: every table succeeded / some failed / configuration error.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+// globalFlags are accepted before or after the subcommand name.
+type globalFlags struct {
+	Env       string // --env overrides ETL_ENVIRONMENT/ENVIRONMENT/APP_ENV
+	ConfigDir string // --config-dir overrides PIPELINE_CONFIG_DIR, default ./config
+}
+
+func (g *globalFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.Env, "env", "", "environment: production or test (overrides ETL_ENVIRONMENT, ENVIRONMENT, APP_ENV)")
+	fs.StringVar(&g.ConfigDir, "config-dir", "", "config directory holding pipeline.yml and tables.yml (default $PIPELINE_CONFIG_DIR or ./config)")
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{
+	"check":     {"validate the configuration and connect to every database and schema", runCheck},
+	"discover":  {"read the source's information schema and write tables.yml", runDiscover},
+	"replicate": {"copy the source into the replication MySQL", runReplicate},
+	"load":      {"load the replica into PostgreSQL raw", runLoad},
+	"run":       {"replicate, then load (the default)", runRun},
+	"demo":      {"create and mutate a synthetic OpenDental database (demo seed | demo mutate)", runDemo},
+}
+
+var commandOrder = []string{"run", "check", "discover", "replicate", "load", "demo"}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, name := range commandOrder {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun `pipeline <command> -h` for a command's flags.")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var g globalFlags
+	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stderr) }
+	g.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitConfig
+	}
+	rest := fs.Args()
+	name := "run"
+	if len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "pipeline: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitConfig
+	}
+	return cmd.run(ctx, &g, rest, stdout, stderr)
+}
