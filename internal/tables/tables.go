@@ -2,6 +2,12 @@
 // replicated and loaded. discover writes it; replicate and load read it.
 package tables
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
 // Strategy is how a table's changes are found.
 type Strategy string
 
@@ -10,6 +16,32 @@ const (
 	Incremental        Strategy = "incremental"         // rows with watermark > last
 	IncrementalChunked Strategy = "incremental_chunked" // same, in key chunks (large append-only)
 )
+
+// StrategyValues lists every strategy in file order.
+func StrategyValues() []Strategy { return []Strategy{FullTable, Incremental, IncrementalChunked} }
+
+// Valid reports whether s is a known strategy.
+func (s Strategy) Valid() bool {
+	for _, v := range StrategyValues() {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (s Strategy) String() string { return string(s) }
+
+// IsIncremental reports whether the strategy follows a watermark.
+func (s Strategy) IsIncremental() bool { return s == Incremental || s == IncrementalChunked }
+
+// ParseStrategy returns the strategy named s or an error listing the allowed values.
+func ParseStrategy(s string) (Strategy, error) {
+	if v := Strategy(s); v.Valid() {
+		return v, nil
+	}
+	return "", fmt.Errorf("unknown extraction_strategy %q; allowed: %s", s, joinValues(StrategyValues()))
+}
 
 // Importance orders work: critical tables run first.
 type Importance string
@@ -22,11 +54,42 @@ const (
 	Reference Importance = "reference"
 )
 
+// ImportanceValues lists every importance, most important first.
+func ImportanceValues() []Importance {
+	return []Importance{Critical, Important, Standard, Audit, Reference}
+}
+
+// Valid reports whether i is a known importance.
+func (i Importance) Valid() bool { return i.Rank() >= 0 }
+
+func (i Importance) String() string { return string(i) }
+
+// Rank is the run order: 0 for critical; -1 when unknown.
+func (i Importance) Rank() int {
+	for n, v := range ImportanceValues() {
+		if i == v {
+			return n
+		}
+	}
+	return -1
+}
+
+// ParseImportance returns the importance named s or an error listing the allowed values.
+func ParseImportance(s string) (Importance, error) {
+	if v := Importance(s); v.Valid() {
+		return v, nil
+	}
+	return "", fmt.Errorf("unknown importance %q; allowed: %s", s, joinValues(ImportanceValues()))
+}
+
+// DefaultBatchSize is used when a table sets none.
+const DefaultBatchSize = 10000
+
 // Table is one entry of tables.yml. Field yaml names are the file format.
 type Table struct {
 	Name               string            `yaml:"-"`
-	PrimaryKey         []string          `yaml:"primary_key,omitempty"`
-	WatermarkColumns   []string          `yaml:"watermark_columns,omitempty"` // ordered; first is primary
+	PrimaryKey         []string          `yaml:"primary_key,omitempty,flow"`
+	WatermarkColumns   []string          `yaml:"watermark_columns,omitempty,flow"` // ordered; first is primary
 	Strategy           Strategy          `yaml:"extraction_strategy"`
 	BatchSize          int               `yaml:"batch_size"`
 	Importance         Importance        `yaml:"importance"`
@@ -36,12 +99,64 @@ type Table struct {
 	DetectDeletes      *bool             `yaml:"detect_deletes,omitempty"`   // nil = default true
 	LookbackSeconds    int               `yaml:"lookback_seconds,omitempty"` // re-read window behind the watermark
 	ColumnTypeOverride map[string]string `yaml:"column_types,omitempty"`     // column -> PostgreSQL type for raw
+	Columns            []string          `yaml:"columns,omitempty,flow"`     // as last discovered; lets discover report drift
 }
 
 // DeletesEnabled is the effective per-table delete detection (default on).
 func (t Table) DeletesEnabled() bool { return t.DetectDeletes == nil || *t.DetectDeletes }
 
+// Watermark is the column incremental paging follows ("" when none).
+func (t Table) Watermark() string {
+	if len(t.WatermarkColumns) == 0 {
+		return ""
+	}
+	return t.WatermarkColumns[0]
+}
+
 // Config is the whole of tables.yml.
 type Config struct {
 	Tables map[string]*Table `yaml:"tables"`
+}
+
+// Names returns the table names sorted alphabetically.
+func (c *Config) Names() []string {
+	out := make([]string, 0, len(c.Tables))
+	for n := range c.Tables {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Ordered returns the tables that are not excluded, most important first,
+// then largest first, then by name: the order replicate and load run them.
+func (c *Config) Ordered() []*Table {
+	out := make([]*Table, 0, len(c.Tables))
+	for _, t := range c.Tables {
+		if !t.Exclude {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ra, rb := a.Importance.Rank(), b.Importance.Rank(); ra != rb {
+			return ra < rb
+		}
+		if a.EstimatedSizeMB != b.EstimatedSizeMB {
+			return a.EstimatedSizeMB > b.EstimatedSizeMB
+		}
+		if a.EstimatedRows != b.EstimatedRows {
+			return a.EstimatedRows > b.EstimatedRows
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+func joinValues[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }

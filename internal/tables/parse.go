@@ -1,0 +1,225 @@
+package tables
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid marks a tables.yml that cannot be used; errors.Is finds it in
+// every error Parse returns for bad content.
+var ErrInvalid = errors.New("invalid tables.yml")
+
+// FileError is one problem in tables.yml, located by file and line, with the fix.
+type FileError struct {
+	File string
+	Line int
+	Msg  string
+	Fix  string
+}
+
+func (e *FileError) Error() string {
+	s := fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	if e.Fix != "" {
+		s += "; fix: " + e.Fix
+	}
+	return s
+}
+
+func (e *FileError) Unwrap() error { return ErrInvalid }
+
+var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
+
+// tableKeys are the allowed keys of a table entry, from the yaml tags.
+var tableKeys = func() []string {
+	var out []string
+	rt := reflect.TypeOf(Table{})
+	for i := range rt.NumField() {
+		tag := strings.Split(rt.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "-" && tag != "" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}()
+
+// Load reads and parses the tables.yml at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read tables config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes tables.yml strictly: unknown keys, unknown strategies or
+// importances, duplicate tables and incremental tables without a watermark
+// or key are errors naming the file, line and fix.
+func Parse(filename string, data []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", filename, ErrInvalid, err)
+	}
+	cfg := &Config{Tables: map[string]*Table{}}
+	if len(doc.Content) == 0 {
+		return cfg, nil // an empty file lists no tables
+	}
+	root := doc.Content[0]
+	ferr := func(n *yaml.Node, fix, format string, args ...any) error {
+		return &FileError{File: filename, Line: n.Line, Msg: fmt.Sprintf(format, args...), Fix: fix}
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, ferr(root, "start the file with `tables:`", "the top level must be a mapping with the key \"tables\"")
+	}
+	var tablesNode *yaml.Node
+	for i := 0; i < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Value != "tables" {
+			return nil, ferr(k, "remove it; the only top-level key is \"tables\"", "unknown top-level key %q", k.Value)
+		}
+		tablesNode = root.Content[i+1]
+	}
+	if tablesNode == nil || tablesNode.Tag == "!!null" {
+		return cfg, nil
+	}
+	if tablesNode.Kind != yaml.MappingNode {
+		return nil, ferr(tablesNode, "write one `name:` entry per table under `tables:`", "\"tables\" must be a mapping of table name to settings")
+	}
+	seen := map[string]int{}
+	for i := 0; i < len(tablesNode.Content); i += 2 {
+		k, v := tablesNode.Content[i], tablesNode.Content[i+1]
+		name := k.Value
+		if !identRE.MatchString(name) {
+			return nil, ferr(k, "use the table's name as in the source database", "table name %q is not a valid MySQL table name", name)
+		}
+		lower := strings.ToLower(name)
+		if line, dup := seen[lower]; dup {
+			return nil, ferr(k, "keep one entry and delete the other", "table %q is listed twice (first at line %d)", name, line)
+		}
+		seen[lower] = k.Line
+		if v.Kind != yaml.MappingNode {
+			return nil, ferr(v, "give the table a mapping of settings (at least extraction_strategy)", "table %q: settings must be a mapping", name)
+		}
+		lines := map[string]*yaml.Node{}
+		for j := 0; j < len(v.Content); j += 2 {
+			key := v.Content[j]
+			if !contains(tableKeys, key.Value) {
+				return nil, ferr(key, "use one of: "+strings.Join(tableKeys, ", "), "table %q: unknown key %q", name, key.Value)
+			}
+			lines[key.Value] = key
+		}
+		var t Table
+		if err := v.Decode(&t); err != nil {
+			return nil, ferr(v, "check the value types (lists in [..], numbers without quotes)", "table %q: %v", name, err)
+		}
+		t.Name = name
+		at := func(key string) *yaml.Node {
+			if n, ok := lines[key]; ok {
+				return n
+			}
+			return k
+		}
+		if err := validate(&t, at, ferr); err != nil {
+			return nil, err
+		}
+		cfg.Tables[name] = &t
+	}
+	return cfg, nil
+}
+
+func validate(t *Table, at func(string) *yaml.Node, ferr func(*yaml.Node, string, string, ...any) error) error {
+	if t.Strategy == "" {
+		return ferr(at("extraction_strategy"), "add `extraction_strategy: full_table` (or incremental with watermark_columns)", "table %q: extraction_strategy is missing", t.Name)
+	}
+	if !t.Strategy.Valid() {
+		return ferr(at("extraction_strategy"), "use one of: "+joinValues(StrategyValues()), "table %q: unknown extraction_strategy %q", t.Name, t.Strategy)
+	}
+	if t.Importance == "" {
+		t.Importance = Standard
+	}
+	if !t.Importance.Valid() {
+		return ferr(at("importance"), "use one of: "+joinValues(ImportanceValues()), "table %q: unknown importance %q", t.Name, t.Importance)
+	}
+	if t.Strategy.IsIncremental() {
+		if len(t.WatermarkColumns) == 0 {
+			return ferr(at("extraction_strategy"), "add watermark_columns: [SecDateTEdit] (a timestamp ON UPDATE column) or use full_table", "table %q: %s needs watermark_columns", t.Name, t.Strategy)
+		}
+		if len(t.PrimaryKey) == 0 {
+			return ferr(at("extraction_strategy"), "add primary_key: [..] or use full_table", "table %q: %s needs a primary_key to page on", t.Name, t.Strategy)
+		}
+	}
+	for _, list := range []struct {
+		key  string
+		cols []string
+	}{{"primary_key", t.PrimaryKey}, {"watermark_columns", t.WatermarkColumns}, {"columns", t.Columns}} {
+		dup := map[string]bool{}
+		for _, c := range list.cols {
+			if !identRE.MatchString(c) {
+				return ferr(at(list.key), "use the column's name as in the source", "table %q: %s: %q is not a valid column name", t.Name, list.key, c)
+			}
+			if dup[strings.ToLower(c)] {
+				return ferr(at(list.key), "list each column once", "table %q: %s lists %q twice", t.Name, list.key, c)
+			}
+			dup[strings.ToLower(c)] = true
+		}
+	}
+	if t.BatchSize < 0 {
+		return ferr(at("batch_size"), "use a positive number of rows, e.g. 10000", "table %q: batch_size %d is negative", t.Name, t.BatchSize)
+	}
+	if t.BatchSize == 0 {
+		t.BatchSize = DefaultBatchSize
+	}
+	if t.LookbackSeconds < 0 {
+		return ferr(at("lookback_seconds"), "use 0 or a positive number of seconds", "table %q: lookback_seconds %d is negative", t.Name, t.LookbackSeconds)
+	}
+	if t.EstimatedRows < 0 || t.EstimatedSizeMB < 0 {
+		return ferr(at("estimated_rows"), "use 0 or a positive estimate", "table %q: estimates must not be negative", t.Name)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Marshal renders cfg as tables.yml, tables sorted by name, after header
+// (comment lines without the leading "# ").
+func Marshal(cfg *Config, header []string) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, h := range header {
+		buf.WriteString(strings.TrimRight("# "+h, " ") + "\n")
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	tbls := &yaml.Node{Kind: yaml.MappingNode}
+	root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tables"}, tbls)
+	names := cfg.Names()
+	sort.Strings(names)
+	for _, n := range names {
+		var v yaml.Node
+		if err := v.Encode(cfg.Tables[n]); err != nil {
+			return nil, fmt.Errorf("encode table %s: %w", n, err)
+		}
+		tbls.Content = append(tbls.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: n}, &v)
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, fmt.Errorf("encode tables.yml: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode tables.yml: %w", err)
+	}
+	return buf.Bytes(), nil
+}

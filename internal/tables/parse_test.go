@@ -1,0 +1,110 @@
+package tables
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const good = `# comment kept out of the model
+tables:
+  patient:
+    primary_key: [PatNum]
+    watermark_columns: [DateTStamp]
+    extraction_strategy: incremental
+    batch_size: 5000
+    importance: critical
+    estimated_rows: 1200
+    estimated_size_mb: 3.5
+    lookback_seconds: 60
+  definition:
+    primary_key: [DefNum]
+    extraction_strategy: full_table
+    importance: reference
+    detect_deletes: false
+    estimated_rows: 10
+    estimated_size_mb: 0.1
+  securitylog:
+    primary_key: [SecurityLogNum]
+    watermark_columns: [SecurityLogNum]
+    extraction_strategy: incremental_chunked
+    importance: audit
+    estimated_rows: 900000
+    estimated_size_mb: 120
+  nokey:
+    extraction_strategy: full_table
+    exclude: true
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, err := Parse("tables.yml", []byte(good))
+	require.NoError(t, err)
+	require.Len(t, cfg.Tables, 4)
+	p := cfg.Tables["patient"]
+	assert.Equal(t, "patient", p.Name)
+	assert.Equal(t, []string{"PatNum"}, p.PrimaryKey)
+	assert.Equal(t, "DateTStamp", p.Watermark())
+	assert.Equal(t, Incremental, p.Strategy)
+	assert.Equal(t, 5000, p.BatchSize)
+	assert.Equal(t, 60, p.LookbackSeconds)
+	assert.True(t, p.DeletesEnabled())
+	assert.False(t, cfg.Tables["definition"].DeletesEnabled())
+	assert.Equal(t, DefaultBatchSize, cfg.Tables["definition"].BatchSize, "batch_size defaults")
+	assert.Equal(t, Standard, cfg.Tables["nokey"].Importance, "importance defaults")
+
+	var order []string
+	for _, tb := range cfg.Ordered() {
+		order = append(order, tb.Name)
+	}
+	assert.Equal(t, []string{"patient", "securitylog", "definition"}, order, "critical first, excluded dropped")
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	cfg, err := Parse("tables.yml", []byte(good))
+	require.NoError(t, err)
+	out, err := Marshal(cfg, []string{"generated"})
+	require.NoError(t, err)
+	again, err := Parse("tables.yml", out)
+	require.NoError(t, err, string(out))
+	assert.Equal(t, cfg, again)
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, yml, want string
+	}{
+		{"unknown key", "tables:\n  a:\n    extraction_strategy: full_table\n    batchsize: 3\n", `t.yml:4: table "a": unknown key "batchsize"; fix: use one of:`},
+		{"unknown strategy", "tables:\n  a:\n    extraction_strategy: incremntal\n", `t.yml:3: table "a": unknown extraction_strategy "incremntal"; fix: use one of: full_table, incremental, incremental_chunked`},
+		{"no watermark", "tables:\n  a:\n    primary_key: [Id]\n    extraction_strategy: incremental\n", `t.yml:4: table "a": incremental needs watermark_columns`},
+		{"no key", "tables:\n  a:\n    watermark_columns: [T]\n    extraction_strategy: incremental_chunked\n", `t.yml:4: table "a": incremental_chunked needs a primary_key`},
+		{"duplicate", "tables:\n  a:\n    extraction_strategy: full_table\n  A:\n    extraction_strategy: full_table\n", `t.yml:4: table "A" is listed twice (first at line 2)`},
+		{"unknown importance", "tables:\n  a:\n    extraction_strategy: full_table\n    importance: vital\n", `t.yml:4: table "a": unknown importance "vital"`},
+		{"missing strategy", "tables:\n  a:\n    batch_size: 10\n", `t.yml:2: table "a": extraction_strategy is missing`},
+		{"negative batch", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: -1\n", `t.yml:4: table "a": batch_size -1 is negative`},
+		{"top-level key", "tabels:\n  a: {}\n", `t.yml:1: unknown top-level key "tabels"`},
+		{"bad type", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: many\n", `t.yml:3: table "a"`},
+		{"bad yaml", "tables:\n  a: [\n", `t.yml: invalid tables.yml`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("t.yml", []byte(c.yml))
+			require.Error(t, err)
+			assert.Nil(t, cfg)
+			assert.Contains(t, err.Error(), c.want)
+			assert.True(t, errors.Is(err, ErrInvalid))
+		})
+	}
+}
+
+func TestEnums(t *testing.T) {
+	_, err := ParseStrategy("x")
+	assert.ErrorContains(t, err, "allowed: full_table, incremental, incremental_chunked")
+	s, err := ParseStrategy("incremental")
+	require.NoError(t, err)
+	assert.True(t, s.IsIncremental())
+	_, err = ParseImportance("x")
+	assert.ErrorContains(t, err, "allowed: critical, important, standard, audit, reference")
+	assert.Equal(t, 0, Critical.Rank())
+}
