@@ -1,0 +1,128 @@
+package typemap
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMap(t *testing.T) {
+	tests := []struct {
+		col    Column
+		target string
+		conv   Conv
+	}{
+		{Column{Name: "a", DataType: "tinyint", ColumnType: "tinyint(1)"}, "smallint", ConvNumber},
+		{Column{Name: "a", DataType: "tinyint", ColumnType: "tinyint(3) unsigned"}, "smallint", ConvNumber},
+		{Column{Name: "a", DataType: "smallint", ColumnType: "smallint(5) unsigned"}, "integer", ConvNumber},
+		{Column{Name: "a", DataType: "smallint", ColumnType: "smallint(6)"}, "smallint", ConvNumber},
+		{Column{Name: "a", DataType: "mediumint", ColumnType: "mediumint(8) unsigned"}, "integer", ConvNumber},
+		{Column{Name: "a", DataType: "int", ColumnType: "int(11)"}, "integer", ConvNumber},
+		{Column{Name: "a", DataType: "int", ColumnType: "int(10) unsigned"}, "bigint", ConvNumber},
+		{Column{Name: "a", DataType: "bigint", ColumnType: "bigint(20)"}, "bigint", ConvNumber},
+		{Column{Name: "a", DataType: "bigint", ColumnType: "bigint(20) unsigned"}, "numeric(20,0)", ConvNumber},
+		{Column{Name: "a", DataType: "decimal", ColumnType: "decimal(65,30)", Precision: 65, Scale: 30}, "numeric(65,30)", ConvNumber},
+		{Column{Name: "a", DataType: "decimal", ColumnType: "decimal(10,2) unsigned"}, "numeric(10,2)", ConvNumber},
+		{Column{Name: "a", DataType: "float", ColumnType: "float"}, "real", ConvNumber},
+		{Column{Name: "a", DataType: "double", ColumnType: "double"}, "double precision", ConvNumber},
+		{Column{Name: "a", DataType: "bit", ColumnType: "bit(1)", Precision: 1}, "bit(1)", ConvBit},
+		{Column{Name: "a", DataType: "bit", ColumnType: "bit(64)"}, "bit(64)", ConvBit},
+		{Column{Name: "a", DataType: "year", ColumnType: "year(4)"}, "smallint", ConvNumber},
+		{Column{Name: "a", DataType: "date", ColumnType: "date"}, "date", ConvDate},
+		{Column{Name: "a", DataType: "datetime", ColumnType: "datetime(6)"}, "timestamp", ConvDatetime},
+		{Column{Name: "a", DataType: "timestamp", ColumnType: "timestamp"}, "timestamptz", ConvTimestamp},
+		{Column{Name: "a", DataType: "time", ColumnType: "time"}, "interval", ConvInterval},
+		{Column{Name: "a", DataType: "varchar", ColumnType: "varchar(255)"}, "text", ConvText},
+		{Column{Name: "a", DataType: "char", ColumnType: "char(2)"}, "text", ConvText},
+		{Column{Name: "a", DataType: "longtext", ColumnType: "longtext"}, "text", ConvText},
+		{Column{Name: "a", DataType: "json", ColumnType: "json"}, "text", ConvText},
+		{Column{Name: "a", DataType: "enum", ColumnType: "enum('a','b')"}, "text", ConvText},
+		{Column{Name: "a", DataType: "set", ColumnType: "set('a','b')"}, "text", ConvText},
+		{Column{Name: "a", DataType: "mediumblob", ColumnType: "mediumblob"}, "bytea", ConvBytes},
+		{Column{Name: "a", DataType: "varbinary", ColumnType: "varbinary(16)"}, "bytea", ConvBytes},
+		{Column{Name: "a", DataType: "geometry", ColumnType: "geometry"}, "bytea", ConvBytes},
+		{Column{Name: "a", DataType: "point", ColumnType: "point"}, "bytea", ConvBytes},
+	}
+	for _, tt := range tests {
+		t.Run(tt.col.ColumnType, func(t *testing.T) {
+			m, err := Map(tt.col, "")
+			require.NoError(t, err)
+			assert.Equal(t, tt.target, m.Target)
+			assert.Equal(t, tt.conv, m.Conv)
+			assert.Equal(t, tt.col.ColumnType, m.Source)
+			assert.NotEmpty(t, m.Reason)
+		})
+	}
+}
+
+func TestMapFloatReadWidened(t *testing.T) {
+	m, err := Map(Column{Name: "x`y", DataType: "float", ColumnType: "float"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, "(`x``y` + 0e0)", m.SelectExpr)
+}
+
+func TestMapOverrideAndUnknown(t *testing.T) {
+	m, err := Map(Column{Name: "IsHidden", DataType: "tinyint", ColumnType: "tinyint(1)"}, "boolean")
+	require.NoError(t, err)
+	assert.Equal(t, "boolean", m.Target)
+	assert.True(t, m.Override)
+	assert.Equal(t, ConvNumber, m.Conv)
+
+	_, err = Map(Column{Name: "odd", DataType: "vector", ColumnType: "vector(3)"}, "")
+	require.ErrorIs(t, err, ErrUnknownType)
+	assert.Contains(t, err.Error(), "column_types.odd")
+
+	m, err = Map(Column{Name: "odd", DataType: "vector", ColumnType: "vector(3)"}, "text")
+	require.NoError(t, err)
+	assert.Equal(t, ConvText, m.Conv)
+}
+
+func TestAppendCopy(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    []byte
+		conv  Conv
+		bits  int
+		want  string
+		count Conversion
+		n     int64
+	}{
+		{"null", nil, ConvText, 0, `\N`, 0, 0},
+		{"empty text is not null", []byte{}, ConvText, 0, ``, 0, 0},
+		{"escapes", []byte("a\\b\tc\nd\re"), ConvText, 0, `a\\b\tc\nd\re`, 0, 0},
+		{"emoji", []byte("😀"), ConvText, 0, "😀", 0, 0},
+		{"nul stripped", []byte("a\x00b\x00"), ConvText, 0, "ab", NULByte, 1},
+		{"surrogate replaced", []byte("A\xed\xa0\x80B"), ConvText, 0, "A\uFFFDB", InvalidUTF8, 1},
+		{"bytes", []byte{0, 0xff, '\\'}, ConvBytes, 0, `\\x00ff5c`, 0, 0},
+		{"bit1", []byte{1}, ConvBit, 1, "1", 0, 0},
+		{"bit10", []byte{0x02, 0x01}, ConvBit, 10, "1000000001", 0, 0},
+		{"bit64", []byte{0x80, 0, 0, 0, 0, 0, 0, 1}, ConvBit, 64, "1000000000000000000000000000000000000000000000000000000000000001", 0, 0},
+		{"zero date", []byte("0000-00-00"), ConvDate, 0, `\N`, ZeroDate, 1},
+		{"partial zero", []byte("2019-00-00 00:00:00"), ConvDatetime, 0, `\N`, ZeroDate, 1},
+		{"year zero", []byte("0000-01-01"), ConvDate, 0, `\N`, ZeroDate, 1},
+		{"feb 30", []byte("2019-02-30"), ConvDate, 0, `\N`, InvalidDate, 1},
+		{"leap day", []byte("2020-02-29"), ConvDate, 0, "2020-02-29", 0, 0},
+		{"first day", []byte("0001-01-01"), ConvDate, 0, "0001-01-01", 0, 0},
+		{"timestamp utc", []byte("2020-01-02 03:04:05.123456"), ConvTimestamp, 0, "2020-01-02 03:04:05.123456+00", 0, 0},
+		{"time", []byte("-838:59:59"), ConvInterval, 0, "-838:59:59", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Counts
+			got := AppendCopy([]byte("x"), tt.in, tt.conv, tt.bits, &c)
+			assert.Equal(t, "x"+tt.want, string(got))
+			assert.Equal(t, tt.n, c[tt.count])
+			assert.Equal(t, tt.n, c.Total())
+		})
+	}
+}
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"PatNum": "pat_num", "ADACode": "ada_code", "Mixed Case": "mixed_case", "select": "select",
+		"DateTStamp": "date_t_stamp", "ProcNum2": "proc_num2", "already_snake": "already_snake", "X": "x",
+	} {
+		assert.Equal(t, want, SnakeCase(in), in)
+	}
+}
