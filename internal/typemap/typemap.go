@@ -29,14 +29,14 @@ func (c Column) Unsigned() bool { return strings.Contains(strings.ToLower(c.Colu
 type Conv int
 
 const (
-	ConvNumber   Conv = iota // digits, sign, point, exponent: written as is
-	ConvText                 // NUL bytes stripped, invalid UTF-8 replaced, COPY-escaped
-	ConvBytes                // bytea hex
-	ConvBit                  // MySQL's big-endian bytes as a string of n '0'/'1'
-	ConvDate                 // zero / impossible dates become NULL
-	ConvDatetime             // as ConvDate, time of day kept
-	ConvTimestamp            // as ConvDatetime, read in UTC and written with +00
-	ConvInterval             // MySQL TIME text, ±838:59:59[.ffffff], is valid interval input
+	ConvNumber    Conv = iota // digits, sign, point, exponent: written as is
+	ConvText                  // NUL bytes stripped, invalid UTF-8 replaced, COPY-escaped
+	ConvBytes                 // bytea hex
+	ConvBit                   // MySQL's big-endian bytes as a string of n '0'/'1'
+	ConvDate                  // zero / impossible dates become NULL
+	ConvDatetime              // as ConvDate, time of day kept
+	ConvTimestamp             // as ConvDatetime, read in UTC and written with +00
+	ConvInterval              // MySQL TIME text, ±838:59:59[.ffffff], is valid interval input
 )
 
 var convNames = [...]string{"number", "text", "bytes", "bit", "date", "datetime", "timestamp", "interval"}
