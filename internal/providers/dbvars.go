@@ -1,0 +1,140 @@
+package providers
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+)
+
+// dbVars is the specification of one database's environment variables;
+// envconfig derives each variable's name from the prefix (the environment's
+// VarPrefix plus the catalogue's EnvPrefix) and the envconfig tag, e.g.
+// TEST_OPENDENTAL_SOURCE_HOST.
+//
+// Values are read from the Settings' environment map, not with
+// envconfig.Process: Process reads only the process environment (so tests
+// could not inject a map) and, for a missing prefixed variable, falls back
+// to the bare tag name, which would read the shell's $USER as the database
+// user. Here a missing variable is a missing variable.
+type dbVars struct {
+	Host     string `envconfig:"HOST" required:"true" desc:"server host name or address"`
+	Port     int    `envconfig:"PORT" desc:"server port; defaults to the catalogue's port"`
+	DB       string `envconfig:"DB" required:"true" desc:"database name"`
+	User     string `envconfig:"USER" required:"true" desc:"user name"`
+	Password string `envconfig:"PASSWORD" desc:"password; may be empty"`
+	Schema   string `envconfig:"SCHEMA" desc:"default schema (search_path) of the plain analytics handle; defaults to raw"`
+}
+
+// varName is one variable of dbVars: its struct field, full name and tags.
+type varName struct {
+	Field    string
+	Key      string
+	Required bool
+	Desc     string
+}
+
+var (
+	varNamesMu    sync.Mutex
+	varNamesCache = map[string][]varName{}
+	varNamesTmpl  = template.Must(template.New("vars").Parse(
+		"{{range .}}{{.Name}}\t{{.Key}}\t{{.Tags.Get \"required\"}}\t{{.Tags.Get \"desc\"}}\n{{end}}"))
+)
+
+// varNames lists the variables of a database with prefix (e.g.
+// TEST_OPENDENTAL_SOURCE) as envconfig names them.
+func varNames(prefix string) []varName {
+	varNamesMu.Lock()
+	defer varNamesMu.Unlock()
+	if v, ok := varNamesCache[prefix]; ok {
+		return v
+	}
+	var buf bytes.Buffer
+	if err := envconfig.Usaget(prefix, &dbVars{}, &buf, varNamesTmpl); err != nil {
+		panic(fmt.Sprintf("providers: dbVars is not a valid envconfig specification: %v", err)) // a programming error
+	}
+	var out []varName
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		f := strings.SplitN(line, "\t", 4)
+		out = append(out, varName{Field: f[0], Key: f[1], Required: f[2] == "true", Desc: f[3]})
+	}
+	varNamesCache[prefix] = out
+	return out
+}
+
+// DatabaseVariables lists the environment variables db reads in env, in
+// specification order (HOST, PORT, DB, USER, PASSWORD and, for a database
+// with schemas, SCHEMA).
+func DatabaseVariables(env Environment, db catalog.Database) []string {
+	var out []string
+	for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
+		if v.Field == "Schema" && !db.HasSchemas {
+			continue
+		}
+		out = append(out, v.Key)
+	}
+	return out
+}
+
+// readDBVars reads db's variables for env from vars and returns every
+// problem found, each naming the variable and how to fix it.
+func readDBVars(env Environment, db catalog.Database, vars map[string]string) (dbVars, []string) {
+	var out dbVars
+	var problems []string
+	for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
+		if v.Field == "Schema" && !db.HasSchemas {
+			continue
+		}
+		val, set := vars[v.Key]
+		val = strings.TrimSpace(val)
+		if v.Required && val == "" {
+			what := "is not set"
+			if set {
+				what = "is empty"
+			}
+			problems = append(problems, fmt.Sprintf("%s %s: set it to the %s database's %s", v.Key, what, db.Type, v.Desc))
+			continue
+		}
+		switch v.Field {
+		case "Host":
+			out.Host = val
+		case "Port":
+			out.Port = db.DefaultPort
+			if val == "" {
+				break
+			}
+			p, err := strconv.Atoi(val)
+			if err != nil || p < 1 || p > 65535 {
+				problems = append(problems, fmt.Sprintf("%s=%q is not a port number: set it to a number from 1 to 65535 (or unset it for %d)", v.Key, val, db.DefaultPort))
+				break
+			}
+			out.Port = p
+		case "DB":
+			out.DB = val
+			if env == Test && !strings.Contains(strings.ToLower(val), "test") {
+				problems = append(problems, fmt.Sprintf("%s=%q has no \"test\" in its name: the test environment only uses databases named with a test marker; point it at a test database", v.Key, val))
+			}
+		case "User":
+			out.User = val
+		case "Password":
+			out.Password = vars[v.Key] // a password may have meaningful spaces
+		case "Schema":
+			out.Schema = string(catalog.SchemaRaw)
+			if val == "" {
+				break
+			}
+			if _, err := catalog.ParsePostgresSchema(val); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", v.Key, err))
+				break
+			}
+			out.Schema = val
+		}
+	}
+	return out, problems
+}

@@ -1,0 +1,286 @@
+package providers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+)
+
+// PipelineConfig is pipeline.yml. Every key is optional; unknown keys are
+// errors. Example (see config/pipeline.yml):
+//
+//	connections:          # per catalogue database: source, replication, analytics
+//	  source:
+//	    connect_timeout: 10     # seconds, or a Go duration such as "1m30s"
+//	    read_timeout: 300
+//	    write_timeout: 300
+//	    pool_size: 5            # connections kept open
+//	    max_overflow: 10        # extra connections allowed under load
+//	    pool_timeout: 30        # wait for a free connection
+//	    pool_recycle: 1800      # close connections older than this
+//	    application_name: pipeline
+//	replication:
+//	  workers: 2                # tables replicated at once
+//	  source_connections: 2     # connections open on the source at most
+//	  rate_limit_ms: 100        # minimum gap between source queries; 0 disables
+//	  max_retries: 3            # retries of a retryable source error
+//	load:
+//	  workers: 2                # tables loaded into PostgreSQL at once
+//	  batch_rows: 10000         # rows per COPY batch
+type PipelineConfig struct {
+	Connections map[catalog.DatabaseType]ConnectionConfig `yaml:"connections"`
+	Replication ReplicationOptions                        `yaml:"replication"`
+	Load        LoadOptions                               `yaml:"load"`
+}
+
+// ConnectionConfig overrides one database's pool and timeouts; nil keeps
+// the default (see PoolConfig defaults). Analytics settings apply to every
+// schema pool.
+type ConnectionConfig struct {
+	ConnectTimeout  *Duration `yaml:"connect_timeout"`
+	ReadTimeout     *Duration `yaml:"read_timeout"`
+	WriteTimeout    *Duration `yaml:"write_timeout"`
+	PoolSize        *int      `yaml:"pool_size"`
+	MaxOverflow     *int      `yaml:"max_overflow"`
+	PoolTimeout     *Duration `yaml:"pool_timeout"`
+	PoolRecycle     *Duration `yaml:"pool_recycle"`
+	ApplicationName *string   `yaml:"application_name"`
+}
+
+// ReplicationOptions are the replicate command's run options.
+type ReplicationOptions struct {
+	Workers           int `yaml:"workers"`
+	SourceConnections int `yaml:"source_connections"`
+	RateLimitMS       int `yaml:"rate_limit_ms"`
+	MaxRetries        int `yaml:"max_retries"`
+}
+
+// RateLimit is RateLimitMS as a duration.
+func (o ReplicationOptions) RateLimit() time.Duration {
+	return time.Duration(o.RateLimitMS) * time.Millisecond
+}
+
+// LoadOptions are the load command's run options.
+type LoadOptions struct {
+	Workers   int `yaml:"workers"`
+	BatchRows int `yaml:"batch_rows"`
+}
+
+// Defaults of the settings not covered by the pool defaults in config.go.
+const (
+	DefaultConnectTimeout  = 10 * time.Second
+	DefaultReadTimeout     = 5 * time.Minute
+	DefaultWriteTimeout    = 5 * time.Minute
+	DefaultApplicationName = "pipeline"
+)
+
+// DefaultPipelineConfig is the configuration of an empty pipeline.yml.
+func DefaultPipelineConfig() *PipelineConfig {
+	return &PipelineConfig{
+		Connections: map[catalog.DatabaseType]ConnectionConfig{},
+		Replication: ReplicationOptions{Workers: 2, SourceConnections: 2, RateLimitMS: 100, MaxRetries: 3},
+		Load:        LoadOptions{Workers: 2, BatchRows: 10000},
+	}
+}
+
+// Pool returns db's pool configuration: the defaults with pipeline.yml's
+// overrides applied.
+func (p *PipelineConfig) Pool(db catalog.DatabaseType) PoolConfig {
+	pc := PoolConfig{
+		ConnectTimeout: DefaultConnectTimeout, ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout,
+		PoolSize: DefaultPoolSize, MaxOverflow: DefaultMaxOverflow,
+		PoolTimeout: DefaultPoolTimeout, PoolRecycle: DefaultPoolRecycle,
+		ApplicationName: DefaultApplicationName,
+	}
+	if p == nil {
+		return pc
+	}
+	c := p.Connections[db]
+	setDur := func(dst *time.Duration, src *Duration) {
+		if src != nil {
+			*dst = time.Duration(*src)
+		}
+	}
+	setDur(&pc.ConnectTimeout, c.ConnectTimeout)
+	setDur(&pc.ReadTimeout, c.ReadTimeout)
+	setDur(&pc.WriteTimeout, c.WriteTimeout)
+	setDur(&pc.PoolTimeout, c.PoolTimeout)
+	setDur(&pc.PoolRecycle, c.PoolRecycle)
+	if c.PoolSize != nil {
+		pc.PoolSize = *c.PoolSize
+	}
+	if c.MaxOverflow != nil {
+		pc.MaxOverflow = *c.MaxOverflow
+	}
+	if c.ApplicationName != nil {
+		pc.ApplicationName = *c.ApplicationName
+	}
+	return pc
+}
+
+// Duration is a YAML duration: an integer number of seconds (as in the
+// original design) or a Go duration string such as "90s" or "5m".
+type Duration time.Duration
+
+// UnmarshalYAML accepts seconds or a duration string, never a negative one.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: expected a duration (seconds or e.g. \"90s\"), got a %s", n.Line, kindName(n.Kind))
+	}
+	var v time.Duration
+	if n.Tag == "!!int" {
+		var secs int64
+		if err := n.Decode(&secs); err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		v = time.Duration(secs) * time.Second
+	} else {
+		parsed, err := time.ParseDuration(n.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: %q is not a duration: write seconds (30) or a Go duration (\"30s\", \"5m\")", n.Line, n.Value)
+		}
+		v = parsed
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %s is negative", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.AliasNode:
+		return "alias"
+	default:
+		return "document"
+	}
+}
+
+// ErrInvalidConfig marks every configuration error (files, environment
+// variables, --env); the CLI exits with code 2 on it.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// ParsePipeline decodes pipeline.yml strictly (unknown keys are errors),
+// applies the defaults and checks every value. name is the file's path,
+// used in messages together with the line.
+func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
+	cfg := DefaultPipelineConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, name, err)
+	}
+	// Database names first, from the node tree, so the message has the line
+	// (the strict decode below would reject them without one).
+	if conns := valueAt(&root, "connections"); conns != nil && conns.Kind == yaml.MappingNode {
+		var unknown []string
+		for i := 0; i+1 < len(conns.Content); i += 2 {
+			k := conns.Content[i]
+			if _, err := catalog.ParseDatabaseType(k.Value); err != nil {
+				unknown = append(unknown, fmt.Sprintf("%s:%d: connections: %v", name, k.Line, err))
+			}
+		}
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(unknown, "\n  - "))
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, name, err)
+	}
+	if cfg.Connections == nil { // "connections:" with nothing under it
+		cfg.Connections = map[catalog.DatabaseType]ConnectionConfig{}
+	}
+	var problems []string
+	bad := func(line int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
+	}
+	for db, c := range cfg.Connections {
+		if c.PoolSize != nil && *c.PoolSize < 1 {
+			bad(lineOf(&root, "connections", string(db), "pool_size"), "connections.%s.pool_size must be at least 1, got %d", db, *c.PoolSize)
+		}
+		if c.MaxOverflow != nil && *c.MaxOverflow < 0 {
+			bad(lineOf(&root, "connections", string(db), "max_overflow"), "connections.%s.max_overflow must be 0 or more, got %d", db, *c.MaxOverflow)
+		}
+		if c.ConnectTimeout != nil && *c.ConnectTimeout == 0 {
+			bad(lineOf(&root, "connections", string(db), "connect_timeout"), "connections.%s.connect_timeout must be more than 0", db)
+		}
+		if c.ApplicationName != nil && strings.TrimSpace(*c.ApplicationName) == "" {
+			bad(lineOf(&root, "connections", string(db), "application_name"), "connections.%s.application_name must not be empty", db)
+		}
+	}
+	atLeast := func(key string, v, min int) {
+		if v < min {
+			parts := strings.Split(key, ".")
+			bad(lineOf(&root, parts...), "%s must be at least %d, got %d", key, min, v)
+		}
+	}
+	atLeast("replication.workers", cfg.Replication.Workers, 1)
+	atLeast("replication.source_connections", cfg.Replication.SourceConnections, 1)
+	atLeast("replication.rate_limit_ms", cfg.Replication.RateLimitMS, 0)
+	atLeast("replication.max_retries", cfg.Replication.MaxRetries, 0)
+	atLeast("load.workers", cfg.Load.Workers, 1)
+	atLeast("load.batch_rows", cfg.Load.BatchRows, 1)
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(problems, "\n  - "))
+	}
+	return cfg, nil
+}
+
+// valueAt returns the value node of the top-level key, or nil.
+func valueAt(root *yaml.Node, key string) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// lineOf finds the line of the key at path in a decoded document, or 0.
+func lineOf(root *yaml.Node, path ...string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line = n.Content[i].Line
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}

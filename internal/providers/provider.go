@@ -1,0 +1,160 @@
+package providers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// File names inside the config directory.
+const (
+	PipelineFile = "pipeline.yml"
+	TablesFile   = "tables.yml"
+)
+
+// ConfigProvider is where Settings come from: the config files and the
+// environment variables.
+type ConfigProvider interface {
+	// Pipeline returns pipeline.yml, defaulted and validated.
+	Pipeline() (*PipelineConfig, error)
+	// Tables returns tables.yml; exists is false (and cfg empty) when there
+	// is no tables.yml yet, which is how discover finds things.
+	Tables() (cfg *tables.Config, exists bool, err error)
+	// Env returns the environment variables.
+	Env() map[string]string
+	// Dir is the config directory, "" when there is none.
+	Dir() string
+}
+
+// FileProvider reads pipeline.yml and tables.yml from a config directory.
+// pipeline.yml is required (an explicit file beats silently running on
+// defaults); tables.yml may be missing until discover writes it.
+type FileProvider struct {
+	dir  string
+	vars map[string]string
+}
+
+// NewFileProvider reads the config files in dir and the variables in vars
+// (usually OSEnv()).
+func NewFileProvider(dir ConfigDir, vars EnvVars) *FileProvider {
+	return &FileProvider{dir: string(dir), vars: vars}
+}
+
+// Dir is the config directory.
+func (p *FileProvider) Dir() string { return p.dir }
+
+// Env returns the variables the provider was given.
+func (p *FileProvider) Env() map[string]string { return p.vars }
+
+// Pipeline reads and validates <dir>/pipeline.yml.
+func (p *FileProvider) Pipeline() (*PipelineConfig, error) {
+	if st, err := os.Stat(p.dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%w: config directory %s does not exist: pass --config-dir or set PIPELINE_CONFIG_DIR to the directory holding %s", ErrInvalidConfig, p.dir, PipelineFile)
+	}
+	path := filepath.Join(p.dir, PipelineFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist: create it (an empty file means all defaults; see config/pipeline.yml in the repository)", ErrInvalidConfig, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, path, err)
+	}
+	return ParsePipeline(path, data)
+}
+
+// Tables reads <dir>/tables.yml if it exists.
+func (p *FileProvider) Tables() (*tables.Config, bool, error) {
+	path := filepath.Join(p.dir, TablesFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &tables.Config{Tables: map[string]*tables.Table{}}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, path, err)
+	}
+	cfg, err := ParseTables(path, data)
+	if err != nil {
+		return nil, false, err
+	}
+	return cfg, true, nil
+}
+
+// MemoryProvider is an in-memory ConfigProvider for tests (the design's
+// DictConfigProvider). A nil PipelineConfig means the defaults; a nil
+// TablesConfig means no tables.yml.
+type MemoryProvider struct {
+	PipelineConfig *PipelineConfig
+	TablesConfig   *tables.Config
+	Vars           map[string]string
+}
+
+// Dir is always "" for an in-memory provider.
+func (p *MemoryProvider) Dir() string { return "" }
+
+// Env returns Vars.
+func (p *MemoryProvider) Env() map[string]string { return p.Vars }
+
+// Pipeline returns PipelineConfig or the defaults.
+func (p *MemoryProvider) Pipeline() (*PipelineConfig, error) {
+	if p.PipelineConfig == nil {
+		return DefaultPipelineConfig(), nil
+	}
+	return p.PipelineConfig, nil
+}
+
+// Tables returns TablesConfig.
+func (p *MemoryProvider) Tables() (*tables.Config, bool, error) {
+	if p.TablesConfig == nil {
+		return &tables.Config{Tables: map[string]*tables.Table{}}, false, nil
+	}
+	return p.TablesConfig, true, nil
+}
+
+// ParseTables decodes tables.yml strictly (unknown keys are errors, messages
+// name the file and line) and fills each Table's Name from its key.
+//
+// TODO(tables): switch to tables.Parse once internal/tables provides it with
+// the model's own validation.
+func ParseTables(name string, data []byte) (*tables.Config, error) {
+	cfg := &tables.Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, name, err)
+	}
+	if cfg.Tables == nil {
+		cfg.Tables = map[string]*tables.Table{}
+	}
+	var nilTables []string
+	for n, t := range cfg.Tables {
+		if t == nil {
+			nilTables = append(nilTables, n)
+			continue
+		}
+		t.Name = n
+	}
+	if len(nilTables) > 0 {
+		return nil, fmt.Errorf("%w: reading %s: tables %s have no settings: give each table a mapping or run pipeline discover", ErrInvalidConfig, name, strings.Join(nilTables, ", "))
+	}
+	return cfg, nil
+}
+
+// OSEnv returns the process environment as a map.
+func OSEnv() EnvVars {
+	m := EnvVars{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
