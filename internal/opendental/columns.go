@@ -1,0 +1,42 @@
+package opendental
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"strconv"
+	"strings"
+)
+
+//go:embed data/opendental_columns_24.3.tsv
+var columnsTSV []byte
+
+// Column is one documented column of OpenDental 24.3.
+type Column struct {
+	Table    string
+	Ordinal  int
+	Name     string
+	DocType  string // the documented type, e.g. bigint(20)
+	FKTable  string // the documented foreign-key target as written ("" when none; may be prose)
+	EnumName string
+}
+
+// Columns returns every documented column of 24.3 in file order.
+func Columns() []Column {
+	var out []Column
+	sc := bufio.NewScanner(bytes.NewReader(columnsTSV))
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) < 7 {
+			continue
+		}
+		ord, _ := strconv.Atoi(f[1])
+		out = append(out, Column{Table: f[0], Ordinal: ord, Name: f[2], DocType: f[3], FKTable: strings.TrimSpace(f[4]), EnumName: f[6]})
+	}
+	return out
+}
