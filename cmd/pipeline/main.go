@@ -28,9 +28,12 @@ type globalFlags struct {
 	ConfigDir string // --config-dir overrides PIPELINE_CONFIG_DIR, default ./config
 }
 
+// register adds the global flags to fs with their current values as
+// defaults, so a subcommand can accept them too without undoing what was
+// given before its name.
 func (g *globalFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.Env, "env", "", "environment: production or test (overrides ETL_ENVIRONMENT, ENVIRONMENT, APP_ENV)")
-	fs.StringVar(&g.ConfigDir, "config-dir", "", "config directory holding pipeline.yml and tables.yml (default $PIPELINE_CONFIG_DIR or ./config)")
+	fs.StringVar(&g.Env, "env", g.Env, "environment: production or test (overrides ETL_ENVIRONMENT, ENVIRONMENT, APP_ENV)")
+	fs.StringVar(&g.ConfigDir, "config-dir", g.ConfigDir, "config directory holding pipeline.yml and tables.yml (default $PIPELINE_CONFIG_DIR or ./config)")
 }
 
 type command struct {

@@ -56,8 +56,8 @@ func fullVars(prefix string) map[string]string {
 		prefix + "OPENDENTAL_SOURCE_HOST": "src.example", prefix + "OPENDENTAL_SOURCE_PORT": "3307",
 		prefix + "OPENDENTAL_SOURCE_DB": "test_opendental", prefix + "OPENDENTAL_SOURCE_USER": "reader",
 		prefix + "OPENDENTAL_SOURCE_PASSWORD": "s3cr3t-XYZ",
-		prefix + "MYSQL_REPLICATION_HOST": "repl.example", prefix + "MYSQL_REPLICATION_DB": "test_repl",
-		prefix + "MYSQL_REPLICATION_USER": "repl",
+		prefix + "MYSQL_REPLICATION_HOST":     "repl.example", prefix + "MYSQL_REPLICATION_DB": "test_repl",
+		prefix + "MYSQL_REPLICATION_USER":  "repl",
 		prefix + "POSTGRES_ANALYTICS_HOST": "pg.example", prefix + "POSTGRES_ANALYTICS_DB": "test_analytics",
 		prefix + "POSTGRES_ANALYTICS_USER": "analyst", prefix + "POSTGRES_ANALYTICS_SCHEMA": "staging",
 	}

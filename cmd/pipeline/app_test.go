@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+const secret = "s3cr3t-XYZ"
+
+// allHandles asks for every connection handle, so fx has to be able to
+// build each of them.
+type allHandles struct {
+	fx.In
+	Settings     *providers.Settings
+	Source       *connections.SourceDB
+	Replication  *connections.ReplicationDB
+	Analytics    *connections.AnalyticsDB
+	Raw          *connections.AnalyticsRawDB
+	Staging      *connections.AnalyticsStagingDB
+	Intermediate *connections.AnalyticsIntermediateDB
+	Marts        *connections.AnalyticsMartsDB
+}
+
+func TestGraphIsComplete(t *testing.T) {
+	for _, env := range providers.EnvironmentValues() {
+		t.Run(string(env), func(t *testing.T) {
+			// The graph as production builds it, *Settings from the command
+			// line inputs (no fx.Replace): every handle and Deps resolve.
+			err := fx.ValidateApp(
+				fx.Supply(slog.New(slog.DiscardHandler)),
+				graph(&globalFlags{}, env),
+				fx.Invoke(func(allHandles, Deps) {}),
+			)
+			assert.NoError(t, err)
+		})
+	}
+	// And a missing piece is caught: without the factory nothing opens.
+	err := fx.ValidateApp(
+		fx.Supply(slog.New(slog.DiscardHandler)),
+		fx.Supply(providers.ConfigDirFlag(""), providers.EnvOverride(""), providers.EnvVars{}),
+		providers.Module, connections.ProdModule,
+		fx.Invoke(func(allHandles) {}),
+	)
+	assert.ErrorContains(t, err, "factory.Factory")
+}
+
+// testVars points the test environment at fresh databases on the real
+// servers: source and replication on MariaDB, analytics on PostgreSQL.
+func testVars(t *testing.T) (map[string]string, string, string) {
+	t.Helper()
+	_, src := testdb.MySQL(t, "app_src")
+	_, repl := testdb.MySQL(t, "app_repl")
+	_, pg := testdb.Postgres(t, "app_pg")
+	vars := map[string]string{}
+	put := func(prefix string, c providers.DBConfig) {
+		vars["TEST_"+prefix+"_HOST"] = c.Host
+		vars["TEST_"+prefix+"_PORT"] = fmt.Sprint(c.Port)
+		vars["TEST_"+prefix+"_DB"] = c.Name
+		vars["TEST_"+prefix+"_USER"] = c.User
+		vars["TEST_"+prefix+"_PASSWORD"] = c.Password
+	}
+	put("OPENDENTAL_SOURCE", src)
+	put("MYSQL_REPLICATION", repl)
+	put("POSTGRES_ANALYTICS", pg)
+	return vars, src.Name, pg.Name
+}
+
+func mysqlSessions(t *testing.T, db string) int {
+	t.Helper()
+	admin, err := testdb.OpenMySQL(testdb.MySQLConfig("", catalog.DatabaseReplication))
+	require.NoError(t, err)
+	defer admin.Close()
+	var n int
+	require.NoError(t, admin.QueryRow("SELECT COUNT(*) FROM information_schema.processlist WHERE db = ?", db).Scan(&n))
+	return n
+}
+
+func pgSessions(t *testing.T, db string) int {
+	t.Helper()
+	cfg := testdb.PostgresConfig("postgres", "")
+	pool, err := pgxpool.New(context.Background(), fmt.Sprintf("postgres://%s@%s/postgres?sslmode=disable", cfg.User, cfg.Addr()))
+	require.NoError(t, err)
+	defer pool.Close()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		"SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2", db, "pipeline_lifecycle").Scan(&n))
+	return n
+}
+
+func TestLifecycleClosesEveryPool(t *testing.T) {
+	vars, srcName, pgName := testVars(t)
+	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("connections:\n  analytics:\n    application_name: pipeline_lifecycle\n"))
+	require.NoError(t, err)
+	settings := providers.NewTestSettings(pipe, nil, vars)
+
+	var h allHandles
+	var logs bytes.Buffer
+	// The test graph: the real graph with the configuration swapped by
+	// fx.Replace of a concrete value; no file or process variable is read.
+	app := fx.New(appOptions(&globalFlags{}, settings, newLogger(&logs)), fx.Populate(&h))
+	require.NoError(t, app.Err())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, app.Start(ctx))
+
+	var got string
+	require.NoError(t, h.Source.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&got))
+	assert.Equal(t, srcName, got, "the source handle is the fresh test database")
+	require.NoError(t, h.Raw.QueryRow(ctx, "SELECT current_database() || '/' || current_schema()").Scan(&got))
+	assert.Equal(t, pgName+"/raw", got)
+	require.NoError(t, h.Marts.QueryRow(ctx, "SELECT current_schema()").Scan(&got))
+	assert.Equal(t, "marts", got)
+
+	assert.Positive(t, mysqlSessions(t, srcName), "started app holds a source connection")
+	assert.GreaterOrEqual(t, pgSessions(t, pgName), 5, "one ping per analytics pool")
+
+	require.NoError(t, app.Stop(ctx))
+	assert.Zero(t, mysqlSessions(t, srcName), "no source connection left after Stop")
+	assert.Zero(t, pgSessions(t, pgName), "no analytics connection left after Stop")
+	assert.Equal(t, 0, h.Source.Stats().OpenConnections)
+	assert.NotContains(t, logs.String(), secret)
+}
+
+// lazyDeps asks only for the source.
+type lazyDeps struct {
+	Deps
+	Source *connections.SourceDB
+}
+
+func TestWithAppBuildsOnlyWhatIsAsked(t *testing.T) {
+	vars, srcName, _ := testVars(t)
+	for k := range vars {
+		if strings.HasPrefix(k, "TEST_POSTGRES_ANALYTICS_") || strings.HasPrefix(k, "TEST_MYSQL_REPLICATION_") {
+			delete(vars, k)
+		}
+	}
+	var stderr bytes.Buffer
+	var source *sql.DB
+	err := withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(vars),
+		[]catalog.DatabaseType{catalog.DatabaseSource},
+		func(ctx context.Context, d lazyDeps) error {
+			source = d.Source.DB
+			require.NotNil(t, d.Settings)
+			require.NotNil(t, d.Logger)
+			var name string
+			require.NoError(t, d.Source.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&name))
+			assert.Equal(t, srcName, name)
+			return nil
+		})
+	require.NoError(t, err, "analytics and replication are not configured and not needed")
+	require.NotNil(t, source)
+	assert.Error(t, source.Ping(), "the pool is closed after withApp returns")
+
+	// Asking for the replica without declaring it: still a config error (exit 2).
+	type replDeps struct {
+		Deps
+		Replication *connections.ReplicationDB
+	}
+	err = withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(vars), nil,
+		func(context.Context, replDeps) error { t.Fatal("fn must not run"); return nil })
+	require.ErrorIs(t, err, providers.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "TEST_MYSQL_REPLICATION_HOST is not set")
+	assert.Equal(t, exitConfig, exitCode(&stderr, "x", err))
+}
+
+func fixed(vars map[string]string) settingsLoader {
+	return func(*globalFlags) (*providers.Settings, error) {
+		return providers.NewTestSettings(nil, nil, vars), nil
+	}
+}
+
+func TestWithAppConfigErrorTouchesNothing(t *testing.T) {
+	var stderr bytes.Buffer
+	called := false
+	err := withAppSettings(context.Background(), &globalFlags{}, &stderr,
+		fixed(map[string]string{"TEST_OPENDENTAL_SOURCE_HOST": "127.0.0.1", "TEST_OPENDENTAL_SOURCE_DB": "prod"}),
+		[]catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication},
+		func(context.Context, Deps) error { called = true; return nil })
+	require.ErrorIs(t, err, providers.ErrInvalidConfig)
+	assert.False(t, called)
+	for _, want := range []string{`TEST_OPENDENTAL_SOURCE_DB="prod" has no "test"`, "TEST_OPENDENTAL_SOURCE_USER is not set", "TEST_MYSQL_REPLICATION_HOST is not set"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.Equal(t, exitConfig, exitCode(&stderr, "replicate", err))
+	assert.Contains(t, stderr.String(), "pipeline replicate: invalid configuration")
+}
+
+func TestOnStartFailureNamesDatabaseAndHostNotPassword(t *testing.T) {
+	vars, _, _ := testVars(t)
+	tests := []struct {
+		name   string
+		change map[string]string
+		want   []string
+	}{
+		{name: "wrong password", change: map[string]string{"TEST_OPENDENTAL_SOURCE_PASSWORD": secret},
+			want: []string{"source", vars["TEST_OPENDENTAL_SOURCE_HOST"] + ":" + vars["TEST_OPENDENTAL_SOURCE_PORT"], "Access denied"}},
+		{name: "nothing listening", change: map[string]string{"TEST_OPENDENTAL_SOURCE_PORT": "1", "TEST_OPENDENTAL_SOURCE_PASSWORD": secret},
+			want: []string{"source", vars["TEST_OPENDENTAL_SOURCE_HOST"] + ":1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := map[string]string{}
+			for k, val := range vars {
+				v[k] = val
+			}
+			for k, val := range tt.change {
+				v[k] = val
+			}
+			var stderr bytes.Buffer
+			err := withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(v),
+				[]catalog.DatabaseType{catalog.DatabaseSource},
+				func(context.Context, lazyDeps) error { t.Fatal("fn must not run"); return nil })
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, providers.ErrInvalidConfig)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.Equal(t, exitFailed, exitCode(&stderr, "discover", err))
+			assert.NotContains(t, err.Error(), secret)
+			assert.NotContains(t, stderr.String(), secret, "logs and printed error")
+		})
+	}
+}
