@@ -165,7 +165,8 @@ func (v *validator) addf(path []any, format string, args ...any) {
 }
 
 // line walks path (mapping keys and sequence indexes) from the document
-// root and returns the line of the deepest node found.
+// root and returns the line of the deepest node found; for a mapping key
+// that is the key's line, where a reader looks for it.
 func (v *validator) line(path ...any) int {
 	n := v.root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
@@ -174,24 +175,26 @@ func (v *validator) line(path ...any) int {
 	line := max(n.Line, 1)
 	for _, p := range path {
 		var next *yaml.Node
+		nextLine := 0
 		switch p := p.(type) {
 		case string:
 			if n.Kind == yaml.MappingNode {
 				for i := 0; i+1 < len(n.Content); i += 2 {
 					if n.Content[i].Value == p {
-						next = n.Content[i+1]
+						next, nextLine = n.Content[i+1], n.Content[i].Line
 					}
 				}
 			}
 		case int:
 			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
 				next = n.Content[p]
+				nextLine = next.Line
 			}
 		}
 		if next == nil {
 			return line
 		}
-		n, line = next, next.Line
+		n, line = next, nextLine
 	}
 	return line
 }
