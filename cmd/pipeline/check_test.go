@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+// checkEnv sets the process environment the way an operator would: the
+// test environment's variables pointing at fresh databases, the source
+// through its own user whose password is secret. It returns the config dir
+// (a copy of the repository's example pipeline.yml).
+func checkEnv(t *testing.T) string {
+	t.Helper()
+	vars, _, _ := testVars(t)
+
+	// A source user with a real password, so a password is in play on the
+	// successful path too.
+	admin, err := testdb.OpenMySQL(testdb.MySQLConfig("", catalog.DatabaseReplication))
+	require.NoError(t, err)
+	defer admin.Close()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	user := "pipeline_test_" + hex.EncodeToString(b)
+	_, err = admin.Exec(fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, secret))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		a, err := testdb.OpenMySQL(testdb.MySQLConfig("", catalog.DatabaseReplication))
+		if err == nil {
+			_, _ = a.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user))
+			a.Close()
+		}
+	})
+	_, err = admin.Exec(fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", vars["TEST_OPENDENTAL_SOURCE_DB"], user))
+	require.NoError(t, err)
+	vars["TEST_OPENDENTAL_SOURCE_USER"] = user
+	vars["TEST_OPENDENTAL_SOURCE_PASSWORD"] = secret
+	vars["TEST_POSTGRES_ANALYTICS_PASSWORD"] = secret // trust auth ignores it; it must not show either
+
+	for _, name := range append([]string{providers.ConfigDirVar}, providers.EnvironmentVars...) {
+		t.Setenv(name, "")
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	example, err := os.ReadFile(filepath.Join("..", "..", "config", "pipeline.yml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pipeline.yml"), example, 0o600))
+	return dir
+}
+
+func TestCheckAgainstRealServers(t *testing.T) {
+	dir := checkEnv(t)
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), []string{"--config-dir", dir, "check", "--env", "test"}, &stdout, &stderr)
+	out := stdout.String()
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", out, stderr.String())
+
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.GreaterOrEqual(t, len(lines), 1+2+len(catalog.PostgresSchemaValues()))
+	assert.Regexp(t, `^DATABASE\s+ADDRESS\s+NAME\s+STATUS\s+VERSION\s+RTT$`, lines[0])
+	for _, label := range []string{"source", "replication", "analytics/raw", "analytics/staging", "analytics/intermediate", "analytics/marts"} {
+		assert.Regexp(t, `(?m)^`+label+`\s+127\.0\.0\.1:\d+\s+pipeline_test_\S+\s+ok\s+\S.*\s+\d[\d.]*[µnm]?s$`, out, label)
+	}
+	assert.Contains(t, out, "MariaDB", "server version of the MySQL rows")
+	assert.Contains(t, out, "all 6 connections ok")
+	assert.NotContains(t, out+stderr.String(), secret)
+}
+
+func TestCheckReportsFailuresAndConfigErrors(t *testing.T) {
+	dir := checkEnv(t)
+	t.Setenv("TEST_OPENDENTAL_SOURCE_PASSWORD", "wrong-"+secret)
+	t.Setenv("TEST_MYSQL_REPLICATION_PORT", "1")
+
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	out := stdout.String()
+	assert.Equal(t, exitFailed, code, out)
+	assert.Regexp(t, `(?m)^source\s+\S+\s+\S+\s+error\s`, out)
+	assert.Regexp(t, `(?m)^replication\s+127\.0\.0\.1:1\s+\S+\s+error\s`, out)
+	assert.Regexp(t, `(?m)^analytics/raw\s+\S+\s+\S+\s+ok\s`, out)
+	assert.Contains(t, out, "2 of 6 connections failed")
+	assert.Contains(t, out, "Access denied")
+	assert.NotContains(t, out+stderr.String(), secret)
+
+	// A configuration error: exit 2 and every problem, nothing connected.
+	t.Setenv("TEST_POSTGRES_ANALYTICS_DB", "analytics")
+	t.Setenv("TEST_OPENDENTAL_SOURCE_HOST", "")
+	stdout.Reset()
+	stderr.Reset()
+	code = dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	assert.Equal(t, exitConfig, code)
+	assert.Empty(t, stdout.String(), "no table before the configuration is valid")
+	assert.Contains(t, stderr.String(), "TEST_OPENDENTAL_SOURCE_HOST is empty")
+	assert.Contains(t, stderr.String(), `TEST_POSTGRES_ANALYTICS_DB="analytics" has no "test"`)
+	assert.NotContains(t, stderr.String(), secret)
+
+	// An unknown environment is a configuration error too.
+	stderr.Reset()
+	code = dispatch(context.Background(), []string{"--env", "staging", "--config-dir", dir, "check"}, &stdout, &stderr)
+	assert.Equal(t, exitConfig, code)
+	assert.Contains(t, stderr.String(), `unknown environment "staging"`)
+}
+
+func TestExamplePipelineConfigParses(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "pipeline.yml"))
+	require.NoError(t, err)
+	cfg, err := providers.ParsePipeline("config/pipeline.yml", data)
+	require.NoError(t, err)
+	assert.Equal(t, providers.DefaultPipelineConfig().Pool(catalog.DatabaseSource), cfg.Pool(catalog.DatabaseSource),
+		"the example documents the defaults")
+	assert.Equal(t, providers.DefaultPipelineConfig().Replication, cfg.Replication)
+	assert.Equal(t, providers.DefaultPipelineConfig().Load, cfg.Load)
+}
