@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
 func TestParsePipelineErrors(t *testing.T) {
@@ -58,11 +59,16 @@ func TestParsePipelineDefaults(t *testing.T) {
 func TestParseTablesStrict(t *testing.T) {
 	_, err := providers.ParseTables("cfg/tables.yml", []byte("tables:\n  patient:\n    batch_size: 10\n    batchsize: 5\n"))
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "cfg/tables.yml")
-	assert.Contains(t, err.Error(), "line 4")
-	assert.Contains(t, err.Error(), "field batchsize not found")
+	assert.ErrorIs(t, err, tables.ErrInvalid)
+	assert.Contains(t, err.Error(), "cfg/tables.yml:4:")
+	assert.Contains(t, err.Error(), `unknown key "batchsize"`)
 
 	_, err = providers.ParseTables("cfg/tables.yml", []byte("tables:\n  patient:\n"))
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "patient")
+
+	_, err = providers.ParseTables("cfg/tables.yml", []byte("tables:\n  patient: [\n"))
+	require.ErrorIs(t, err, providers.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "cfg/tables.yml")
+	assert.Contains(t, err.Error(), "line ")
 }

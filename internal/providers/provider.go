@@ -1,16 +1,12 @@
 package providers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
@@ -119,31 +115,12 @@ func (p *MemoryProvider) Tables() (*tables.Config, bool, error) {
 	return p.TablesConfig, true, nil
 }
 
-// ParseTables decodes tables.yml strictly (unknown keys are errors, messages
-// name the file and line) and fills each Table's Name from its key.
-//
-// TODO(tables): switch to tables.Parse once internal/tables provides it with
-// the model's own validation.
+// ParseTables parses tables.yml with tables.Parse (strict, every error
+// naming the file, line and fix) and marks its errors ErrInvalidConfig too.
 func ParseTables(name string, data []byte) (*tables.Config, error) {
-	cfg := &tables.Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, name, err)
-	}
-	if cfg.Tables == nil {
-		cfg.Tables = map[string]*tables.Table{}
-	}
-	var nilTables []string
-	for n, t := range cfg.Tables {
-		if t == nil {
-			nilTables = append(nilTables, n)
-			continue
-		}
-		t.Name = n
-	}
-	if len(nilTables) > 0 {
-		return nil, fmt.Errorf("%w: reading %s: tables %s have no settings: give each table a mapping or run pipeline discover", ErrInvalidConfig, name, strings.Join(nilTables, ", "))
+	cfg, err := tables.Parse(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return cfg, nil
 }

@@ -280,7 +280,7 @@ func TestLoadFromConfigDir(t *testing.T) {
 	assert.Equal(t, 100, s.Pipeline.Replication.RateLimitMS, "unset keys keep defaults")
 	assert.False(t, s.TablesExist, "a missing tables.yml is allowed: discover writes it")
 
-	write("tables.yml", "tables:\n  patient:\n    primary_key: [PatNum]\n    extraction_strategy: incremental\n    batch_size: 1000\n    importance: critical\n    estimated_rows: 10\n    estimated_size_mb: 1\n")
+	write("tables.yml", "tables:\n  patient:\n    primary_key: [PatNum]\n    extraction_strategy: full_table\n    batch_size: 1000\n    importance: critical\n    estimated_rows: 10\n    estimated_size_mb: 1\n")
 	s, err = providers.Load(providers.ConfigDirFlag(dir), "production", providers.EnvVars{"APP_ENV": "test"})
 	require.NoError(t, err)
 	assert.Equal(t, providers.Production, s.Environment, "--env beats APP_ENV")
