@@ -1,0 +1,101 @@
+package manager
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
+)
+
+func TestClassification(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("copy table patient: %w", err) }
+	my := func(n uint16) error { return &mysql.MySQLError{Number: n, Message: "x"} }
+	pg := func(code string) error { return &pgconn.PgError{Code: code, Message: "x"} }
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+	}
+	tests := []struct {
+		name      string
+		err       error
+		retryable bool
+		lost      bool
+	}{
+		{"nil", nil, false, false},
+		{"mysql deadlock", my(1213), true, false},
+		{"mysql lock wait timeout", wrap(my(1205)), true, false},
+		{"mysql server gone", my(2006), true, true},
+		{"mysql lost connection", my(2013), true, true},
+		{"mariadb connection killed", my(1927), true, true},
+		{"mysql server shutdown", my(1053), true, true},
+		{"mysql syntax", my(1064), false, false},
+		{"mysql duplicate key", wrap(my(1062)), false, false},
+		{"mysql read only", my(1792), false, false},
+		{"mysql access denied", my(1045), false, false},
+		{"bad conn", wrap(driver.ErrBadConn), true, true},
+		{"invalid conn", mysql.ErrInvalidConn, true, true},
+		{"conn done", sql.ErrConnDone, true, true},
+		{"eof", wrap(io.EOF), true, true},
+		{"unexpected eof", io.ErrUnexpectedEOF, true, true},
+		{"broken pipe", opErr(syscall.EPIPE), true, true},
+		{"reset", wrap(opErr(syscall.ECONNRESET)), true, true},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true, true},
+		{"pg serialization", pg("40001"), true, false},
+		{"pg deadlock", wrap(pg("40P01")), true, false},
+		{"pg admin shutdown", pg("57P01"), true, true},
+		{"pg crash shutdown", pg("57P02"), true, true},
+		{"pg connection failure", pg("08006"), true, true},
+		{"pg connection does not exist", pg("08003"), true, true},
+		{"pg syntax", pg("42601"), false, false},
+		{"pg unique violation", pg("23505"), false, false},
+		{"pg bad password", pg("28P01"), false, false},
+		{"pg conn closed", wrap(pgconn.ErrConnClosed), true, true},
+		{"canceled", context.Canceled, false, false},
+		{"deadline", wrap(context.DeadlineExceeded), false, false},
+		{"canceled wrapping eof", fmt.Errorf("%w: %w", context.Canceled, io.EOF), false, false},
+		{"plain", errors.New("boom"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.retryable, Retryable(tt.err), "Retryable")
+			assert.Equal(t, tt.lost, ConnectionLost(tt.err), "ConnectionLost")
+		})
+	}
+}
+
+func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
+	c := newCore[int](Options{BaseBackoff: 100 * time.Millisecond, MaxBackoff: 1 * time.Second}, nil, nil, nil)
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{3, 200 * time.Millisecond, 400 * time.Millisecond},
+		{5, 500 * time.Millisecond, 1 * time.Second},
+		{40, 500 * time.Millisecond, 1 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.attempt), func(t *testing.T) {
+			seen := map[time.Duration]bool{}
+			for range 50 {
+				d := c.backoff(tt.attempt)
+				assert.GreaterOrEqual(t, d, tt.min)
+				assert.LessOrEqual(t, d, tt.max)
+				seen[d] = true
+			}
+			assert.Greater(t, len(seen), 1, "no jitter")
+		})
+	}
+	assert.Equal(t, time.Duration(0), newCore[int](Options{}, nil, nil, nil).backoff(3))
+}

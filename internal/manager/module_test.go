@@ -1,0 +1,35 @@
+package manager_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+
+	"github.com/opendental-pipeline/pipeline/internal/manager"
+)
+
+func TestModuleProvidesOptions(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       []fx.Option
+		wantLogger bool
+	}{
+		{"without logger", nil, false},
+		{"with logger", []fx.Option{fx.Supply(slog.New(slog.DiscardHandler))}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got manager.Options
+			app := fx.New(append(tt.opts, manager.Module, fx.NopLogger, fx.Populate(&got))...)
+			require.NoError(t, app.Err())
+			assert.Equal(t, 3, got.MaxRetries)
+			assert.Equal(t, 100*time.Millisecond, got.RateLimit)
+			assert.Equal(t, 30*time.Second, got.PoolTimeout)
+			assert.Equal(t, tt.wantLogger, got.Logger != nil)
+		})
+	}
+}
