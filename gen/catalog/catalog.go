@@ -52,6 +52,9 @@ func ParseDatabaseType(s string) (DatabaseType, error) {
 	return "", fmt.Errorf("%w database type %q: allowed values are source, replication, analytics", ErrUnknown, s)
 }
 
+// MarshalText returns the schemas.yaml name (flag.TextVar needs it).
+func (d DatabaseType) MarshalText() ([]byte, error) { return []byte(d), nil }
+
 // UnmarshalText parses text with ParseDatabaseType, so flag, env and YAML
 // decoders reject unknown names.
 func (d *DatabaseType) UnmarshalText(text []byte) error {
@@ -102,6 +105,9 @@ func ParsePostgresSchema(s string) (PostgresSchema, error) {
 	return "", fmt.Errorf("%w postgres schema %q: allowed values are raw, staging, intermediate, marts", ErrUnknown, s)
 }
 
+// MarshalText returns the schemas.yaml name (flag.TextVar needs it).
+func (s PostgresSchema) MarshalText() ([]byte, error) { return []byte(s), nil }
+
 // UnmarshalText parses text with ParsePostgresSchema, so flag, env and YAML
 // decoders reject unknown names.
 func (s *PostgresSchema) UnmarshalText(text []byte) error {
@@ -147,6 +153,9 @@ func ParseDriver(s string) (Driver, error) {
 	}
 	return "", fmt.Errorf("%w driver %q: allowed values are mysql, postgres", ErrUnknown, s)
 }
+
+// MarshalText returns the schemas.yaml name (flag.TextVar needs it).
+func (d Driver) MarshalText() ([]byte, error) { return []byte(d), nil }
 
 // UnmarshalText parses text with ParseDriver, so flag, env and YAML
 // decoders reject unknown names.

@@ -62,7 +62,7 @@ func catalogues(t *testing.T) []string {
 }
 
 // TestGolden compares each testdata/*.yaml's generation with its .golden
-// file; run `go test ./tools/gen-connections -run TestGolden -update` after a
+// file; run `go test ./tools/gen-connections -run TestGolden -args -update` after a
 // deliberate template change and review the diff.
 func TestGolden(t *testing.T) {
 	for _, path := range catalogues(t) {
