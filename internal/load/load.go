@@ -1,0 +1,211 @@
+// Package load copies the replica (MySQL) into PostgreSQL schema raw: full
+// refreshes built beside the live table and swapped in one transaction,
+// incremental upserts of changed rows with the deletes replication recorded,
+// and the per-table state in raw.etl_load_status.
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// Schema is where raw tables and the load state live.
+const Schema = string(catalog.SchemaRaw)
+
+// Names of the replication phase's bookkeeping tables in the replica (the
+// data-path contract) and of the load state table in raw.
+const (
+	CopyStatusTable  = "etl_copy_status"
+	DeletedRowsTable = "etl_deleted_rows"
+	StatusTable      = "etl_load_status"
+)
+
+// Mode is how one table is loaded.
+type Mode string
+
+const (
+	ModeFull        Mode = "full"        // built beside the live table, swapped in
+	ModeIncremental Mode = "incremental" // changed rows upserted, recorded deletes applied
+	ModeUnchanged   Mode = "unchanged"   // replica change_seq already loaded: nothing to do
+)
+
+// Status of one table's load.
+const (
+	StatusOK      = "ok"
+	StatusFailed  = "failed"
+	StatusPlanned = "planned" // --dry-run
+)
+
+// Options select and shape one load.
+type Options struct {
+	Tables      []string // only these (source names); empty = every table in tables.yml
+	FullRefresh bool     // rebuild every selected table
+	DryRun      bool     // plan only: modes, DDL, type decisions; nothing changes
+	SnakeCase   bool     // raw names in snake_case instead of the source's names
+	// Progress, when set, is called as rows stream (total is the replica's
+	// row count for a full refresh, or -1 when unknown).
+	Progress func(table string, rows, total int64)
+}
+
+// ColumnPlan is the type decision for one column.
+type ColumnPlan struct {
+	Column   string `json:"column"`
+	Target   string `json:"target_column"`
+	Source   string `json:"mysql_type"`
+	Type     string `json:"postgres_type"`
+	Override bool   `json:"override,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// TableResult is what happened to one table.
+type TableResult struct {
+	Table       string                      `json:"table"`
+	Target      string                      `json:"target"`
+	Mode        Mode                        `json:"mode"`
+	Reason      string                      `json:"reason"`
+	Status      string                      `json:"status"`
+	RowsRead    int64                       `json:"rows_read"`
+	RowsWritten int64                       `json:"rows_written"`
+	RowsDeleted int64                       `json:"rows_deleted"`
+	RawRows     int64                       `json:"raw_rows"`
+	Conversions map[string]map[string]int64 `json:"conversions,omitempty"` // column → kind → count
+	Changes     []string                    `json:"schema_changes,omitempty"`
+	DDL         []string                    `json:"ddl,omitempty"`
+	Columns     []ColumnPlan                `json:"columns,omitempty"`
+	Started     time.Time                   `json:"started"`
+	Duration    time.Duration               `json:"duration_ns"`
+	Error       string                      `json:"error,omitempty"`
+}
+
+// RowsPerSecond is rows written per second of the table's load.
+func (r TableResult) RowsPerSecond() float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.RowsRead) / r.Duration.Seconds()
+}
+
+// ConversionTotal is the number of values converted in the table.
+func (r TableResult) ConversionTotal() int64 {
+	var n int64
+	for _, kinds := range r.Conversions {
+		for _, v := range kinds {
+			n += v
+		}
+	}
+	return n
+}
+
+// Result is one load over many tables.
+type Result struct {
+	Tables   []TableResult `json:"tables"`
+	Failed   int           `json:"failed"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// OK reports whether every table succeeded.
+func (r *Result) OK() bool { return r.Failed == 0 }
+
+// ErrConfig marks configuration problems (bad table names, collisions):
+// nothing was loaded.
+var ErrConfig = errors.New("load configuration")
+
+// Loader loads the replica into raw.
+type Loader struct {
+	replica *sql.DB
+	raw     *pgxpool.Pool
+	cfg     *tables.Config
+	log     *slog.Logger
+}
+
+// New returns a Loader. cfg may be nil: then every base table of the replica
+// (except the etl_ bookkeeping tables) is loaded with default options.
+func New(replica connections.ReplicationDB, raw connections.AnalyticsRawDB, cfg *tables.Config, log *slog.Logger) *Loader {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Loader{replica: replica.DB, raw: raw.Pool, cfg: cfg, log: log.With("component", "load")}
+}
+
+// Run loads the selected tables one after another. One table's failure is
+// recorded in its result and raw.etl_load_status and never stops the
+// others; the error is only for problems that stop everything (ErrConfig,
+// an unreachable database).
+func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	list, err := l.selectTables(ctx, opts.Tables)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.DryRun {
+		if err := ensureStatusTable(ctx, l.raw); err != nil {
+			return nil, err
+		}
+	}
+	seqs, err := readChangeSeqs(ctx, l.replica)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	for _, t := range list {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("load interrupted: %w", err)
+		}
+		tr := l.loadTable(ctx, t, seqs, opts)
+		if tr.Status == StatusFailed {
+			res.Failed++
+		}
+		res.Tables = append(res.Tables, tr)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// selectTables returns the tables.yml entries to load, in run order.
+func (l *Loader) selectTables(ctx context.Context, only []string) ([]*tables.Table, error) {
+	var all []*tables.Table
+	if l.cfg != nil && len(l.cfg.Tables) > 0 {
+		for name, t := range l.cfg.Tables {
+			if t.Name == "" {
+				t.Name = name
+			}
+		}
+		all = l.cfg.Ordered()
+	} else {
+		names, err := replicaTables(ctx, l.replica)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			all = append(all, &tables.Table{Name: n})
+		}
+	}
+	if len(only) == 0 {
+		return all, nil
+	}
+	var out []*tables.Table
+	var unknown []string
+	for _, name := range only {
+		i := slices.IndexFunc(all, func(t *tables.Table) bool { return t.Name == name })
+		if i < 0 {
+			unknown = append(unknown, name)
+			continue
+		}
+		out = append(out, all[i])
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: --tables names %q not in tables.yml (or excluded); check the spelling (names are case-sensitive) or run `pipeline discover`", ErrConfig, unknown)
+	}
+	return out, nil
+}

@@ -1,0 +1,195 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/opendental-pipeline/pipeline/internal/typemap"
+)
+
+// source is a replica table as information_schema describes it.
+type source struct {
+	Name    string
+	Columns []typemap.Column
+	Key     []string // primary-key columns in key order; nil when none
+}
+
+func isNoSuchTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1146
+}
+
+// replicaTables lists the replica's base tables, bookkeeping excluded.
+func replicaTables(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'etl\_%'
+		ORDER BY TABLE_NAME`)
+	if err != nil {
+		return nil, fmt.Errorf("list replica tables: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("list replica tables: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// readChangeSeqs reads every table's change_seq in one query; nil when the
+// replica has no etl_copy_status (then every table is loaded).
+func readChangeSeqs(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+	rows, err := db.QueryContext(ctx, "SELECT table_name, change_seq FROM "+CopyStatusTable)
+	if isNoSuchTable(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read replica %s: %w", CopyStatusTable, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var n string
+		var s int64
+		if err := rows.Scan(&n, &s); err != nil {
+			return nil, fmt.Errorf("read replica %s: %w", CopyStatusTable, err)
+		}
+		out[n] = s
+	}
+	return out, rows.Err()
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// describe reads the columns and primary key of a replica table.
+func describe(ctx context.Context, q queryer, table string) (*source, error) {
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE = 'YES',
+			COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0), COALESCE(CHARACTER_SET_NAME, '')
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
+		ORDER BY ORDINAL_POSITION`, table)
+	if err != nil {
+		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
+	}
+	defer rows.Close()
+	s := &source{Name: table}
+	for rows.Next() {
+		var c typemap.Column
+		if err := rows.Scan(&c.Name, &c.DataType, &c.ColumnType, &c.Nullable, &c.Precision, &c.Scale, &c.CharacterSet); err != nil {
+			return nil, fmt.Errorf("describe replica table %s: %w", table, err)
+		}
+		s.Columns = append(s.Columns, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
+	}
+	if len(s.Columns) == 0 {
+		return nil, fmt.Errorf("table %s is not in the replica; run `pipeline replicate` first or remove it from tables.yml", table)
+	}
+	krows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, table)
+	if err != nil {
+		return nil, fmt.Errorf("read primary key of replica table %s: %w", table, err)
+	}
+	defer krows.Close()
+	for krows.Next() {
+		var k string
+		if err := krows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("read primary key of replica table %s: %w", table, err)
+		}
+		s.Key = append(s.Key, k)
+	}
+	return s, krows.Err()
+}
+
+// deletion is one etl_deleted_rows entry: the key values as strings.
+type deletion struct {
+	ID  int64
+	Key []string
+}
+
+// readDeletions returns the table's recorded deletes after afterID, up to
+// maxID (read in the same snapshot), in id order.
+func readDeletions(ctx context.Context, q queryer, table string, afterID, maxID int64, keyLen int) ([]deletion, error) {
+	rows, err := q.QueryContext(ctx, "SELECT id, pk_values FROM "+DeletedRowsTable+
+		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", table, afterID, maxID)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
+	}
+	defer rows.Close()
+	var out []deletion
+	for rows.Next() {
+		var d deletion
+		var raw []byte
+		if err := rows.Scan(&d.ID, &raw); err != nil {
+			return nil, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
+		}
+		var vals []any
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.UseNumber()
+		if err := dec.Decode(&vals); err != nil || len(vals) != keyLen {
+			return nil, fmt.Errorf("read %s id %d of %s: pk_values %q is not a JSON array of %d key values", DeletedRowsTable, d.ID, table, raw, keyLen)
+		}
+		for _, v := range vals {
+			switch x := v.(type) {
+			case string:
+				d.Key = append(d.Key, x)
+			case json.Number:
+				d.Key = append(d.Key, x.String())
+			case bool:
+				d.Key = append(d.Key, strconv.FormatBool(x))
+			default:
+				return nil, fmt.Errorf("read %s id %d of %s: key value %v is not a string or number", DeletedRowsTable, d.ID, table, v)
+			}
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// maxDeletionID is the highest etl_deleted_rows id for table (0 when none,
+// or when the replica has no such table).
+func maxDeletionID(ctx context.Context, q queryer, table string) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM "+DeletedRowsTable+" WHERE table_name = ?", table).Scan(&id)
+	if isNoSuchTable(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
+	}
+	return id, nil
+}
+
+// tableChangeSeq reads one table's change_seq in the current snapshot;
+// ok is false when the replica does not track it.
+func tableChangeSeq(ctx context.Context, q queryer, table string) (seq int64, ok bool, err error) {
+	err = q.QueryRowContext(ctx, "SELECT change_seq FROM "+CopyStatusTable+" WHERE table_name = ?", table).Scan(&seq)
+	if isNoSuchTable(err) || errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read change_seq of %s: %w", table, err)
+	}
+	return seq, true, nil
+}
+
+// sqlLiteral quotes a value for MySQL; used for the watermark so the row
+// query stays on the text protocol (a prepared statement would switch the
+// driver to the binary protocol, which formats values itself).
+func sqlLiteral(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\x00", `\0`)
+	return "'" + r.Replace(v) + "'"
+}

@@ -1,0 +1,499 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+	"github.com/opendental-pipeline/pipeline/internal/typemap"
+)
+
+// loadTable loads one table and never panics the run: every error lands in
+// the result (and, unless planning, in etl_load_status).
+func (l *Loader) loadTable(ctx context.Context, t *tables.Table, seqs map[string]int64, opts Options) TableResult {
+	r := TableResult{Table: t.Name, Target: rawName(t.Name, opts.SnakeCase), Started: time.Now(), Status: StatusOK}
+	err := l.doTable(ctx, t, seqs, opts, &r)
+	r.Duration = time.Since(r.Started)
+	log := l.log.With("table", t.Name, "mode", string(r.Mode))
+	if err != nil {
+		r.Status = StatusFailed
+		r.Error = err.Error()
+		log.Error("load failed", "error", err)
+		if !opts.DryRun && !errors.Is(err, context.Canceled) {
+			if werr := writeFailure(context.WithoutCancel(ctx), l.raw, &r); werr != nil {
+				log.Error("record failure", "error", werr)
+			}
+		}
+		return r
+	}
+	if r.Status == StatusOK && r.Mode != ModeUnchanged {
+		log.Info("loaded", "rows_read", r.RowsRead, "rows_written", r.RowsWritten, "rows_deleted", r.RowsDeleted,
+			"raw_rows", r.RawRows, "conversions", r.ConversionTotal(), "duration", r.Duration.Round(time.Millisecond))
+	}
+	return r
+}
+
+func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]int64, opts Options, r *TableResult) error {
+	rc, err := l.replica.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to replica: %w", err)
+	}
+	defer rc.Close()
+	// TIMESTAMP text in UTC (written with +00); the factory sets it too.
+	if _, err := rc.ExecContext(ctx, "SET time_zone = '+00:00'"); err != nil {
+		return fmt.Errorf("set replica session time zone: %w", err)
+	}
+	src, err := describe(ctx, rc, t.Name)
+	if err != nil {
+		return err
+	}
+	p, err := buildPlan(t, src, opts.SnakeCase)
+	if err != nil {
+		return err
+	}
+	r.Target = p.target
+	st, err := readState(ctx, l.raw, t.Name)
+	if err != nil {
+		if !opts.DryRun {
+			return err
+		}
+		st = nil // dry run before the first load: no state table yet
+	}
+	var exists bool
+	if err := l.raw.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qualified(p.target)).Scan(&exists); err != nil {
+		return fmt.Errorf("check raw table %s: %w", p.target, err)
+	}
+	r.Mode, r.Reason, r.Changes = decide(p, st, exists, seqs, opts.FullRefresh)
+	if opts.DryRun {
+		r.Status = StatusPlanned
+		r.Columns = p.columnPlans()
+		r.DDL = p.ddl(r.Mode)
+		return nil
+	}
+	if r.Mode == ModeUnchanged {
+		return nil
+	}
+	for _, c := range r.Changes {
+		l.log.Warn("schema change", "table", t.Name, "change", c)
+	}
+
+	tx, err := rc.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("start replica snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	snap, err := readSnapshot(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	counts := make([]typemap.Counts, len(p.cols))
+	progress := func(rows int64) {
+		if opts.Progress != nil {
+			total := int64(-1)
+			if r.Mode == ModeFull {
+				total = snap.count
+			}
+			opts.Progress(t.Name, rows, total)
+		}
+	}
+	if r.Mode == ModeFull {
+		return l.full(ctx, tx, p, st, snap, counts, progress, r)
+	}
+	return l.incremental(ctx, tx, p, st, snap, counts, progress, r)
+}
+
+// decide picks the table's mode and says why.
+func decide(p *plan, st *state, exists bool, seqs map[string]int64, fullRefresh bool) (Mode, string, []string) {
+	var changes []string
+	if exists && st != nil && st.Signature != nil && *st.Signature != p.signature {
+		changes = schemaChanges(*st.Signature, p.signature)
+	}
+	switch {
+	case fullRefresh:
+		return ModeFull, "--full-refresh", changes
+	case !exists:
+		return ModeFull, "raw table does not exist yet", nil
+	case st == nil || st.Signature == nil:
+		return ModeFull, "no load state for the existing raw table", nil
+	case len(changes) > 0:
+		return ModeFull, "schema changed: rebuild", changes
+	}
+	seq, tracked := seqs[p.src.Name]
+	if st.Status == StatusOK && tracked && st.ChangeSeq != nil && *st.ChangeSeq == seq {
+		return ModeUnchanged, "replica change_seq " + strconv.FormatInt(seq, 10) + " already loaded", nil
+	}
+	switch {
+	case len(p.key) == 0:
+		return ModeFull, "no primary key", nil
+	case p.table.Strategy == tables.FullTable:
+		return ModeFull, "extraction_strategy full_table", nil
+	case p.watermark == nil:
+		return ModeFull, "no watermark column", nil
+	case st.Watermark == nil:
+		return ModeFull, "no watermark loaded yet", nil
+	}
+	return ModeIncremental, "rows with " + p.watermark.Name + " >= " + *st.Watermark, nil
+}
+
+// ddl is what --dry-run shows for the mode.
+func (p *plan) ddl(m Mode) []string {
+	switch m {
+	case ModeFull:
+		out := []string{p.createSQL(p.tmpName()), "COPY " + qualified(p.tmpName()) + " (" + p.columnList("") + ") FROM STDIN"}
+		if len(p.key) > 0 {
+			out = append(out, p.addKeySQL(p.tmpName(), p.pkeyName(p.tmpName())))
+		}
+		return append(out, "BEGIN; DROP TABLE IF EXISTS "+qualified(p.target)+"; ALTER TABLE "+qualified(p.tmpName())+
+			" RENAME TO "+typemap.QuotePG(p.target)+"; COMMIT")
+	case ModeIncremental:
+		return []string{"CREATE TEMP TABLE etl_stage (LIKE " + qualified(p.target) + ") ON COMMIT DROP",
+			"COPY etl_stage FROM STDIN", p.upsertSQL("etl_stage")}
+	}
+	return nil
+}
+
+// snapshot is what the load reads from the replica before the rows, in the
+// same repeatable-read snapshot as the rows.
+type snapshot struct {
+	count     int64
+	changeSeq *int64
+	watermark *string // highest watermark value
+	maxDelID  int64
+}
+
+func readSnapshot(ctx context.Context, tx *sql.Tx, p *plan) (*snapshot, error) {
+	s := &snapshot{}
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+typemap.QuoteMySQL(p.src.Name)).Scan(&s.count); err != nil {
+		return nil, fmt.Errorf("count replica rows of %s: %w", p.src.Name, err)
+	}
+	seq, ok, err := tableChangeSeq(ctx, tx, p.src.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.changeSeq = &seq
+	}
+	if p.watermark != nil {
+		var wm sql.NullString
+		if err := tx.QueryRowContext(ctx, "SELECT MAX("+typemap.QuoteMySQL(p.watermark.Name)+") FROM "+typemap.QuoteMySQL(p.src.Name)).Scan(&wm); err != nil {
+			return nil, fmt.Errorf("read watermark of %s: %w", p.src.Name, err)
+		}
+		if wm.Valid {
+			s.watermark = &wm.String
+		}
+	}
+	if len(p.key) > 0 {
+		if s.maxDelID, err = maxDeletionID(ctx, tx, p.src.Name); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// full builds the table beside the live one and swaps it in.
+func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64), r *TableResult) (err error) {
+	pc, err := l.raw.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to raw: %w", err)
+	}
+	defer pc.Release()
+	tmp := p.tmpName()
+	if _, err := pc.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(tmp)); err != nil {
+		return fmt.Errorf("drop leftover %s: %w", tmp, err)
+	}
+	if _, err := pc.Exec(ctx, p.createSQL(tmp)); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = pc.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+qualified(tmp))
+		}
+	}()
+	rows, err := tx.QueryContext(ctx, p.selectSQL(""))
+	if err != nil {
+		return fmt.Errorf("read replica %s: %w", p.src.Name, err)
+	}
+	read, written, err := copyRows(ctx, pc.Conn().PgConn(), "COPY "+qualified(tmp)+" ("+p.columnList("")+") FROM STDIN", rows, p, counts, progress)
+	r.RowsRead, r.RowsWritten = read, written
+	r.Conversions = conversionMap(p, counts)
+	if err != nil {
+		return err
+	}
+	if written != snap.count {
+		return fmt.Errorf("row count mismatch: replica %s has %d rows, %d copied into raw; table left unchanged", p.src.Name, snap.count, written)
+	}
+	if len(p.key) > 0 {
+		if _, err := pc.Exec(ctx, p.addKeySQL(tmp, p.pkeyName(tmp))); err != nil {
+			return fmt.Errorf("add primary key to %s: %w", tmp, err)
+		}
+	}
+	ptx, err := pc.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin swap: %w", err)
+	}
+	defer ptx.Rollback(context.WithoutCancel(ctx))
+	if err := swap(ctx, ptx, p, st, r); err != nil {
+		return err
+	}
+	var raw int64
+	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM "+qualified(p.target)).Scan(&raw); err != nil {
+		return fmt.Errorf("count raw %s: %w", p.target, err)
+	}
+	r.RawRows = raw
+	if raw != snap.count {
+		return fmt.Errorf("row count mismatch: replica %s has %d rows, raw %s would have %d; table left unchanged", p.src.Name, snap.count, p.target, raw)
+	}
+	if err := writeSuccess(ctx, ptx, r, snap.watermark, snap.maxDelID, snap.changeSeq, p.signature); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit swap of %s: %w", p.target, err)
+	}
+	return nil
+}
+
+// swap replaces the live table by the new one inside ptx. Views built on
+// the live table (dbt staging) would block a DROP, so when there are any and
+// the columns are unchanged the rows are moved instead, keeping the views.
+func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, r *TableResult) error {
+	tmp := p.tmpName()
+	var deps int
+	if err := ptx.QueryRow(ctx, `SELECT count(DISTINCT rw.ev_class) FROM pg_depend d
+		JOIN pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
+		WHERE d.refobjid = to_regclass($1) AND rw.ev_class <> d.refobjid`, qualified(p.target)).Scan(&deps); err != nil {
+		return fmt.Errorf("find views on %s: %w", p.target, err)
+	}
+	if deps > 0 {
+		if st == nil || st.Signature == nil || *st.Signature != p.signature {
+			return fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(r.Changes, "; "), deps)
+		}
+		for _, q := range []string{
+			"TRUNCATE " + qualified(p.target),
+			"INSERT INTO " + qualified(p.target) + " SELECT * FROM " + qualified(tmp),
+			"DROP TABLE " + qualified(tmp),
+		} {
+			if _, err := ptx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("swap %s under its views: %w", p.target, err)
+			}
+		}
+		return nil
+	}
+	stmts := []string{
+		"DROP TABLE IF EXISTS " + qualified(p.target),
+		"ALTER TABLE " + qualified(tmp) + " RENAME TO " + typemap.QuotePG(p.target),
+	}
+	if len(p.key) > 0 {
+		stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" RENAME CONSTRAINT "+typemap.QuotePG(p.pkeyName(tmp))+" TO "+typemap.QuotePG(p.pkeyName(p.target)))
+	}
+	for _, q := range stmts {
+		if _, err := ptx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("swap %s: %w", p.target, err)
+		}
+	}
+	return nil
+}
+
+// incremental upserts the rows at or after the watermark (minus lookback)
+// and applies the recorded deletes, all in one transaction.
+func (l *Loader) incremental(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64), r *TableResult) error {
+	pc, err := l.raw.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to raw: %w", err)
+	}
+	defer pc.Release()
+	ptx, err := pc.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin incremental load: %w", err)
+	}
+	defer ptx.Rollback(context.WithoutCancel(ctx))
+	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_stage (LIKE "+qualified(p.target)+") ON COMMIT DROP"); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, p.selectSQL(" WHERE "+p.watermarkCond(*st.Watermark)))
+	if err != nil {
+		return fmt.Errorf("read changed rows of replica %s: %w", p.src.Name, err)
+	}
+	read, staged, err := copyRows(ctx, ptx.Conn().PgConn(), "COPY pg_temp.etl_stage ("+p.columnList("")+") FROM STDIN", rows, p, counts, progress)
+	r.RowsRead = read
+	r.Conversions = conversionMap(p, counts)
+	if err != nil {
+		return err
+	}
+	if staged != read {
+		return fmt.Errorf("staged %d of %d changed rows of %s", staged, read, p.src.Name)
+	}
+	lastDel := st.LastDeletedID
+	if p.table.DeletesEnabled() && snap.maxDelID > lastDel {
+		n, err := applyDeletes(ctx, tx, ptx, p, lastDel, snap.maxDelID)
+		if err != nil {
+			return err
+		}
+		r.RowsDeleted = n
+		lastDel = snap.maxDelID
+	}
+	tag, err := ptx.Exec(ctx, p.upsertSQL("pg_temp.etl_stage"))
+	if err != nil {
+		return fmt.Errorf("upsert changed rows into %s: %w", p.target, err)
+	}
+	r.RowsWritten = tag.RowsAffected()
+	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM "+qualified(p.target)).Scan(&r.RawRows); err != nil {
+		return fmt.Errorf("count raw %s: %w", p.target, err)
+	}
+	if r.RawRows != snap.count {
+		return fmt.Errorf("row count mismatch after incremental load: replica %s has %d rows, raw %s would have %d "+
+			"(rows outside the watermark or unrecorded deletes); nothing applied — run `pipeline load --full-refresh --tables %s`",
+			p.src.Name, snap.count, p.target, r.RawRows, p.src.Name)
+	}
+	wm := snap.watermark
+	if wm == nil {
+		wm = st.Watermark
+	}
+	if err := writeSuccess(ctx, ptx, r, wm, lastDel, snap.changeSeq, p.signature); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit incremental load of %s: %w", p.target, err)
+	}
+	return nil
+}
+
+// watermarkCond selects rows at or after the loaded watermark, reaching back
+// lookback_seconds for temporal watermarks. ">=" re-reads the boundary: rows
+// committed later with the same watermark value are not missed, and the
+// upsert leaves unchanged rows untouched.
+func (p *plan) watermarkCond(loaded string) string {
+	col := typemap.QuoteMySQL(p.watermark.Name)
+	switch p.watermark.Conv {
+	case typemap.ConvDate, typemap.ConvDatetime, typemap.ConvTimestamp:
+		if p.table.LookbackSeconds > 0 {
+			return fmt.Sprintf("%s >= %s - INTERVAL %d SECOND", col, sqlLiteral(loaded), p.table.LookbackSeconds)
+		}
+	}
+	return col + " >= " + sqlLiteral(loaded)
+}
+
+// applyDeletes removes the keys recorded in etl_deleted_rows (afterID,
+// maxID] from raw, except keys present among the staged changed rows (a
+// key deleted and then inserted again).
+func applyDeletes(ctx context.Context, tx *sql.Tx, ptx pgx.Tx, p *plan, afterID, maxID int64) (int64, error) {
+	dels, err := readDeletions(ctx, tx, p.src.Name, afterID, maxID, len(p.key))
+	if err != nil {
+		return 0, err
+	}
+	defs := make([]string, len(p.key))
+	names := make([]string, len(p.key))
+	var match, stageMatch []string
+	for i, k := range p.key {
+		c := p.cols[k]
+		names[i] = "k" + strconv.Itoa(i)
+		defs[i] = names[i] + " text"
+		match = append(match, fmt.Sprintf("t.%s = d.%s::%s", typemap.QuotePG(c.Target), names[i], c.Mapping.Target))
+		stageMatch = append(stageMatch, fmt.Sprintf("s.%s = t.%s", typemap.QuotePG(c.Target), typemap.QuotePG(c.Target)))
+	}
+	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_delete ("+strings.Join(defs, ", ")+") ON COMMIT DROP"); err != nil {
+		return 0, fmt.Errorf("create delete staging: %w", err)
+	}
+	src := make([][]any, len(dels))
+	for i, d := range dels {
+		row := make([]any, len(d.Key))
+		for j, v := range d.Key {
+			row[j] = v
+		}
+		src[i] = row
+	}
+	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"etl_delete"}, names, pgx.CopyFromRows(src)); err != nil {
+		return 0, fmt.Errorf("stage deletes of %s: %w", p.src.Name, err)
+	}
+	tag, err := ptx.Exec(ctx, "DELETE FROM "+qualified(p.target)+" t USING pg_temp.etl_delete d WHERE "+strings.Join(match, " AND ")+
+		" AND NOT EXISTS (SELECT 1 FROM pg_temp.etl_stage s WHERE "+strings.Join(stageMatch, " AND ")+")")
+	if err != nil {
+		return 0, fmt.Errorf("apply deletes to %s: %w", p.target, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func conversionMap(p *plan, counts []typemap.Counts) map[string]map[string]int64 {
+	var out map[string]map[string]int64
+	for i := range counts {
+		if counts[i].Total() == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]map[string]int64{}
+		}
+		out[p.cols[i].Name] = counts[i].Map()
+	}
+	return out
+}
+
+var errCopyStopped = errors.New("copy stopped")
+
+// copyRows streams rows into COPY text format through a pipe: one
+// goroutine reads the replica while PostgreSQL ingests, and memory stays at
+// one row plus the buffers whatever the table size.
+func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.Rows, p *plan, counts []typemap.Counts, progress func(int64)) (read, written int64, err error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := writeRows(rows, pw, p, counts, &read, progress)
+		pw.CloseWithError(err) // nil: COPY sees EOF
+		done <- err
+	}()
+	tag, cerr := pc.CopyFrom(ctx, pr, copySQL)
+	pr.CloseWithError(errCopyStopped) // unblocks the reader if COPY ended early
+	werr := <-done
+	rows.Close()
+	switch {
+	case werr != nil && !errors.Is(werr, errCopyStopped):
+		return read, 0, fmt.Errorf("read replica %s: %w", p.src.Name, werr)
+	case cerr != nil:
+		return read, 0, fmt.Errorf("copy %s into raw: %w", p.src.Name, cerr)
+	}
+	progress(read)
+	return read, tag.RowsAffected(), nil
+}
+
+func writeRows(rows *sql.Rows, w io.Writer, p *plan, counts []typemap.Counts, read *int64, progress func(int64)) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	vals := make([]sql.RawBytes, len(p.cols))
+	ptrs := make([]any, len(p.cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	line := make([]byte, 0, 4096)
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		line = line[:0]
+		for i, v := range vals {
+			if i > 0 {
+				line = append(line, '\t')
+			}
+			c := &p.cols[i]
+			line = typemap.AppendCopy(line, v, c.Conv, c.Bits, &counts[i])
+		}
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+		*read++
+		if *read%16384 == 0 {
+			progress(*read)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
