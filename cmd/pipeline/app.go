@@ -76,6 +76,10 @@ func withApp[D any](ctx context.Context, g *globalFlags, stderr io.Writer, dbs [
 }
 
 func withAppSettings[D any](ctx context.Context, g *globalFlags, stderr io.Writer, load settingsLoader, dbs []catalog.DatabaseType, fn func(ctx context.Context, d D) error) error {
+	level, err := logLevel(g.LogLevel)
+	if err != nil {
+		return err
+	}
 	settings, err := load(g)
 	if err != nil {
 		return err
@@ -86,7 +90,7 @@ func withAppSettings[D any](ctx context.Context, g *globalFlags, stderr io.Write
 		}
 	}
 	var d D
-	app := fx.New(appOptions(g, settings, newLogger(stderr)), fx.Populate(&d))
+	app := fx.New(appOptions(g, settings, newLogger(stderr, level)), fx.Populate(&d))
 	if err := app.Err(); err != nil {
 		return fmt.Errorf("building the application: %w", err)
 	}
@@ -140,8 +144,20 @@ func graph(g *globalFlags, env providers.Environment) fx.Option {
 }
 
 // newLogger is the program's one logger: text lines on stderr.
-func newLogger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// logLevel parses --log-level ("" is info).
+func logLevel(s string) (slog.Level, error) {
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", providers.ErrInvalidConfig, s)
+	}
+	return l, nil
 }
 
 const stopTimeout = 30 * time.Second

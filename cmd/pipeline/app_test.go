@@ -113,7 +113,7 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	var logs bytes.Buffer
 	// The test graph: the real graph with the configuration swapped by
 	// fx.Replace of a concrete value; no file or process variable is read.
-	app := fx.New(appOptions(&globalFlags{}, settings, newLogger(&logs)), fx.Populate(&h))
+	app := fx.New(appOptions(&globalFlags{}, settings, newLogger(&logs, slog.LevelDebug)), fx.Populate(&h))
 	require.NoError(t, app.Err())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -134,7 +134,22 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	assert.Zero(t, mysqlSessions(t, srcName), "no source connection left after Stop")
 	assert.Zero(t, pgSessions(t, pgName), "no analytics connection left after Stop")
 	assert.Equal(t, 0, h.Source.Stats().OpenConnections)
+	assert.Contains(t, logs.String(), "component=fx", "fx's events go through the one logger")
+	assert.Contains(t, logs.String(), "OnStop hook executed")
 	assert.NotContains(t, logs.String(), secret)
+}
+
+func TestLogLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"": slog.LevelInfo, "debug": slog.LevelDebug, "WARN": slog.LevelWarn, "error": slog.LevelError} {
+		got, err := logLevel(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := logLevel("loud")
+	assert.ErrorIs(t, err, providers.ErrInvalidConfig)
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitConfig, dispatch(context.Background(), []string{"--log-level", "loud", "check"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `--log-level "loud"`)
 }
 
 // lazyDeps asks only for the source.

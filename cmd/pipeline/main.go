@@ -26,6 +26,7 @@ const (
 type globalFlags struct {
 	Env       string // --env overrides ETL_ENVIRONMENT/ENVIRONMENT/APP_ENV
 	ConfigDir string // --config-dir overrides PIPELINE_CONFIG_DIR, default ./config
+	LogLevel  string // --log-level: debug, info (default), warn, error; debug shows fx's events
 }
 
 // register adds the global flags to fs with their current values as
@@ -34,6 +35,7 @@ type globalFlags struct {
 func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.Env, "env", g.Env, "environment: production or test (overrides ETL_ENVIRONMENT, ENVIRONMENT, APP_ENV)")
 	fs.StringVar(&g.ConfigDir, "config-dir", g.ConfigDir, "config directory holding pipeline.yml and tables.yml (default $PIPELINE_CONFIG_DIR or ./config)")
+	fs.StringVar(&g.LogLevel, "log-level", g.LogLevel, "log level: debug, info, warn or error (default info; debug includes fx's own events)")
 }
 
 type command struct {
@@ -53,7 +55,7 @@ var commands = map[string]command{
 var commandOrder = []string{"run", "check", "discover", "replicate", "load", "demo"}
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] <command> [flags]")
+	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] [--log-level LEVEL] <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, name := range commandOrder {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)

@@ -13,7 +13,7 @@ import (
 // which also spares them the three inputs.
 var Module = fx.Module("providers",
 	fx.Provide(
-		Load,
+		Load, // wire_gen.go
 		func(s *Settings) Environment { return s.Environment },
 		func(s *Settings) *PipelineConfig { return s.Pipeline },
 		func(s *Settings) *tables.Config { return s.Tables },
