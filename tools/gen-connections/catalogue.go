@@ -272,9 +272,9 @@ func (v *validator) check(c *catalogue) {
 				schemaNames.claim(v, sat("name"), "schema name", s.Name)
 			}
 			// A schema value is one catalog constant however many databases have it.
-			if c, ok := schemaConst[s.Name]; ok {
-				if c != s.Go.Const {
-					v.addf(sat("go", "const"), "schema %q: const %q differs from %q used for it elsewhere: use the same", s.Name, s.Go.Const, c)
+			if prev, ok := schemaConst[s.Name]; ok {
+				if prev != s.Go.Const {
+					v.addf(sat("go", "const"), "schema %q: const %q differs from %q used for it elsewhere: use the same", s.Name, s.Go.Const, prev)
 				}
 				v.checkGo(s.Go, sat("go"), false, catalogNames, connNames)
 				continue
