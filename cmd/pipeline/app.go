@@ -14,6 +14,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
@@ -139,8 +140,18 @@ func graph(g *globalFlags, env providers.Environment) fx.Option {
 		fx.Supply(providers.ConfigDirFlag(g.ConfigDir), providers.EnvOverride(g.Env), providers.OSEnv()),
 		providers.Module,
 		factory.Module,
+		manager.Module,
+		fx.Decorate(managerOptions),
 		conns,
 	)
+}
+
+// managerOptions applies pipeline.yml's replication options (rate_limit_ms,
+// max_retries) to the managers' defaults.
+func managerOptions(o manager.Options, r providers.ReplicationOptions) manager.Options {
+	o.MaxRetries = r.MaxRetries
+	o.RateLimit = r.RateLimit()
+	return o
 }
 
 // newLogger is the program's one logger: text lines on stderr.

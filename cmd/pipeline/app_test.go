@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -45,7 +47,7 @@ func TestGraphIsComplete(t *testing.T) {
 			err := fx.ValidateApp(
 				fx.Supply(slog.New(slog.DiscardHandler)),
 				graph(&globalFlags{}, env),
-				fx.Invoke(func(allHandles, Deps) {}),
+				fx.Invoke(func(allHandles, Deps, manager.Options) {}),
 			)
 			assert.NoError(t, err)
 		})
@@ -251,4 +253,16 @@ func TestOnStartFailureNamesDatabaseAndHostNotPassword(t *testing.T) {
 			assert.NotContains(t, stderr.String(), secret, "logs and printed error")
 		})
 	}
+}
+
+func TestManagerOptionsFromPipelineConfig(t *testing.T) {
+	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("replication:\n  rate_limit_ms: 250\n  max_retries: 5\n"))
+	require.NoError(t, err)
+	var opts manager.Options
+	app := fx.New(appOptions(&globalFlags{}, providers.NewTestSettings(pipe, nil, nil), newLogger(io.Discard, slog.LevelInfo)), fx.Populate(&opts))
+	require.NoError(t, app.Err())
+	assert.Equal(t, 250*time.Millisecond, opts.RateLimit)
+	assert.Equal(t, 5, opts.MaxRetries)
+	assert.Equal(t, manager.DefaultOptions().BaseBackoff, opts.BaseBackoff, "the rest stays default")
+	assert.NotNil(t, opts.Logger, "retries log to the app's logger")
 }
