@@ -3,6 +3,7 @@ package providers
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -100,6 +101,15 @@ func newSettings(env Environment, pipe *PipelineConfig, tbl *tables.Config, tabl
 		Environment: env, Pipeline: pipe, Tables: tbl, TablesExist: tablesExist, ConfigDir: dir,
 		env: copied, cache: map[cacheKey]DBConfig{},
 	}
+}
+
+// TablesPath is where tables.yml is read from and where discover writes it:
+// <config dir>/tables.yml, or "" for in-memory settings.
+func (s *Settings) TablesPath() string {
+	if s.ConfigDir == "" {
+		return ""
+	}
+	return filepath.Join(s.ConfigDir, TablesFile)
 }
 
 // Env returns the value of an environment variable as the settings saw it.

@@ -279,6 +279,8 @@ func TestLoadFromConfigDir(t *testing.T) {
 	assert.Equal(t, 4, s.Pipeline.Replication.Workers)
 	assert.Equal(t, 100, s.Pipeline.Replication.RateLimitMS, "unset keys keep defaults")
 	assert.False(t, s.TablesExist, "a missing tables.yml is allowed: discover writes it")
+	assert.Equal(t, filepath.Join(dir, "tables.yml"), s.TablesPath())
+	assert.Empty(t, providers.NewTestSettings(nil, nil, nil).TablesPath())
 
 	write("tables.yml", "tables:\n  patient:\n    primary_key: [PatNum]\n    extraction_strategy: full_table\n    batch_size: 1000\n    importance: critical\n    estimated_rows: 10\n    estimated_size_mb: 1\n")
 	s, err = providers.Load(providers.ConfigDirFlag(dir), "production", providers.EnvVars{"APP_ENV": "test"})
