@@ -32,8 +32,9 @@ import (
 //		// … parse args; usage errors return exitConfig …
 //		err := withApp(ctx, g, stderr, []catalog.DatabaseType{catalog.DatabaseSource},
 //			func(ctx context.Context, d discoverDeps) error {
-//				d.Logger.Info("discovering", "source", d.Source.Stats().OpenConnections)
-//				return discover.Run(ctx, d.Source, …)
+//				src := manager.New(d.Source.DB, d.Manager) // rate limit and retries from pipeline.yml
+//				defer src.Close()
+//				return discover.Run(ctx, src, d.Settings.TablesPath(), d.Logger)
 //			})
 //		return exitCode(stderr, "discover", err)
 //	}
@@ -43,6 +44,7 @@ type Deps struct {
 	Settings *providers.Settings
 	Logger   *slog.Logger
 	Factory  *factory.Factory
+	Manager  manager.Options // defaults with pipeline.yml's rate_limit_ms and max_retries
 }
 
 // settingsLoader loads the run's settings; tests pass one that returns

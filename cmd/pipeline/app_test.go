@@ -175,6 +175,7 @@ func TestWithAppBuildsOnlyWhatIsAsked(t *testing.T) {
 			source = d.Source.DB
 			require.NotNil(t, d.Settings)
 			require.NotNil(t, d.Logger)
+			assert.Equal(t, manager.DefaultOptions().MaxRetries, d.Manager.MaxRetries)
 			var name string
 			require.NoError(t, d.Source.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&name))
 			assert.Equal(t, srcName, name)
