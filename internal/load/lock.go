@@ -31,7 +31,7 @@ func Lock(ctx context.Context, pool *pgxpool.Pool) (unlock func(), err error) {
 	if !ok {
 		var pid *int32
 		_ = conn.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND classid = ($1 >> 32)::oid AND objid = ($1 & 4294967295)::oid AND objsubid = 1`, LockKey).Scan(&pid)
+			AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`, LockKey).Scan(&pid)
 		conn.Release()
 		if pid != nil {
 			return nil, fmt.Errorf("%w (PostgreSQL backend pid %d holds advisory lock %d); wait for it to finish", ErrLocked, *pid, LockKey)

@@ -1,0 +1,138 @@
+package load
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+const bookkeepingDDL = `CREATE TABLE etl_copy_status (table_name VARCHAR(64) PRIMARY KEY, change_seq BIGINT NOT NULL,
+	status VARCHAR(20), last_run_end DATETIME NULL) ENGINE=InnoDB;
+CREATE TABLE etl_deleted_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL,
+	pk_values LONGTEXT NOT NULL, detected_at DATETIME(6) NOT NULL, KEY (table_name, id)) ENGINE=InnoDB`
+
+func patientConfig() *tables.Config {
+	return &tables.Config{Tables: map[string]*tables.Table{
+		"patient": {Name: "patient", PrimaryKey: []string{"PatNum"}, WatermarkColumns: []string{"DateTStamp"},
+			Strategy: tables.Incremental, BatchSize: 1000, Importance: tables.Critical},
+	}}
+}
+
+// xmins returns each raw patient row's xmin: it changes only when a row is rewritten.
+func xmins(t *testing.T, e *env) map[int64]string {
+	rows, err := e.pg.Query(context.Background(), `SELECT "PatNum", xmin::text FROM raw.patient`)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var k int64
+		var x string
+		require.NoError(t, rows.Scan(&k, &x))
+		out[k] = x
+	}
+	return out
+}
+
+func TestIncrementalUpdateInsertDelete(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, bookkeepingDDL,
+		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), Birthdate date NOT NULL, DateTStamp timestamp NOT NULL DEFAULT current_timestamp()) ENGINE=InnoDB",
+		`INSERT INTO patient VALUES (1, 'Alpha', '0000-00-00', '2024-01-01 10:00:00'), (2, 'Beta', '1980-05-05', '2024-01-01 09:00:00'),
+			(3, 'Gamma', '1990-01-01', '2024-01-01 08:00:00'), (5, 'Epsilon', '1970-01-01', '2023-12-31 00:00:00')`,
+		"INSERT INTO etl_copy_status VALUES ('patient', 1, 'ok', NULL)",
+	)
+	cfg := patientConfig()
+	res := e.run(t, cfg, Options{})
+	r := byName(res, "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeFull, r.Mode)
+	assert.EqualValues(t, 4, r.RawRows)
+	assert.Equal(t, map[string]map[string]int64{"Birthdate": {"zero_date": 1}}, r.Conversions)
+	before := xmins(t, e)
+
+	// Nothing changed in the replica: change_seq says so, the table is skipped.
+	res = e.run(t, cfg, Options{})
+	assert.Equal(t, ModeUnchanged, byName(res, "patient").Mode)
+
+	// Update 2, insert 4, delete 3 (recorded by replication), leave 1 (on the
+	// watermark boundary, so re-read) and 5 (older) alone.
+	e.exec(t,
+		"UPDATE patient SET LName = 'Beta2', DateTStamp = '2024-01-02 00:00:00' WHERE PatNum = 2",
+		"INSERT INTO patient VALUES (4, 'Delta', '2000-02-29', '2024-01-02 00:00:01')",
+		"DELETE FROM patient WHERE PatNum = 3",
+		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('patient', '["3"]', NOW(6))`,
+		"UPDATE etl_copy_status SET change_seq = 2 WHERE table_name = 'patient'",
+	)
+	res = e.run(t, cfg, Options{})
+	r = byName(res, "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeIncremental, r.Mode)
+	assert.EqualValues(t, 3, r.RowsRead, "rows 1 (boundary), 2, 4")
+	assert.EqualValues(t, 2, r.RowsWritten, "update 2, insert 4; 1 unchanged is not rewritten")
+	assert.EqualValues(t, 1, r.RowsDeleted)
+	assert.EqualValues(t, 4, r.RawRows)
+
+	after := xmins(t, e)
+	assert.Equal(t, before[1], after[1], "unchanged row 1 untouched")
+	assert.Equal(t, before[5], after[5], "unchanged row 5 untouched")
+	assert.NotEqual(t, before[2], after[2], "row 2 rewritten")
+	assert.NotContains(t, after, int64(3))
+
+	got := e.texts(t, `SELECT string_agg("PatNum" || ':' || "LName" || ':' || coalesce("Birthdate"::text, 'NULL'), ',' ORDER BY "PatNum") FROM raw.patient`)
+	assert.Equal(t, "1:Alpha:NULL,2:Beta2:1980-05-05,4:Delta:2000-02-29,5:Epsilon:1970-01-01", *got[0])
+
+	st := e.texts(t, `SELECT watermark, last_deleted_id::text, change_seq::text, mode FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	assert.Equal(t, "2024-01-02 00:00:01", *st[0])
+	assert.Equal(t, "1", *st[1])
+	assert.Equal(t, "2", *st[2])
+	assert.Equal(t, "incremental", *st[3])
+
+	// A row the watermark cannot see (older stamp) makes the counts differ:
+	// the table fails loudly and nothing is applied.
+	e.exec(t, "INSERT INTO patient VALUES (6, 'Old', '2001-01-01', '2020-01-01 00:00:00')",
+		"UPDATE etl_copy_status SET change_seq = 3 WHERE table_name = 'patient'")
+	res = e.run(t, cfg, Options{})
+	r = byName(res, "patient")
+	assert.Equal(t, StatusFailed, r.Status)
+	assert.Equal(t, 1, res.Failed)
+	assert.Contains(t, r.Error, "row count mismatch")
+	assert.Contains(t, r.Error, "--full-refresh")
+	st = e.texts(t, `SELECT status, watermark, change_seq::text FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	assert.Equal(t, []*string{ptr("failed"), ptr("2024-01-02 00:00:01"), ptr("2")}, st, "last good watermark kept")
+
+	// --full-refresh repairs it.
+	res = e.run(t, cfg, Options{FullRefresh: true})
+	r = byName(res, "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.EqualValues(t, 5, r.RawRows)
+}
+
+func TestIncrementalCompositeKeyDeletes(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, bookkeepingDDL,
+		"CREATE TABLE `order` (`select` int NOT NULL, `Mixed Case` varchar(20) NOT NULL, `with space` int, stamp datetime NOT NULL, PRIMARY KEY (`select`, `Mixed Case`)) ENGINE=InnoDB",
+		"INSERT INTO `order` VALUES (1, 'a', 10, '2024-01-01'), (1, 'b', 20, '2024-01-01'), (2, 'a', 30, '2024-01-01')",
+	)
+	cfg := &tables.Config{Tables: map[string]*tables.Table{
+		"order": {Name: "order", PrimaryKey: []string{"select", "Mixed Case"}, WatermarkColumns: []string{"stamp"}, Strategy: tables.Incremental, Importance: tables.Standard},
+	}}
+	r := byName(e.run(t, cfg, Options{}), "order")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	e.exec(t, "DELETE FROM `order` WHERE `select` = 1 AND `Mixed Case` = 'b'",
+		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('order', '["1", "b"]', NOW(6)), ('other', '["1"]', NOW(6))`,
+		"UPDATE `order` SET `with space` = 31, stamp = '2024-01-02' WHERE `select` = 2")
+	r = byName(e.run(t, cfg, Options{}), "order")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeIncremental, r.Mode, "no etl_copy_status row: always loaded")
+	assert.EqualValues(t, 1, r.RowsDeleted)
+	assert.EqualValues(t, 1, r.RowsWritten)
+	got := e.texts(t, `SELECT string_agg("select" || "Mixed Case" || "with space", ',' ORDER BY 1) FROM raw."order"`)
+	assert.Equal(t, "1a10,2a31", *got[0])
+	var pk string
+	require.NoError(t, e.pg.QueryRow(context.Background(), `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'raw."order"'::regclass AND contype = 'p'`).Scan(&pk))
+	assert.Equal(t, `PRIMARY KEY ("select", "Mixed Case")`, pk)
+}

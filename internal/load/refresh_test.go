@@ -1,0 +1,147 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+func TestNoKeyTableFullRefreshEachRun(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, bookkeepingDDL, "CREATE TABLE nokey (a int, b varchar(5)) ENGINE=MyISAM",
+		"INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (NULL, NULL)",
+		"INSERT INTO etl_copy_status VALUES ('nokey', 1, 'ok', NULL)")
+	r := e.run(t, nil, Options{}).Tables[0]
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.EqualValues(t, 3, r.RawRows, "duplicate rows kept")
+	e.exec(t, "DELETE FROM nokey WHERE a IS NULL", "UPDATE etl_copy_status SET change_seq = 2")
+	r = e.run(t, nil, Options{}).Tables[0]
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeFull, r.Mode)
+	assert.Equal(t, "no primary key", r.Reason)
+	assert.EqualValues(t, 2, r.RawRows)
+}
+
+func TestSnakeCaseNames(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, "CREATE TABLE PatientNote (PatNum bigint PRIMARY KEY, `Mixed Case` int, ADACode varchar(5))",
+		"INSERT INTO PatientNote VALUES (7, 1, 'D0120')")
+	r := e.run(t, nil, Options{SnakeCase: true}).Tables[0]
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, "patient_note", r.Target)
+	got := e.texts(t, "SELECT pat_num::text, mixed_case::text, ada_code FROM raw.patient_note")
+	assert.Equal(t, []*string{ptr("7"), ptr("1"), ptr("D0120")}, got)
+
+	e.exec(t, "CREATE TABLE clash (PatNum int, pat_num int)")
+	res, err := e.loader(nil).Run(context.Background(), Options{SnakeCase: true, Tables: []string{"clash"}})
+	require.NoError(t, err)
+	assert.Contains(t, res.Tables[0].Error, `both become "pat_num"`)
+}
+
+func TestOneFailureDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, "CREATE TABLE good (id int PRIMARY KEY)", "INSERT INTO good VALUES (1), (2)",
+		"CREATE TABLE odd (id int PRIMARY KEY, v int)", "INSERT INTO odd VALUES (1, 300)")
+	cfg := &tables.Config{Tables: map[string]*tables.Table{
+		"missing": {Name: "missing", Strategy: tables.FullTable, Importance: tables.Critical},
+		"odd": {Name: "odd", Strategy: tables.FullTable, Importance: tables.Critical,
+			ColumnTypeOverride: map[string]string{"v": "boolean"}}, // 300 is no boolean: COPY fails
+		"good": {Name: "good", Strategy: tables.FullTable, Importance: tables.Standard},
+	}}
+	res := e.run(t, cfg, Options{})
+	require.Len(t, res.Tables, 3)
+	assert.Equal(t, 2, res.Failed)
+	assert.False(t, res.OK())
+	assert.Contains(t, byName(res, "missing").Error, "not in the replica")
+	assert.Contains(t, byName(res, "odd").Error, "boolean")
+	assert.Equal(t, StatusOK, byName(res, "good").Status)
+	var n int
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM raw.good").Scan(&n))
+	assert.Equal(t, 2, n)
+	var status, msg string
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status, error FROM raw.etl_load_status WHERE table_name = 'odd'").Scan(&status, &msg))
+	assert.Equal(t, StatusFailed, status)
+	assert.Contains(t, msg, "boolean")
+	var leftovers int
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw' AND tablename LIKE '\\_etl\\_new\\_%'").Scan(&leftovers))
+	assert.Zero(t, leftovers, "a failed build leaves no table behind")
+
+	_, err := e.loader(cfg).Run(context.Background(), Options{Tables: []string{"good", "Nope"}})
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), `"Nope"`)
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, "CREATE TABLE claim (ClaimNum bigint unsigned PRIMARY KEY, IsOrtho tinyint(1), DateSent date)")
+	res := e.run(t, nil, Options{DryRun: true})
+	r := res.Tables[0]
+	require.Equal(t, StatusPlanned, r.Status, r.Error)
+	assert.Equal(t, ModeFull, r.Mode)
+	require.NotEmpty(t, r.DDL)
+	assert.Contains(t, r.DDL[0], `"ClaimNum" numeric(20,0)`)
+	assert.Equal(t, ColumnPlan{Column: "IsOrtho", Target: "IsOrtho", Source: "tinyint(1)", Type: "smallint", Reason: r.Columns[1].Reason}, r.Columns[1])
+	var n int
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))
+	assert.Zero(t, n, "no table, not even the state table")
+}
+
+func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
+	e := newEnv(t)
+	cfg := &tables.Config{Tables: map[string]*tables.Table{
+		"proc": {Name: "proc", PrimaryKey: []string{"ProcNum"}, WatermarkColumns: []string{"DateTStamp"}, Strategy: tables.Incremental, Importance: tables.Standard},
+	}}
+	e.exec(t, "CREATE TABLE proc (ProcNum bigint PRIMARY KEY, Fee double, DateTStamp datetime)", "INSERT INTO proc VALUES (1, 10, '2024-01-01')")
+	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "proc").Status)
+
+	// A dbt view on the raw table survives a full refresh of unchanged shape.
+	_, err := e.pg.Exec(context.Background(), `CREATE VIEW staging.stg_proc AS SELECT "ProcNum", "Fee" FROM raw.proc`)
+	require.NoError(t, err)
+	e.exec(t, "INSERT INTO proc VALUES (2, 20, '2024-01-01')")
+	r := byName(e.run(t, cfg, Options{FullRefresh: true}), "proc")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	var n int
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM staging.stg_proc").Scan(&n))
+	assert.Equal(t, 2, n)
+
+	// A new column needs a rebuild (old rows hold values the watermark will
+	// not bring); the view blocks it with a clear message until dropped.
+	e.exec(t, "ALTER TABLE proc ADD COLUMN Note varchar(10) DEFAULT 'n'")
+	r = byName(e.run(t, cfg, Options{}), "proc")
+	assert.Equal(t, StatusFailed, r.Status)
+	assert.Equal(t, []string{`column "Note" added (text)`}, r.Changes)
+	assert.Contains(t, r.Error, "view(s) depend on it")
+	_, err = e.pg.Exec(context.Background(), `DROP VIEW staging.stg_proc`)
+	require.NoError(t, err)
+	r = byName(e.run(t, cfg, Options{}), "proc")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeFull, r.Mode)
+	got := e.texts(t, `SELECT string_agg("Note", ',') FROM raw.proc`)
+	assert.Equal(t, "n,n", *got[0])
+
+	e.exec(t, "ALTER TABLE proc MODIFY Fee decimal(10,2)")
+	r = byName(e.run(t, cfg, Options{}), "proc")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, []string{`column "Fee" type changed double precision → numeric(10,2)`}, r.Changes)
+	var ty string
+	require.NoError(t, e.pg.QueryRow(context.Background(), `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'raw.proc'::regclass AND attname = 'Fee'`).Scan(&ty))
+	assert.Equal(t, "numeric(10,2)", ty)
+}
+
+func TestLockRefusesSecondRun(t *testing.T) {
+	e := newEnv(t)
+	unlock, err := Lock(context.Background(), e.pg)
+	require.NoError(t, err)
+	_, err = Lock(context.Background(), e.pg)
+	require.True(t, errors.Is(err, ErrLocked), "got %v", err)
+	assert.Contains(t, err.Error(), "backend pid")
+	unlock()
+	unlock2, err := Lock(context.Background(), e.pg)
+	require.NoError(t, err)
+	unlock2()
+}
