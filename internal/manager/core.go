@@ -12,7 +12,7 @@ import (
 type Attempt struct {
 	Number         int           // 1 for the first try
 	Err            error         // nil on success
-	ConnectionLost bool          // the connection was dropped; the next try takes a fresh one
+	ConnectionLost bool          // the connection was discarded (lost, or cut by cancellation); the next try takes a fresh one
 	Retry          bool          // another attempt follows
 	Backoff        time.Duration // wait before that attempt
 }
@@ -76,7 +76,7 @@ func (s *core[C]) do(ctx context.Context, fn func(context.Context, C) error) err
 		case !a.Retry:
 			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
-		s.log.Warn("retrying", "attempt", attempt, "of", s.opts.MaxRetries+1,
+		s.log.Warn("retrying", "attempt", attempt, "max_attempts", s.opts.MaxRetries+1,
 			"backoff", a.Backoff, "connection_lost", a.ConnectionLost, "err", err)
 		if cerr := sleep(ctx, a.Backoff); cerr != nil {
 			return fmt.Errorf("stop retrying after %d attempts: %w; last error: %w", attempt, cerr, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
 // Options tunes retries and rate limiting.
@@ -41,6 +42,16 @@ func DefaultOptions() Options {
 		MaxRetries: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		RateLimit: 100 * time.Millisecond, PoolTimeout: 30 * time.Second,
 	}
+}
+
+// ForDatabase returns o with cfg's pool timeout and, if o has a logger, one
+// that names the database (cfg.Label(), never the password).
+func (o Options) ForDatabase(cfg providers.DBConfig) Options {
+	o.PoolTimeout = cfg.Pool.PoolTimeout
+	if o.Logger != nil {
+		o.Logger = o.Logger.With("db", cfg.Label())
+	}
+	return o
 }
 
 // Manager holds one reused *sql.Conn of a MySQL/MariaDB pool.

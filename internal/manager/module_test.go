@@ -1,6 +1,7 @@
 package manager_test
 
 import (
+	"bytes"
 	"log/slog"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
 func TestModuleProvidesOptions(t *testing.T) {
@@ -32,4 +35,19 @@ func TestModuleProvidesOptions(t *testing.T) {
 			assert.Equal(t, tt.wantLogger, got.Logger != nil)
 		})
 	}
+}
+
+func TestOptionsForDatabase(t *testing.T) {
+	var logs bytes.Buffer
+	o := manager.DefaultOptions()
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := testdb.MySQLConfig("x", catalog.DatabaseSource)
+	cfg.Pool.PoolTimeout = 7 * time.Second
+	cfg.Password = "s3cr3t-XYZ"
+	got := o.ForDatabase(cfg)
+	assert.Equal(t, 7*time.Second, got.PoolTimeout)
+	assert.Equal(t, 30*time.Second, o.PoolTimeout, "the receiver is a copy")
+	got.Logger.Info("x")
+	assert.Contains(t, logs.String(), "db=source")
+	assert.NotContains(t, logs.String(), "s3cr3t")
 }
