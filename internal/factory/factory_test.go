@@ -267,36 +267,50 @@ func TestMySQLSessionKeepsEveryValue(t *testing.T) {
 	assert.Equal(t, SessionTimeZone, tz)
 	assert.Equal(t, "utf8mb4", cs)
 
-	// Read through a read-only source session as raw bytes and copy back.
+	// Read through a read-only source session as raw bytes, over the text
+	// protocol (no arguments) and the binary one (a placeholder), and copy
+	// the first read back into dst.
 	rcfg := cfg
 	rcfg.Database, rcfg.ReadOnly = catalog.DatabaseSource, true
 	r := openMySQL(t, rcfg)
-	rows, err := r.QueryContext(ctx, "SELECT id, d, dt, ts, s FROM src ORDER BY id")
-	require.NoError(t, err)
-	var got [][]string
-	for rows.Next() {
-		vals := make([]any, 5)
-		ptrs := make([]any, 5)
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		require.NoError(t, rows.Scan(ptrs...))
-		row := make([]string, 5)
-		for i, v := range vals {
-			if i == 0 {
-				row[i] = fmt.Sprint(v)
-				continue
-			}
-			b, ok := v.([]byte)
-			require.True(t, ok, "column %d is %T, want raw []byte (never time.Time)", i, v)
-			row[i] = string(b)
-		}
-		got = append(got, row)
-		_, err := w.ExecContext(ctx, "INSERT INTO dst VALUES (?, ?, ?, ?, ?)", vals...)
-		require.NoError(t, err)
+	reads := []struct {
+		protocol string
+		query    string
+		args     []any
+	}{
+		{"text", "SELECT id, d, dt, ts, s FROM src ORDER BY id", nil},
+		{"binary", "SELECT id, d, dt, ts, s FROM src WHERE id > ? ORDER BY id", []any{0}},
 	}
-	require.NoError(t, rows.Err())
-	assert.Equal(t, want, got)
+	for n, rd := range reads {
+		rows, err := r.QueryContext(ctx, rd.query, rd.args...)
+		require.NoError(t, err, rd.protocol)
+		var got [][]string
+		for rows.Next() {
+			vals := make([]any, 5)
+			ptrs := make([]any, 5)
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			require.NoError(t, rows.Scan(ptrs...))
+			row := make([]string, 5)
+			for i, v := range vals {
+				if i == 0 {
+					row[i] = fmt.Sprint(v)
+					continue
+				}
+				b, ok := v.([]byte)
+				require.True(t, ok, "%s: column %d is %T, want raw []byte (never time.Time)", rd.protocol, i, v)
+				row[i] = string(b)
+			}
+			got = append(got, row)
+			if n == 0 {
+				_, err := w.ExecContext(ctx, "INSERT INTO dst VALUES (?, ?, ?, ?, ?)", vals...)
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, rows.Err())
+		assert.Equal(t, want, got, rd.protocol)
+	}
 
 	var diff int
 	require.NoError(t, w.QueryRowContext(ctx, `SELECT COUNT(*) FROM src LEFT JOIN dst

@@ -79,7 +79,10 @@ func New(db *sql.DB, opts Options) *Manager {
 // Do runs fn on the reused connection after the rate-limit gap, retrying
 // retryable failures; after a connection-level failure it takes a fresh
 // connection. fn must be safe to run again (idempotent): a statement cut off
-// by a lost connection may or may not have been applied.
+// by a lost connection may or may not have been applied. A transaction fn
+// opens must be rolled back by fn on error (defer tx.Rollback()), since the
+// connection is kept for the retry unless it was lost. The rate limit paces
+// Do calls (and their retries), not the statements inside one fn.
 func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
 	return m.core.do(ctx, fn)
 }
