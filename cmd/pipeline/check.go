@@ -30,6 +30,7 @@ func checkWith(ctx context.Context, g *globalFlags, args []string, stdout, stder
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	g.register(fs)
+	listVars := fs.Bool("vars", false, "list the environment variables of the chosen environment and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -39,6 +40,14 @@ func checkWith(ctx context.Context, g *globalFlags, args []string, stdout, stder
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pipeline check: unexpected arguments %q\n", fs.Args())
 		return exitConfig
+	}
+	if *listVars {
+		env, err := providers.DetectEnvironment(g.Env, providers.OSEnv())
+		if err != nil {
+			return exitCode(stderr, "check", fmt.Errorf("%w: %w", providers.ErrInvalidConfig, err))
+		}
+		fmt.Fprintf(stdout, "environment: %s\n\n", env)
+		return exitCode(stderr, "check", providers.WriteVariables(stdout, env))
 	}
 	var all []catalog.DatabaseType
 	for _, db := range catalog.Databases() {

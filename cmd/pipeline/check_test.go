@@ -126,3 +126,18 @@ func TestExamplePipelineConfigParses(t *testing.T) {
 	assert.Equal(t, providers.DefaultPipelineConfig().Replication, cfg.Replication)
 	assert.Equal(t, providers.DefaultPipelineConfig().Load, cfg.Load)
 }
+
+func TestCheckListsVariables(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, exitOK, dispatch(context.Background(), []string{"--env", "test", "check", "--vars"}, &stdout, &stderr), stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "environment: test")
+	assert.Regexp(t, `(?m)^TEST_OPENDENTAL_SOURCE_HOST\s+yes\s+source: server host name`, out)
+	assert.Regexp(t, `(?m)^TEST_POSTGRES_ANALYTICS_SCHEMA\s+no\s+analytics:`, out)
+	assert.NotContains(t, out, "TEST_MYSQL_REPLICATION_SCHEMA", "only databases with schemas have one")
+	assert.NotRegexp(t, `(?m)^OPENDENTAL`, out, "no production variable in the test list")
+
+	stdout.Reset()
+	require.Equal(t, exitOK, dispatch(context.Background(), []string{"check", "--env", "production", "--vars"}, &stdout, &stderr))
+	assert.Regexp(t, `(?m)^MYSQL_REPLICATION_PASSWORD\s+no\s`, stdout.String())
+}

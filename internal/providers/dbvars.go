@@ -3,9 +3,11 @@ package providers
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"text/template"
 
 	"github.com/kelseyhightower/envconfig"
@@ -137,4 +139,24 @@ func readDBVars(env Environment, db catalog.Database, vars map[string]string) (d
 		}
 	}
 	return out, problems
+}
+
+// WriteVariables writes a table of every variable the catalogue's databases
+// read in env: name, whether it is required, and what it is.
+func WriteVariables(w io.Writer, env Environment) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tREQUIRED\tDESCRIPTION")
+	for _, db := range catalog.Databases() {
+		for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
+			if v.Field == "Schema" && !db.HasSchemas {
+				continue
+			}
+			req := "no"
+			if v.Required {
+				req = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s: %s\n", v.Key, req, db.Type, v.Desc)
+		}
+	}
+	return tw.Flush()
 }
