@@ -1,0 +1,239 @@
+// Package discover builds tables.yml from the source's information schema:
+// keys, watermark candidates, strategy, batch size, importance and
+// estimates, merged with an existing file so that the user's edits survive.
+package discover
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// Tables above this many rows are copied incrementally in key chunks.
+const chunkedRows = 1_000_000
+
+// critical are the core clinical and financial tables.
+var critical = map[string]bool{
+	"patient": true, "appointment": true, "procedurelog": true, "claim": true, "claimproc": true, "claimpayment": true,
+	"payment": true, "paysplit": true, "adjustment": true, "insplan": true, "inssub": true, "patplan": true,
+	"procedurecode": true, "fee": true, "payplan": true, "payplancharge": true, "statement": true, "treatplan": true,
+	"proctp": true, "carrier": true, "benefit": true, "recall": true, "commlog": true, "document": true,
+}
+
+// reference are small lookup tables.
+var reference = map[string]bool{
+	"definition": true, "provider": true, "clinic": true, "operatory": true, "userod": true, "usergroup": true,
+	"feesched": true, "preference": true, "schoolclass": true, "employee": true, "zipcode": true, "site": true,
+	"apptview": true, "apptviewitem": true, "covcat": true, "covspan": true, "insfilingcode": true, "sheetdef": true,
+	"sheetfielddef": true, "programproperty": true, "program": true, "displayfield": true, "language": true,
+}
+
+// Importance guesses a table's importance from its name and size.
+func Importance(name string, rows int64) tables.Importance {
+	n := strings.ToLower(name)
+	switch {
+	case critical[n]:
+		return tables.Critical
+	case strings.HasPrefix(n, "securitylog") || strings.HasSuffix(n, "log") && !strings.HasPrefix(n, "procedure") && n != "commlog",
+		strings.HasPrefix(n, "etrans") || strings.HasSuffix(n, "hist") || strings.HasSuffix(n, "history"):
+		return tables.Audit
+	case reference[n] || strings.HasSuffix(n, "def") || strings.HasSuffix(n, "type") || strings.HasSuffix(n, "cat"):
+		return tables.Reference
+	case strings.HasPrefix(n, "pat") || strings.HasPrefix(n, "proc") || strings.HasPrefix(n, "claim") ||
+		strings.HasPrefix(n, "ins") || strings.HasPrefix(n, "pay") || strings.HasPrefix(n, "appt") ||
+		strings.HasPrefix(n, "treat") || strings.HasPrefix(n, "perio") || strings.HasPrefix(n, "rx"):
+		return tables.Important
+	}
+	return tables.Standard
+}
+
+// watermarks lists a table's change-stamp columns: TIMESTAMP … ON UPDATE
+// columns, the usual OpenDental names first.
+func watermarks(m *replicate.TableMeta) []string {
+	var out []string
+	for _, c := range m.Columns {
+		if strings.EqualFold(c.DataType, "timestamp") && strings.Contains(strings.ToLower(c.Extra), "on update") {
+			out = append(out, c.Name)
+		}
+	}
+	rank := func(s string) int {
+		switch strings.ToLower(s) {
+		case "secdatetedit":
+			return 0
+		case "datetstamp":
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
+}
+
+// BatchSize aims at about 8 MB per chunk: short source locks, few round trips.
+func BatchSize(avgRowLen int64) int {
+	if avgRowLen <= 0 {
+		avgRowLen = 200
+	}
+	n := int(8<<20/avgRowLen) / 1000 * 1000
+	return min(max(n, 1000), 50000)
+}
+
+// Table builds one table's discovered entry.
+func Table(m *replicate.TableMeta) *tables.Table {
+	t := &tables.Table{
+		Name:            m.Name,
+		PrimaryKey:      slices.Clone(m.PrimaryKey),
+		Strategy:        tables.FullTable,
+		BatchSize:       BatchSize(m.AvgRowLen),
+		Importance:      Importance(m.Name, m.Rows),
+		EstimatedRows:   m.Rows,
+		EstimatedSizeMB: math.Round(float64(m.DataBytes)/(1<<20)*100) / 100,
+	}
+	for _, c := range m.Columns {
+		t.Columns = append(t.Columns, c.Name)
+	}
+	wm := watermarks(m)
+	switch {
+	case len(m.PrimaryKey) == 0:
+		// no key: copied whole each time
+	case len(wm) > 0:
+		t.WatermarkColumns = wm
+		t.Strategy = tables.Incremental
+		if m.Rows > chunkedRows {
+			t.Strategy = tables.IncrementalChunked
+		}
+	case t.Importance == tables.Audit && len(m.PrimaryKey) == 1 && autoInc(m, m.PrimaryKey[0]):
+		// append-only log: new rows have higher keys
+		t.WatermarkColumns = []string{m.PrimaryKey[0]}
+		t.Strategy = tables.IncrementalChunked
+	}
+	return t
+}
+
+func autoInc(m *replicate.TableMeta, col string) bool {
+	c := m.Column(col)
+	return c != nil && strings.Contains(strings.ToLower(c.Extra), "auto_increment")
+}
+
+// Build returns the discovered configuration of every base table.
+func Build(s *replicate.Schema) *tables.Config {
+	cfg := &tables.Config{Tables: map[string]*tables.Table{}}
+	for name, m := range s.Tables {
+		if name == replicate.CopyStatusTable || name == replicate.DeletedRowsTable {
+			continue
+		}
+		cfg.Tables[name] = Table(m)
+	}
+	return cfg
+}
+
+// Merge refreshes old with the discovered facts (keys, columns, estimates)
+// while keeping every setting the user may have edited (strategy,
+// watermarks, batch size, importance, exclude, deletes, lookback, column
+// types). It returns the merged config and what changed, for humans.
+func Merge(old, found *tables.Config) (*tables.Config, []string) {
+	out := &tables.Config{Tables: map[string]*tables.Table{}}
+	var changes []string
+	for _, name := range found.Names() {
+		f := found.Tables[name]
+		o, ok := old.Tables[name]
+		if !ok {
+			changes = append(changes, fmt.Sprintf("new table %s (%s, %d rows)", name, f.Strategy, f.EstimatedRows))
+			out.Tables[name] = f
+			continue
+		}
+		m := *o
+		m.PrimaryKey, m.Columns = f.PrimaryKey, f.Columns
+		m.EstimatedRows, m.EstimatedSizeMB = f.EstimatedRows, f.EstimatedSizeMB
+		if len(o.Columns) > 0 {
+			for _, c := range f.Columns {
+				if !slices.Contains(o.Columns, c) {
+					changes = append(changes, fmt.Sprintf("new column %s.%s", name, c))
+				}
+			}
+			for _, c := range o.Columns {
+				if !slices.Contains(f.Columns, c) {
+					changes = append(changes, fmt.Sprintf("dropped column %s.%s", name, c))
+				}
+			}
+		}
+		var keep []string
+		for _, w := range m.WatermarkColumns {
+			if slices.Contains(f.Columns, w) {
+				keep = append(keep, w)
+			} else {
+				changes = append(changes, fmt.Sprintf("%s: watermark column %s no longer exists", name, w))
+			}
+		}
+		m.WatermarkColumns = keep
+		if m.Strategy.IsIncremental() && (len(keep) == 0 || len(m.PrimaryKey) == 0) {
+			changes = append(changes, fmt.Sprintf("%s: strategy reset to %s (no usable watermark or key)", name, f.Strategy))
+			m.Strategy, m.WatermarkColumns = f.Strategy, f.WatermarkColumns
+		}
+		out.Tables[name] = &m
+	}
+	for _, name := range old.Names() {
+		if _, ok := found.Tables[name]; !ok {
+			changes = append(changes, "dropped table "+name)
+		}
+	}
+	return out, changes
+}
+
+var header = []string{
+	"tables.yml: how each source table is replicated and loaded.",
+	"Written by `pipeline discover`; re-running it refreshes primary_key, columns and estimates",
+	"and keeps your edits to every other field. Fields per table:",
+	"  primary_key, watermark_columns (first one is paged on), extraction_strategy",
+	"  (full_table | incremental | incremental_chunked), batch_size, importance",
+	"  (critical | important | standard | audit | reference), estimated_rows, estimated_size_mb,",
+	"  exclude, detect_deletes (default true), lookback_seconds, column_types, columns.",
+}
+
+// Run discovers the schema through db, merges with the file at path if it
+// exists, writes the result, and returns what changed.
+func Run(ctx context.Context, db *sql.DB, path string) ([]string, int, error) {
+	s, err := replicate.ReadSchema(ctx, db)
+	if err != nil {
+		return nil, 0, fmt.Errorf("discover source schema: %w", err)
+	}
+	found := Build(s)
+	old := &tables.Config{Tables: map[string]*tables.Table{}}
+	if _, err := os.Stat(path); err == nil {
+		if old, err = tables.Load(path); err != nil {
+			return nil, 0, fmt.Errorf("read existing %s (fix it or move it away): %w", path, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("read existing tables config: %w", err)
+	}
+	merged, changes := Merge(old, found)
+	data, err := tables.Marshal(merged, header)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := tables.Parse(path, data); err != nil {
+		return nil, 0, fmt.Errorf("discover produced an invalid file (a bug): %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, 0, fmt.Errorf("write tables config: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return nil, 0, fmt.Errorf("write tables config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, 0, fmt.Errorf("write tables config: %w", err)
+	}
+	return changes, len(merged.Tables), nil
+}

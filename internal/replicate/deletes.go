@@ -1,0 +1,182 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// detectDeletes removes from the replica the rows deleted at the source and
+// records each in etl_deleted_rows, in the same commit. It costs one COUNT(*)
+// per side when nothing was deleted; otherwise it walks the replica's keys in
+// ranges, compares each range's COUNT and BIT_XOR(CRC32(key)) with the
+// source's, and fetches the source's key list only for ranges that differ.
+func (j *tableJob) detectDeletes(ctx context.Context) error {
+	name := j.cfg.Name
+	countQ := "SELECT COUNT(*) FROM " + quoteIdent(name)
+	var srcCount, repCount int64
+	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
+		return fmt.Errorf("count source rows of %s: %w", name, err)
+	}
+	if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
+		return fmt.Errorf("count replica rows of %s: %w", name, err)
+	}
+	if srcCount == repCount {
+		return nil
+	}
+	keyExpr := "CONCAT_WS(0x1f," + identList(j.key) + ")"
+	sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(" + keyExpr + ")),0) FROM " + quoteIdent(name) + " WHERE "
+	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)
+	order := " ORDER BY " + identList(j.key)
+	span := max(j.batch(), 1000)
+	var cursor []string
+	for {
+		// The replica's next range of keys.
+		q := keysQ
+		var args []any
+		if cursor != nil {
+			pred, a := after(j.key, params(cursor, j.keyTypes))
+			q += " WHERE " + pred
+			args = a
+		}
+		repKeys, err := readKeys(ctx, j.conn, q+order+fmt.Sprintf(" LIMIT %d", span), args, len(j.key))
+		if err != nil {
+			return fmt.Errorf("read replica keys of %s: %w", name, err)
+		}
+		if len(repKeys) == 0 {
+			return nil
+		}
+		lo, hi := params(repKeys[0], j.keyTypes), params(repKeys[len(repKeys)-1], j.keyTypes)
+		pred, rargs := between(j.key, lo, hi)
+		var sc, rc int64
+		var sx, rx uint64
+		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+			return scanOneArgs(ctx, c, sumQ+pred, rargs, &sc, &sx)
+		}); err != nil {
+			return fmt.Errorf("checksum source keys of %s: %w", name, err)
+		}
+		if err := scanOneArgs(ctx, j.conn, sumQ+pred, rargs, &rc, &rx); err != nil {
+			return fmt.Errorf("checksum replica keys of %s: %w", name, err)
+		}
+		if sc != rc || sx != rx {
+			var srcKeys [][]string
+			if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+				var err error
+				srcKeys, err = readKeys(ctx, c, keysQ+" WHERE "+pred, rargs, len(j.key))
+				return err
+			}); err != nil {
+				return fmt.Errorf("read source keys of %s: %w", name, err)
+			}
+			have := make(map[string]bool, len(srcKeys))
+			for _, k := range srcKeys {
+				have[keyJSON(k)] = true
+			}
+			var gone [][]string
+			for _, k := range repKeys {
+				if !have[keyJSON(k)] {
+					gone = append(gone, k)
+				}
+			}
+			if err := j.deleteKeys(ctx, gone); err != nil {
+				return err
+			}
+		}
+		cursor = repKeys[len(repKeys)-1]
+		if len(repKeys) < span {
+			return nil
+		}
+	}
+}
+
+// deleteKeys deletes rows from the replica and records them, one commit per 1000 keys.
+func (j *tableJob) deleteKeys(ctx context.Context, keys [][]string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := j.deleteBatch(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
+	name := j.cfg.Name
+	tx, err := j.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin delete transaction for %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(j.key)), ",") + ")"
+	var del, rec []string
+	var dargs, rargs []any
+	now := time.Now().UTC()
+	for _, k := range keys {
+		del = append(del, tuple)
+		dargs = append(dargs, params(k, j.keyTypes)...)
+		rec = append(rec, "(?,?,?)")
+		rargs = append(rargs, name, keyJSON(k), now)
+	}
+	q := "DELETE FROM " + quoteIdent(name) + " WHERE (" + identList(j.key) + ") IN (" + strings.Join(del, ",") + ")"
+	res, err := tx.ExecContext(ctx, q, dargs...)
+	if err != nil {
+		return fmt.Errorf("delete rows from replica %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO `"+DeletedRowsTable+"` (table_name, pk_values, detected_at) VALUES "+strings.Join(rec, ","), rargs...); err != nil {
+		return fmt.Errorf("record deleted rows of %s: %w", name, err)
+	}
+	if err := stateUpdate(ctx, tx, name, true, nil); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit deletes of %s: %w", name, err)
+	}
+	j.res.RowsDeleted += n
+	return nil
+}
+
+func readKeys(ctx context.Context, q querier, query string, args []any, width int) ([][]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vals := make([]sql.RawBytes, width)
+	dest := make([]any, width)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	idx := make([]int, width)
+	for i := range idx {
+		idx[i] = i
+	}
+	var out [][]string
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		out = append(out, rawStrings(vals, idx))
+	}
+	return out, rows.Err()
+}
+
+func scanOneArgs(ctx context.Context, q querier, query string, args []any, dest ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
+}

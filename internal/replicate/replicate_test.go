@@ -1,0 +1,407 @@
+package replicate_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/discover"
+	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/opendental"
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+// env is a source database (fixture handle + factory-built read-only
+// handle) and an empty replica database.
+type env struct {
+	fixture *sql.DB // writes test data into the source
+	source  *sql.DB // what replicate reads through: factory-built, read-only
+	replica *sql.DB
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	fixture, cfg := testdb.MySQL(t, "repl_src")
+	replica, _ := testdb.MySQL(t, "repl_dst")
+	srcCfg := testdb.MySQLConfig(cfg.Name, catalog.DatabaseSource)
+	require.True(t, srcCfg.ReadOnly)
+	source, err := factory.New().MySQL(srcCfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { source.Close() })
+	return &env{fixture: fixture, source: source, replica: replica}
+}
+
+var autoIncRE = regexp.MustCompile(` AUTO_INCREMENT=\d+`)
+
+// createTables creates DDLs in the source; collations MariaDB 10.11 lacks
+// are mapped to utf8mb3_general_ci.
+func (e *env) createTables(t testing.TB, ddls []opendental.TableDDL) {
+	t.Helper()
+	for _, d := range ddls {
+		q := strings.ReplaceAll(d.SQL, "utf8mb3_uca1400_ai_ci", "utf8mb3_general_ci")
+		q = autoIncRE.ReplaceAllString(q, "") // keys start at 1, so tests can name rows
+		_, err := e.fixture.Exec(q)
+		require.NoError(t, err, "create %s", d.Name)
+	}
+}
+
+func (e *env) config(t testing.TB, batch int) *tables.Config {
+	t.Helper()
+	s, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	cfg := discover.Build(s)
+	for _, tb := range cfg.Tables {
+		tb.BatchSize = batch
+	}
+	return cfg
+}
+
+func (e *env) run(t testing.TB, cfg *tables.Config, opts replicate.Options) replicate.Summary {
+	t.Helper()
+	if opts.Manager == nil {
+		mo := manager.DefaultOptions()
+		mo.RateLimit = 0 // tests are not a busy clinic
+		opts.Manager = &mo
+	}
+	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, opts)
+	require.NoError(t, err)
+	for _, r := range sum.Tables {
+		require.NoError(t, r.Err, "table %s", r.Table)
+	}
+	return sum
+}
+
+// fingerprint is a table's row count and an order-independent content
+// checksum over every column's exact bytes (FLOAT as DOUBLE: all digits).
+func fingerprint(t testing.TB, db *sql.DB, table string, cols []replicate.Column) string {
+	t.Helper()
+	var parts []string
+	for _, c := range cols {
+		expr := "CAST(`" + c.Name + "` AS BINARY)"
+		if strings.EqualFold(c.DataType, "float") {
+			expr = "CAST(CAST(`" + c.Name + "` AS DOUBLE) AS BINARY)"
+		}
+		parts = append(parts, "IFNULL(HEX("+expr+"),'NULL')")
+	}
+	row := "CONCAT_WS(',', " + strings.Join(parts, ",") + ")"
+	var n, sum, x int64
+	q := fmt.Sprintf("SELECT COUNT(*), COALESCE(SUM(CRC32(%s)),0), COALESCE(BIT_XOR(CRC32(MD5(%s))),0) FROM `%s`", row, row, table)
+	require.NoError(t, db.QueryRow(q).Scan(&n, &sum, &x), "fingerprint %s", table)
+	return fmt.Sprintf("%d/%d/%d", n, sum, x)
+}
+
+// assertSame compares every table of the source with the replica: same
+// columns in the same order with the same types, same rows, same bytes.
+func (e *env) assertSame(t testing.TB) {
+	t.Helper()
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	rep, err := replicate.ReadSchema(context.Background(), e.replica)
+	require.NoError(t, err)
+	for name, s := range src.Tables {
+		r := rep.Tables[name]
+		if !assert.NotNil(t, r, "replica lacks %s", name) {
+			continue
+		}
+		require.Equal(t, len(s.Columns), len(r.Columns), "columns of %s", name)
+		for i := range s.Columns {
+			assert.Equal(t, s.Columns[i].Name, r.Columns[i].Name, "%s column %d", name, i)
+			assert.Equal(t, s.Columns[i].Type, r.Columns[i].Type, "%s.%s type", name, s.Columns[i].Name)
+		}
+		assert.Equal(t, fingerprint(t, e.fixture, name, s.Columns), fingerprint(t, e.replica, name, s.Columns), "content of %s", name)
+	}
+}
+
+func byTable(sum replicate.Summary) map[string]*replicate.TableResult {
+	out := map[string]*replicate.TableResult{}
+	for _, r := range sum.Tables {
+		out[r.Table] = r
+	}
+	return out
+}
+
+// nextSecond waits until the server clock has moved past the current second:
+// an incremental run reads TIMESTAMP watermarks only up to its own start
+// second, so changes made in the same second belong to the next run.
+func nextSecond() { time.Sleep(1100 * time.Millisecond) }
+
+func count(t testing.TB, db *sql.DB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, db.QueryRow(q, args...).Scan(&n), q)
+	return n
+}
+
+func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
+	e := newEnv(t)
+	ddls := opendental.Real93()
+	require.Len(t, ddls, 93)
+	e.createTables(t, ddls)
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	for i, d := range ddls {
+		fillTable(t, e.fixture, src.Tables[d.Name], 130, uint64(i))
+	}
+	cfg := e.config(t, 40) // 130 rows: four chunks per table
+	nextSecond()
+
+	sum := e.run(t, cfg, replicate.Options{})
+	res := byTable(sum)
+	require.Len(t, res, 93)
+	for _, r := range sum.Tables {
+		assert.Equal(t, replicate.ModeFull, r.Mode, r.Table)
+		assert.GreaterOrEqual(t, r.Chunks, 1, r.Table)
+	}
+	assert.Equal(t, int64(130), res["patient"].RowsWritten)
+	assert.Equal(t, 4, res["patient"].Chunks)
+	e.assertSame(t)
+
+	// Inserts, updates (one keeping its timestamp second), deletes.
+	nextSecond()
+	mut := []string{
+		"UPDATE patient SET LName = CONCAT(LName, 'x') WHERE PatNum <= 60",                               // many rows, one stamp second
+		"UPDATE patient SET FName = 'same-second', DateTStamp = DateTStamp WHERE PatNum = 100",          // keeps its stamp
+		"UPDATE procedurelog SET ProcFee = ProcFee + 1, DateTStamp = DateTStamp WHERE ProcNum % 7 = 0", // keeps its stamp
+		"DELETE FROM patient WHERE PatNum IN (5, 77, 129)",
+		"DELETE FROM procedurelog WHERE ProcNum > 120",
+		"DELETE FROM definition WHERE DefNum = 3",
+		"INSERT INTO definition (Category, ItemOrder, ItemName, ItemValue, ItemColor, IsHidden) VALUES (1, 2, 'new', '', 0, 0)",
+		"UPDATE appointment SET Note = 'moved' WHERE AptNum BETWEEN 30 AND 90",
+	}
+	for _, q := range mut {
+		_, err := e.fixture.Exec(q)
+		require.NoError(t, err, q)
+	}
+	nextSecond()
+	sum = e.run(t, cfg, replicate.Options{})
+	res = byTable(sum)
+	assert.Equal(t, replicate.ModeIncremental, res["patient"].Mode)
+	assert.Equal(t, int64(3), res["patient"].RowsDeleted)
+	assert.Equal(t, int64(10), res["procedurelog"].RowsDeleted)
+	assert.Equal(t, int64(1), res["definition"].RowsDeleted)
+	assert.Equal(t, replicate.ModeSkip, res["allergy"].Mode, "untouched table skipped by UPDATE_TIME")
+	e.assertSame(t)
+
+	// Deletes are recorded for the loader, keys as JSON string arrays.
+	var keys []string
+	rows, err := e.replica.Query("SELECT pk_values FROM etl_deleted_rows WHERE table_name='patient' ORDER BY id")
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		keys = append(keys, k)
+	}
+	require.NoError(t, rows.Err())
+	assert.ElementsMatch(t, []string{`["5"]`, `["77"]`, `["129"]`}, keys)
+
+	// change_seq moved for changed tables only.
+	seqs, err := replicate.ChangeSeqs(context.Background(), e.replica)
+	require.NoError(t, err)
+	before := seqs
+	nextSecond()
+	sum = e.run(t, cfg, replicate.Options{})
+	for _, r := range sum.Tables {
+		assert.Equal(t, replicate.ModeSkip, r.Mode, "nothing changed: %s", r.Table)
+	}
+	seqs, err = replicate.ChangeSeqs(context.Background(), e.replica)
+	require.NoError(t, err)
+	assert.Equal(t, before, seqs)
+	assert.Equal(t, int64(93), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status WHERE status='ok'"))
+}
+
+func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
+		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_100")
+	require.NoError(t, err)
+	cfg := e.config(t, 7)
+	require.Equal(t, tables.Incremental, cfg.Tables["stamped"].Strategy)
+	e.run(t, cfg, replicate.Options{})
+
+	// 100 rows change, in groups that share a stamp: 7-row chunks split every group.
+	_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = CONCAT('2024-05-02 10:00:0', Id % 3)")
+	require.NoError(t, err)
+	nextSecond()
+	sum := e.run(t, cfg, replicate.Options{})
+	r := byTable(sum)["stamped"]
+	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, int64(100), r.RowsRead)
+	assert.Equal(t, 15, r.Chunks)
+	e.assertSame(t)
+}
+
+func TestReplicateResumesAfterKill(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "patient", "procedurelog", "appointment"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	for i, n := range []string{"patient", "procedurelog", "appointment"} {
+		fillTable(t, e.fixture, src.Tables[n], 200, uint64(i))
+	}
+	cfg := e.config(t, 25)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	chunks := 0
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+		Workers: 1, Manager: &mo,
+		OnChunk: func(string, int) {
+			if chunks++; chunks == 5 {
+				cancel()
+			}
+		},
+	})
+	require.NoError(t, err)
+	assert.Positive(t, sum.Failed(), "the interrupted run reports failures")
+	first := sum.Tables[0].Table
+	copied := count(t, e.replica, "SELECT COUNT(*) FROM `"+first+"`")
+	assert.Equal(t, int64(5*25), copied, "five committed chunks survive the kill")
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status WHERE status='failed' AND error LIKE 'interrupted%'"))
+
+	sum = e.run(t, cfg, replicate.Options{})
+	r := byTable(sum)[first]
+	assert.True(t, r.Resumed)
+	assert.Equal(t, int64(200-125), r.RowsRead, "resumed after the last committed chunk")
+	e.assertSame(t)
+}
+
+func pick(ddls []opendental.TableDDL, names ...string) []opendental.TableDDL {
+	var out []opendental.TableDDL
+	for _, d := range ddls {
+		for _, n := range names {
+			if d.Name == n {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE nokey (A INT NULL, B VARCHAR(30) NOT NULL, D DATE NOT NULL) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO nokey VALUES (1,'a','0000-00-00'),(1,'a','0000-00-00'),(NULL,'',  '2019-00-00'),(2,'tab\\tnl\\n','2020-01-01')")
+	require.NoError(t, err)
+	cfg := e.config(t, 2)
+	require.Equal(t, tables.FullTable, cfg.Tables["nokey"].Strategy)
+	sum := e.run(t, cfg, replicate.Options{})
+	assert.Equal(t, replicate.ModeShadow, byTable(sum)["nokey"].Mode)
+	e.assertSame(t)
+
+	_, err = e.fixture.Exec("DELETE FROM nokey WHERE A = 2; INSERT INTO nokey VALUES (3,'c','2021-02-03')")
+	require.NoError(t, err)
+	nextSecond()
+	sum = e.run(t, cfg, replicate.Options{})
+	assert.Equal(t, int64(4), byTable(sum)["nokey"].RowsWritten)
+	e.assertSame(t)
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows"), "no-key tables record no deletes")
+	assert.Equal(t, int64(0), count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE 'nokey\\_\\_%'"))
+}
+
+func TestReplicateSchemaDrift(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "patient", "claimproc"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["patient"], 60, 1)
+	fillTable(t, e.fixture, src.Tables["claimproc"], 60, 2)
+	cfg := e.config(t, 25)
+	e.run(t, cfg, replicate.Options{})
+
+	// Like a real upgrade (schema_drift_21.1_to_24.3.tsv): add columns, widen types.
+	for _, q := range []string{
+		"ALTER TABLE claimproc ADD COLUMN IsOverpayNew tinyint(4) NOT NULL DEFAULT 1 AFTER ClaimAdjReasonCodes",
+		"ALTER TABLE patient MODIFY COLUMN Email varchar(300) NOT NULL, MODIFY COLUMN Gender int(11) NOT NULL",
+		"UPDATE patient SET Email = REPEAT('e', 290), DateTStamp = DateTStamp WHERE PatNum = 3",
+	} {
+		_, err := e.fixture.Exec(q)
+		require.NoError(t, err, q)
+	}
+	nextSecond()
+	sum := e.run(t, cfg, replicate.Options{})
+	res := byTable(sum)
+	var got []string
+	for _, c := range append(res["claimproc"].Changes, res["patient"].Changes...) {
+		got = append(got, c.String())
+	}
+	assert.ElementsMatch(t, []string{
+		"claimproc: added column IsOverpayNew tinyint(4)",
+		"patient: changed column Email from varchar(100) NULL to varchar(300) NOT NULL",
+		"patient: changed column Gender from tinyint(3) unsigned NOT NULL to int(11) NOT NULL",
+	}, got)
+	assert.Equal(t, replicate.ModeFull, res["patient"].Mode, "drift re-copies the table")
+	e.assertSame(t)
+}
+
+func TestReplicateFullRefreshAndDryRun(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["definition"], 30, 1)
+	fillTable(t, e.fixture, src.Tables["provider"], 30, 2)
+	cfg := e.config(t, 100)
+
+	sum := e.run(t, cfg, replicate.Options{DryRun: true})
+	require.Len(t, sum.Tables, 2)
+	assert.Contains(t, sum.Tables[0].Plan, "create replica table")
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE()"), "a dry run writes nothing")
+
+	e.run(t, cfg, replicate.Options{Tables: []string{"definition"}})
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status"))
+	sum = e.run(t, cfg, replicate.Options{Tables: []string{"definition"}, FullRefresh: true})
+	assert.Equal(t, replicate.ModeFull, sum.Tables[0].Mode)
+	assert.Equal(t, int64(30), sum.Tables[0].RowsWritten)
+
+	_, err = replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg},
+		replicate.Options{Tables: []string{"nosuch"}})
+	assert.ErrorIs(t, err, replicate.ErrConfig)
+	assert.ErrorContains(t, err, "nosuch")
+}
+
+func TestReplicateTableFailureDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
+	cfg := e.config(t, 100)
+	cfg.Tables["ghost"] = &tables.Table{Name: "ghost", Strategy: tables.FullTable, Importance: tables.Critical, BatchSize: 10}
+	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	require.NoError(t, err)
+	res := byTable(sum)
+	assert.ErrorContains(t, res["ghost"].Err, "not in the source database")
+	assert.NoError(t, res["definition"].Err)
+	assert.NoError(t, res["provider"].Err)
+	assert.Equal(t, 1, sum.Failed())
+}
+
+// The source is never written: replicate reads through a factory-built
+// source handle, and a write through that same handle is refused.
+func TestSourceSessionIsReadOnly(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition"))
+	cfg := e.config(t, 100)
+	e.run(t, cfg, replicate.Options{})
+	for _, q := range []string{
+		"INSERT INTO definition (Category, ItemOrder, ItemName, ItemValue, ItemColor, IsHidden) VALUES (1,1,'x','',0,0)",
+		"DELETE FROM definition",
+		"CREATE TABLE etl_copy_status (a int)",
+	} {
+		_, err := e.source.Exec(q)
+		assert.Error(t, err, q)
+	}
+	assert.Zero(t, count(t, e.fixture, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE 'etl%'"))
+}

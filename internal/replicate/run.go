@@ -1,0 +1,489 @@
+// Package replicate copies the OpenDental source MySQL into the replication
+// MySQL: creates and follows each table's definition, copies in short
+// primary-key chunks (full, incremental on a watermark, or whole via a shadow
+// table when there is no key), removes rows deleted at the source, and keeps
+// its state in the replica (etl_copy_status, etl_deleted_rows).
+//
+// The source is only ever read: every source query runs through the manager
+// (rate limit, retries) on at most Options.SourceConns connections.
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// Doer runs fn on a source connection; *manager.Manager is one.
+type Doer interface {
+	Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error
+}
+
+// Deps are the databases and configuration a run works on.
+type Deps struct {
+	Source  *sql.DB // read-only source (factory-built: read-only sessions)
+	Replica *sql.DB
+	Tables  *tables.Config
+	Log     *slog.Logger
+}
+
+// Options tune a run. The zero value is a normal incremental run.
+type Options struct {
+	Tables      []string // only these tables (default: every table not excluded)
+	FullRefresh bool     // copy every selected table in full again
+	DryRun      bool     // report what would be done; write nothing
+	Workers     int      // tables copied in parallel; default min(4, 2×CPUs)
+	SourceConns int      // concurrent source connections; default 1
+	Manager     *manager.Options
+	// NewDoer builds the source runner per source connection; default manager.New.
+	NewDoer func(db *sql.DB) Doer
+	// OnChunk is called after each committed chunk (progress; tests use it to interrupt a run).
+	OnChunk func(table string, rows int)
+}
+
+// ErrConfig marks a run that could not start because of bad options or
+// configuration; nothing was written.
+var ErrConfig = errors.New("replicate configuration")
+
+// TableResult is the outcome for one table.
+type TableResult struct {
+	Table       string
+	Mode        string // full | incremental | shadow | unchanged; the plan in a dry run
+	Plan        string // what was (or would be) done, for humans
+	Changes     []Change
+	RowsRead    int64
+	RowsWritten int64
+	RowsDeleted int64
+	Chunks      int
+	Resumed     bool
+	Duration    time.Duration
+	Err         error
+}
+
+// Summary is the outcome of a run, one entry per table in run order.
+type Summary struct {
+	Tables   []*TableResult
+	Duration time.Duration
+	DryRun   bool
+}
+
+// Failed counts the tables that failed.
+func (s Summary) Failed() int {
+	n := 0
+	for _, t := range s.Tables {
+		if t.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Write prints one line per table and a total line.
+func (s Summary) Write(w io.Writer) {
+	var read, written, deleted int64
+	fmt.Fprintf(w, "%-28s %-12s %10s %10s %8s %9s %10s  %s\n", "TABLE", "MODE", "READ", "WRITTEN", "DELETED", "SECONDS", "ROWS/S", "NOTE")
+	for _, t := range s.Tables {
+		note := t.Plan
+		if t.Err != nil {
+			note = "FAILED: " + t.Err.Error()
+		}
+		for _, c := range t.Changes {
+			note += "; " + c.String()
+		}
+		rate := 0.0
+		if secs := t.Duration.Seconds(); secs > 0 {
+			rate = float64(t.RowsRead) / secs
+		}
+		fmt.Fprintf(w, "%-28s %-12s %10d %10d %8d %9.2f %10.0f  %s\n", t.Table, t.Mode, t.RowsRead, t.RowsWritten, t.RowsDeleted, t.Duration.Seconds(), rate, note)
+		read, written, deleted = read+t.RowsRead, written+t.RowsWritten, deleted+t.RowsDeleted
+	}
+	fmt.Fprintf(w, "%d tables, %d failed; rows read %d, written %d, deleted %d in %.2fs\n",
+		len(s.Tables), s.Failed(), read, written, deleted, s.Duration.Seconds())
+}
+
+type runner struct {
+	deps   Deps
+	opts   Options
+	log    *slog.Logger
+	pool   chan *sourceSlot
+	srcNow string
+}
+
+type sourceSlot struct {
+	d    Doer
+	last *sql.Conn // session already set up
+}
+
+// source runs fn on a source connection, waiting for a free one, with the
+// session reading values in UTC and as raw bytes (no charset conversion).
+func (r *runner) source(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	var s *sourceSlot
+	select {
+	case s = <-r.pool:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { r.pool <- s }()
+	return s.d.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		if s.last != conn {
+			if _, err := conn.ExecContext(ctx, "SET SESSION time_zone='+00:00', character_set_results=binary"); err != nil {
+				return fmt.Errorf("set up source session: %w", err)
+			}
+			s.last = conn
+		}
+		return fn(ctx, conn)
+	})
+}
+
+// Replica session modes: strict (a value that would change is an error),
+// zero dates kept, a zero in an AUTO_INCREMENT column kept as 0.
+const (
+	replicaSQLMode = "STRICT_ALL_TABLES,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
+	lenientSQLMode = "ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
+)
+
+// DefaultWorkers is the default number of tables copied in parallel.
+func DefaultWorkers() int { return max(2, min(4, 2*runtime.NumCPU())) }
+
+// Run replicates the configured tables. It returns an error only when the
+// run could not start (ErrConfig, or a database that cannot be read); one
+// table's failure is reported in its TableResult and never stops the others.
+func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
+	start := time.Now()
+	if deps.Source == nil || deps.Replica == nil || deps.Tables == nil {
+		return Summary{}, fmt.Errorf("%w: source, replica and tables config are required", ErrConfig)
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "replicate")
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers()
+	}
+	if opts.SourceConns <= 0 {
+		opts.SourceConns = 1
+	}
+	if opts.NewDoer == nil {
+		mo := manager.DefaultOptions()
+		if opts.Manager != nil {
+			mo = *opts.Manager
+		}
+		opts.NewDoer = func(db *sql.DB) Doer { return manager.New(db, mo) }
+	}
+	selected, err := selectTables(deps.Tables, opts.Tables)
+	if err != nil {
+		return Summary{}, err
+	}
+	r := &runner{deps: deps, opts: opts, log: log, pool: make(chan *sourceSlot, opts.SourceConns)}
+	for range opts.SourceConns {
+		d := opts.NewDoer(deps.Source)
+		if c, ok := d.(io.Closer); ok {
+			defer c.Close()
+		}
+		r.pool <- &sourceSlot{d: d}
+	}
+
+	var src *Schema
+	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		var err error
+		src, err = ReadSchema(ctx, c)
+		return err
+	}); err != nil {
+		return Summary{}, fmt.Errorf("read source schema: %w", err)
+	}
+	r.srcNow = src.Now
+	if !opts.DryRun {
+		if err := EnsureState(ctx, deps.Replica); err != nil {
+			return Summary{}, err
+		}
+	}
+	rep, err := ReadSchema(ctx, deps.Replica)
+	if err != nil {
+		return Summary{}, fmt.Errorf("read replica schema: %w", err)
+	}
+	states := map[string]*State{}
+	if _, ok := rep.Tables[CopyStatusTable]; ok {
+		if states, err = LoadStates(ctx, deps.Replica); err != nil {
+			return Summary{}, err
+		}
+	}
+
+	sum := Summary{DryRun: opts.DryRun}
+	var jobs []*plan
+	for _, t := range selected {
+		res := &TableResult{Table: t.Name}
+		sum.Tables = append(sum.Tables, res)
+		p := r.plan(t, src.Tables[t.Name], rep.Tables[t.Name], states[t.Name], res)
+		if p != nil {
+			jobs = append(jobs, p)
+		}
+	}
+	if !opts.DryRun {
+		var unchanged []string
+		for _, res := range sum.Tables {
+			if res.Mode == ModeSkip && res.Err == nil {
+				unchanged = append(unchanged, res.Table)
+			}
+		}
+		if err := touchRunEnd(ctx, deps.Replica, unchanged, time.Now().UTC()); err != nil {
+			return Summary{}, err
+		}
+		r.runAll(ctx, jobs)
+	}
+	sum.Duration = time.Since(start)
+	for _, t := range sum.Tables {
+		if t.Err != nil {
+			log.Error("table failed", "table", t.Table, "err", t.Err)
+		}
+	}
+	return sum, nil
+}
+
+func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
+	if len(names) == 0 {
+		return cfg.Ordered(), nil
+	}
+	want := map[string]bool{}
+	var unknown []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if _, ok := cfg.Tables[n]; !ok {
+			unknown = append(unknown, n)
+		}
+		want[n] = true
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("%w: --tables names %s, not in tables.yml; run `pipeline discover` or fix the name", ErrConfig, strings.Join(unknown, ", "))
+	}
+	var out []*tables.Table
+	for _, t := range cfg.Ordered() {
+		if want[t.Name] {
+			out = append(out, t)
+		}
+	}
+	for _, n := range cfg.Names() { // an explicitly named table runs even when excluded
+		if t := cfg.Tables[n]; t.Exclude && want[n] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// plan is one table's work as decided from the schemas and state in memory.
+type plan struct {
+	cfg    *tables.Table
+	src    *TableMeta
+	rep    *TableMeta
+	st     *State
+	res    *TableResult
+	create bool
+	alter  bool
+	mode   string // full | incremental | shadow | unchanged-check
+}
+
+// plan decides what to do with a table without touching any database, so
+// that unchanged tables cost nothing beyond the run's three schema queries.
+func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *TableResult) *plan {
+	if src == nil {
+		res.Err = fmt.Errorf("table %s is in tables.yml but not in the source database; remove it or set exclude: true", t.Name)
+		res.Plan = "missing at source"
+		return nil
+	}
+	p := &plan{cfg: t, src: src, rep: rep, st: st, res: res}
+	var notes []string
+	switch {
+	case rep == nil:
+		p.create = true
+		notes = append(notes, "create replica table")
+	case needsDDL(src, rep):
+		p.alter = true
+		notes = append(notes, "apply schema drift")
+	}
+	hasKey := len(src.PrimaryKey) > 0
+	incremental := t.Strategy.IsIncremental() && hasKey && src.Column(t.Watermark()) != nil
+	switch {
+	case !hasKey:
+		p.mode = ModeShadow
+		notes = append(notes, "whole copy into a shadow table (no primary key)")
+	case r.opts.FullRefresh || p.create || p.alter || st == nil:
+		p.mode = ModeFull
+		notes = append(notes, "full copy in key chunks")
+	case st.Mode == ModeFull && st.LastKey.Valid && st.Status != StatusOK:
+		p.mode = ModeFull
+		notes = append(notes, "resume full copy after key "+st.LastKey.String)
+	case unchanged(src, st):
+		p.mode = ModeSkip
+		notes = append(notes, "unchanged since last run")
+	case incremental:
+		p.mode = ModeIncremental
+		notes = append(notes, fmt.Sprintf("incremental on %s from %s", t.Watermark(), st.Watermark.String))
+	default:
+		p.mode = ModeFull
+		notes = append(notes, "full copy in key chunks (upsert)")
+	}
+	if hasKey && t.DeletesEnabled() && p.mode != ModeSkip && !p.create {
+		notes = append(notes, "detect deletes")
+	}
+	if t.Strategy.IsIncremental() && !incremental && hasKey {
+		notes = append(notes, fmt.Sprintf("watermark %q not in source: copied in full", t.Watermark()))
+	}
+	res.Mode = p.mode
+	res.Plan = strings.Join(notes, "; ")
+	if p.mode == ModeSkip {
+		return nil
+	}
+	return p
+}
+
+// unchanged reports whether the source table has not been written since the
+// last successful run: its UPDATE_TIME (kept exactly by MyISAM) is the one
+// recorded then, and that time was already past when the copy began, so no
+// later write can share its second.
+func unchanged(src *TableMeta, st *State) bool {
+	return st.Status == StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
+		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
+}
+
+func sameTime(a, b string) bool {
+	return strings.TrimSuffix(a, ".000000") == strings.TrimSuffix(b, ".000000")
+}
+
+func (r *runner) runAll(ctx context.Context, jobs []*plan) {
+	ch := make(chan *plan)
+	var wg sync.WaitGroup
+	for range min(r.opts.Workers, max(1, len(jobs))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range ch {
+				r.runTable(ctx, p)
+			}
+		}()
+	}
+	for _, p := range jobs {
+		ch <- p
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// runTable runs one table's plan and records its outcome; it never panics the run.
+func (r *runner) runTable(ctx context.Context, p *plan) {
+	start := time.Now()
+	j := newTableJob(r, p.cfg, p.src, p.st, p.res)
+	defer func() {
+		if v := recover(); v != nil {
+			p.res.Err = fmt.Errorf("replicate %s: unexpected panic: %v", p.cfg.Name, v)
+			j.fail(ctx, p.res.Err)
+		}
+		p.res.Duration = time.Since(start)
+	}()
+	if err := ctx.Err(); err != nil {
+		p.res.Err = err
+		return
+	}
+	conn, err := r.deps.Replica.Conn(ctx)
+	if err != nil {
+		p.res.Err = fmt.Errorf("open replica connection for %s: %w", p.cfg.Name, err)
+		return
+	}
+	defer conn.Close()
+	j.conn = conn
+	if err := r.runJob(ctx, j, p); err != nil {
+		p.res.Err = err
+		j.fail(ctx, err)
+		return
+	}
+	r.log.Info("table replicated", "table", p.cfg.Name, "mode", p.res.Mode, "rows", p.res.RowsWritten,
+		"deleted", p.res.RowsDeleted, "seconds", time.Since(start).Seconds())
+}
+
+func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
+	if _, err := j.conn.ExecContext(ctx, "SET SESSION sql_mode='"+replicaSQLMode+"', time_zone='+00:00', foreign_key_checks=0"); err != nil {
+		return fmt.Errorf("set up replica session: %w", err)
+	}
+	if p.create || p.alter {
+		changes, err := r.syncSchema(ctx, j.conn, p)
+		p.res.Changes = changes
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			r.log.Info("schema change", "table", p.cfg.Name, "change", c.String())
+		}
+	}
+	var err error
+	switch p.mode {
+	case ModeShadow:
+		err = j.shadowCopy(ctx)
+	case ModeIncremental:
+		err = j.incremental(ctx)
+	default:
+		err = j.fullCopy(ctx, r.opts.FullRefresh || p.create || p.alter)
+	}
+	if err != nil {
+		return err
+	}
+	if p.mode != ModeShadow && p.cfg.DeletesEnabled() && !p.create {
+		if err := j.detectDeletes(ctx); err != nil {
+			return err
+		}
+	}
+	return j.finish(ctx)
+}
+
+// syncSchema creates the replica table from the source's SHOW CREATE TABLE,
+// or alters it to the source's columns, and reports each change.
+func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Change, error) {
+	name := p.cfg.Name
+	var create string
+	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		var n string
+		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(name), &n, &create)
+	}); err != nil {
+		return nil, fmt.Errorf("read source definition of %s: %w", name, err)
+	}
+	if p.create {
+		if _, err := conn.ExecContext(ctx, replicaDDL(create)); err != nil {
+			return nil, fmt.Errorf("create replica table %s: %w", name, err)
+		}
+		return []Change{{Table: name, Kind: "create_table"}}, nil
+	}
+	clauses, changes, err := diffColumns(name, p.src, p.rep, columnDefs(create))
+	if err != nil {
+		return nil, err
+	}
+	if len(clauses) == 0 {
+		return nil, nil
+	}
+	// The source changed existing values as it altered (e.g. NULL to '' for a
+	// new NOT NULL); the replica's rows are re-copied right after, so the
+	// ALTER may convert them the same lenient way.
+	if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode='"+lenientSQLMode+"'"); err != nil {
+		return nil, fmt.Errorf("set up replica session: %w", err)
+	}
+	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(name)+" "+strings.Join(clauses, ", "))
+	if _, rerr := conn.ExecContext(ctx, "SET SESSION sql_mode='"+replicaSQLMode+"'"); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return changes, fmt.Errorf("apply schema drift to replica %s (%d changes): %w", name, len(changes), err)
+	}
+	return changes, nil
+}
