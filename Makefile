@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: help services generate verify-generate build test test-short lint demo bench clean
+.PHONY: help services generate verify-generate build test lint demo bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,9 +24,6 @@ build: ## build bin/pipeline
 
 test: services ## run every test against the local servers
 	$(GO) test -count=1 -timeout 40m ./...
-
-test-short: ## unit tests only (no database)
-	$(GO) test -count=1 -short ./...
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...
