@@ -17,6 +17,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -26,8 +27,8 @@ const Schema = string(catalog.SchemaRaw)
 // Names of the replication phase's bookkeeping tables in the replica (the
 // data-path contract) and of the load state table in raw.
 const (
-	CopyStatusTable  = "etl_copy_status"
-	DeletedRowsTable = "etl_deleted_rows"
+	CopyStatusTable  = replicate.CopyStatusTable
+	DeletedRowsTable = replicate.DeletedRowsTable
 	StatusTable      = "etl_load_status"
 )
 
@@ -53,8 +54,9 @@ type Options struct {
 	FullRefresh bool     // rebuild every selected table
 	DryRun      bool     // plan only: modes, DDL, type decisions; nothing changes
 	SnakeCase   bool     // raw names in snake_case instead of the source's names
-	// Progress, when set, is called as rows stream (total is the replica's
-	// row count for a full refresh, or -1 when unknown).
+	// Progress, when set, is called from the streaming goroutine as rows
+	// stream: total is the replica's row count for a full refresh, -1 when
+	// unknown, and equals rows on the table's last call.
 	Progress func(table string, rows, total int64)
 }
 

@@ -97,10 +97,13 @@ func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]i
 		return err
 	}
 	counts := make([]typemap.Counts, len(p.cols))
-	progress := func(rows int64) {
+	progress := func(rows int64, final bool) {
 		if opts.Progress != nil {
 			total := int64(-1)
-			if r.Mode == ModeFull {
+			switch {
+			case final:
+				total = rows
+			case r.Mode == ModeFull:
 				total = snap.count
 			}
 			opts.Progress(t.Name, rows, total)
@@ -201,7 +204,7 @@ func readSnapshot(ctx context.Context, tx *sql.Tx, p *plan) (*snapshot, error) {
 }
 
 // full builds the table beside the live one and swaps it in.
-func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64), r *TableResult) (err error) {
+func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) (err error) {
 	pc, err := l.raw.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to raw: %w", err)
@@ -305,7 +308,7 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, r *TableResult) e
 
 // incremental upserts the rows at or after the watermark (minus lookback)
 // and applies the recorded deletes, all in one transaction.
-func (l *Loader) incremental(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64), r *TableResult) error {
+func (l *Loader) incremental(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
 	pc, err := l.raw.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to raw: %w", err)
@@ -441,7 +444,7 @@ var errCopyStopped = errors.New("copy stopped")
 // copyRows streams rows into COPY text format through a pipe: one
 // goroutine reads the replica while PostgreSQL ingests, and memory stays at
 // one row plus the buffers whatever the table size.
-func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.Rows, p *plan, counts []typemap.Counts, progress func(int64)) (read, written int64, err error) {
+func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.Rows, p *plan, counts []typemap.Counts, progress func(int64, bool)) (read, written int64, err error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -459,11 +462,11 @@ func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.
 	case cerr != nil:
 		return read, 0, fmt.Errorf("copy %s into raw: %w", p.src.Name, cerr)
 	}
-	progress(read)
+	progress(read, true)
 	return read, tag.RowsAffected(), nil
 }
 
-func writeRows(rows *sql.Rows, w io.Writer, p *plan, counts []typemap.Counts, read *int64, progress func(int64)) error {
+func writeRows(rows *sql.Rows, w io.Writer, p *plan, counts []typemap.Counts, read *int64, progress func(int64, bool)) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	vals := make([]sql.RawBytes, len(p.cols))
 	ptrs := make([]any, len(p.cols))
@@ -489,7 +492,7 @@ func writeRows(rows *sql.Rows, w io.Writer, p *plan, counts []typemap.Counts, re
 		}
 		*read++
 		if *read%16384 == 0 {
-			progress(*read)
+			progress(*read, false)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+// loadEnv points the test environment at fresh databases, fills the
+// replica with two small tables and returns the config dir and a pool on
+// the analytics database.
+func loadEnv(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	vars, _, pgName := testVars(t)
+	for _, name := range append([]string{providers.ConfigDirVar}, providers.EnvironmentVars...) {
+		t.Setenv(name, "")
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	example, err := os.ReadFile(filepath.Join("..", "..", "config", "pipeline.yml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pipeline.yml"), example, 0o600))
+
+	repl, err := testdb.OpenMySQL(testdb.MySQLConfig(vars["TEST_MYSQL_REPLICATION_DB"], catalog.DatabaseReplication))
+	require.NoError(t, err)
+	defer repl.Close()
+	for _, s := range []string{
+		"CREATE TABLE patient (PatNum bigint PRIMARY KEY, LName varchar(50), Birthdate date NOT NULL)",
+		"INSERT INTO patient VALUES (1, 'A', '0000-00-00'), (2, 'B', '1980-01-01')",
+		"CREATE TABLE definition (DefNum bigint PRIMARY KEY, ItemName varchar(50))",
+		"INSERT INTO definition VALUES (1, 'x')",
+	} {
+		_, err := repl.Exec(s)
+		require.NoError(t, err)
+	}
+	cfg := testdb.PostgresConfig(pgName, catalog.SchemaRaw)
+	pool, err := pgxpool.New(context.Background(), fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, cfg.Addr(), cfg.Name))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return dir, pool
+}
+
+func TestLoadCommand(t *testing.T) {
+	dir, pg := loadEnv(t)
+	ctx := context.Background()
+	run := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := dispatch(ctx, append([]string{"--config-dir", dir, "--env", "test"}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+
+	code, out, errOut := run("load", "--dry-run")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, `"Birthdate" date`)
+	assert.Contains(t, out, "nothing was changed")
+	var n int
+	require.NoError(t, pg.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))
+	assert.Zero(t, n)
+
+	code, out, errOut = run("load", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	var res load.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Len(t, res.Tables, 2)
+	for _, tr := range res.Tables {
+		assert.Equal(t, load.StatusOK, tr.Status, tr.Table)
+		assert.Equal(t, load.ModeFull, tr.Mode)
+	}
+	require.NoError(t, pg.QueryRow(ctx, `SELECT count(*) FROM raw.patient WHERE "Birthdate" IS NULL`).Scan(&n))
+	assert.Equal(t, 1, n)
+
+	code, out, errOut = run("load", "--tables", "patient", "--full-refresh")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Regexp(t, `(?m)^\s*patient\s+full\s+ok\s+2\s+2\s+0\s+1\s`, out)
+	assert.Contains(t, out, "converted patient.Birthdate: zero_date=1")
+
+	code, _, errOut = run("load", "--tables", "nope")
+	assert.Equal(t, exitConfig, code)
+	assert.Contains(t, errOut, `"nope"`)
+
+	code, _, _ = run("load", "stray")
+	assert.Equal(t, exitConfig, code)
+
+	// A second run while one holds the warehouse is refused.
+	unlock, err := load.Lock(ctx, pg)
+	require.NoError(t, err)
+	code, _, errOut = run("load")
+	unlock()
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, errOut, "already running")
+}
