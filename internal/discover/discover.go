@@ -201,11 +201,16 @@ var header = []string{
 	"  exclude, detect_deletes (default true), lookback_seconds, column_types, columns.",
 }
 
-// Run discovers the schema through db, merges with the file at path if it
-// exists, writes the result, and returns what changed.
-func Run(ctx context.Context, db *sql.DB, path string) ([]string, int, error) {
-	s, err := replicate.ReadSchema(ctx, db)
-	if err != nil {
+// Run reads the source's information schema through src (three queries),
+// merges with the file at path if it exists, writes the result, and returns
+// what changed and how many tables the file lists.
+func Run(ctx context.Context, src replicate.Doer, path string) ([]string, int, error) {
+	var s *replicate.Schema
+	if err := src.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var err error
+		s, err = replicate.ReadSchema(ctx, conn)
+		return err
+	}); err != nil {
 		return nil, 0, fmt.Errorf("discover source schema: %w", err)
 	}
 	found := Build(s)

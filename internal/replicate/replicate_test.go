@@ -170,8 +170,8 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	// Inserts, updates (one keeping its timestamp second), deletes.
 	nextSecond()
 	mut := []string{
-		"UPDATE patient SET LName = CONCAT(LName, 'x') WHERE PatNum <= 60",                               // many rows, one stamp second
-		"UPDATE patient SET FName = 'same-second', DateTStamp = DateTStamp WHERE PatNum = 100",          // keeps its stamp
+		"UPDATE patient SET LName = CONCAT(LName, 'x') WHERE PatNum <= 60",                             // many rows, one stamp second
+		"UPDATE patient SET FName = 'same-second', DateTStamp = DateTStamp WHERE PatNum = 100",         // keeps its stamp
 		"UPDATE procedurelog SET ProcFee = ProcFee + 1, DateTStamp = DateTStamp WHERE ProcNum % 7 = 0", // keeps its stamp
 		"DELETE FROM patient WHERE PatNum IN (5, 77, 129)",
 		"DELETE FROM procedurelog WHERE ProcNum > 120",

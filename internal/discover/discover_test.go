@@ -1,0 +1,124 @@
+package discover_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/internal/discover"
+	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/opendental"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
+	db, _ := testdb.MySQL(t, "discover")
+	want := map[string]bool{"patient": true, "securitylog": true, "definition": true, "procedurelog": true, "allergy": true}
+	for _, d := range opendental.Full408() {
+		if want[d.Name] {
+			_, err := db.Exec(strings.ReplaceAll(d.SQL, "utf8mb3_uca1400_ai_ci", "utf8mb3_general_ci"))
+			require.NoError(t, err, d.Name)
+		}
+	}
+	_, err := db.Exec("CREATE TABLE nokey (A INT) ENGINE=MyISAM")
+	require.NoError(t, err)
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	src := manager.New(db, mo)
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), "config", "tables.yml")
+
+	changes, n, err := discover.Run(context.Background(), src, path)
+	require.NoError(t, err)
+	assert.Equal(t, 6, n)
+	assert.Len(t, changes, 6, "every table is new")
+	cfg, err := tables.Load(path)
+	require.NoError(t, err)
+
+	cases := []struct {
+		table      string
+		strategy   tables.Strategy
+		watermark  []string
+		key        []string
+		importance tables.Importance
+	}{
+		{"patient", tables.Incremental, []string{"DateTStamp"}, []string{"PatNum"}, tables.Critical},
+		{"procedurelog", tables.Incremental, []string{"DateTStamp"}, []string{"ProcNum"}, tables.Critical},
+		{"securitylog", tables.IncrementalChunked, []string{"SecurityLogNum"}, []string{"SecurityLogNum"}, tables.Audit},
+		{"definition", tables.FullTable, nil, []string{"DefNum"}, tables.Reference},
+		{"nokey", tables.FullTable, nil, nil, tables.Standard},
+	}
+	for _, c := range cases {
+		t.Run(c.table, func(t *testing.T) {
+			tb := cfg.Tables[c.table]
+			require.NotNil(t, tb)
+			assert.Equal(t, c.strategy, tb.Strategy)
+			assert.Equal(t, c.watermark, tb.WatermarkColumns)
+			assert.Equal(t, c.key, tb.PrimaryKey)
+			assert.Equal(t, c.importance, tb.Importance)
+			assert.GreaterOrEqual(t, tb.BatchSize, 1000)
+			assert.NotEmpty(t, tb.Columns)
+		})
+	}
+
+	// The user edits the file; the schema drifts; discover runs again.
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	edited := strings.Replace(string(data), "  definition:\n", "  definition:\n    exclude: true\n    lookback_seconds: 30\n", 1)
+	require.NoError(t, os.WriteFile(path, []byte(edited), 0o644))
+	cfg, err = tables.Load(path)
+	require.NoError(t, err)
+	cfg.Tables["patient"].BatchSize = 1234
+	cfg.Tables["patient"].Importance = tables.Important
+	out, err := tables.Marshal(cfg, nil)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, out, 0o644))
+	for _, q := range []string{
+		"ALTER TABLE patient ADD COLUMN NewThing INT NOT NULL DEFAULT 0, DROP COLUMN Ward",
+		"DROP TABLE allergy",
+		"CREATE TABLE newtable (Id BIGINT NOT NULL PRIMARY KEY, T TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	changes, n, err = discover.Run(context.Background(), src, path)
+	require.NoError(t, err)
+	assert.Equal(t, 6, n)
+	assert.ElementsMatch(t, []string{
+		"new table newtable (incremental, 0 rows)",
+		"new column patient.NewThing",
+		"dropped column patient.Ward",
+		"dropped table allergy",
+	}, changes)
+	cfg, err = tables.Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, 1234, cfg.Tables["patient"].BatchSize, "user edit kept")
+	assert.Equal(t, tables.Important, cfg.Tables["patient"].Importance, "user edit kept")
+	assert.True(t, cfg.Tables["definition"].Exclude, "user edit kept")
+	assert.Equal(t, 30, cfg.Tables["definition"].LookbackSeconds, "user edit kept")
+	assert.Contains(t, cfg.Tables["patient"].Columns, "NewThing")
+	assert.NotContains(t, cfg.Tables["patient"].Columns, "Ward")
+}
+
+func TestImportanceAndBatchSize(t *testing.T) {
+	cases := []struct {
+		name string
+		want tables.Importance
+	}{
+		{"patient", tables.Critical}, {"claimproc", tables.Critical}, {"securitylog", tables.Audit},
+		{"securityloghash", tables.Audit}, {"definition", tables.Reference}, {"provider", tables.Reference},
+		{"patfield", tables.Important}, {"commlog", tables.Critical}, {"wikipage", tables.Standard},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, discover.Importance(c.name, 0), c.name)
+	}
+	assert.Equal(t, 50000, discover.BatchSize(10))
+	assert.Equal(t, 1000, discover.BatchSize(1<<20))
+	assert.Equal(t, 41000, discover.BatchSize(200))
+}
