@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+const runTablesYML = `tables:
+  patient:
+    primary_key: [PatNum]
+    watermark_columns: [DateTStamp]
+    extraction_strategy: incremental
+    batch_size: 1000
+    importance: critical
+    estimated_rows: 3
+    estimated_size_mb: 0
+`
+
+func TestRunReplicatesThenLoads(t *testing.T) {
+	dir, pg := loadEnv(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tables.yml"), []byte(runTablesYML), 0o600))
+	src, err := testdb.OpenMySQL(testdb.MySQLConfig(os.Getenv("TEST_OPENDENTAL_SOURCE_DB"), catalog.DatabaseSource))
+	require.NoError(t, err)
+	defer src.Close()
+	for _, s := range []string{
+		"CREATE TABLE patient (PatNum bigint PRIMARY KEY, LName varchar(50), DateTStamp timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp())",
+		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-02 00:00:00'), (3, 'Cy', '2024-01-03 00:00:00')",
+	} {
+		_, err := src.Exec(s)
+		require.NoError(t, err)
+	}
+	ctx := context.Background()
+	var stdout, stderr bytes.Buffer
+	// No subcommand is `run`.
+	code := dispatch(ctx, []string{"--config-dir", dir, "--env", "test"}, &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	assert.Regexp(t, `(?m)^\s*patient\s+full\s+ok\s+3\s+3\s`, stdout.String())
+
+	// A change at the source flows through both phases.
+	_, err = src.Exec("UPDATE patient SET LName = 'Bobby', DateTStamp = '2024-02-01 00:00:00' WHERE PatNum = 2")
+	require.NoError(t, err)
+	stdout.Reset()
+	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--json"}, &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	var res runResult
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &res), stdout.String())
+	require.Len(t, res.Replicate, 1)
+	assert.Empty(t, res.Replicate[0].Error)
+	require.Len(t, res.Load.Tables, 1)
+	assert.Equal(t, load.StatusOK, res.Load.Tables[0].Status, res.Load.Tables[0].Error)
+	assert.Equal(t, load.ModeIncremental, res.Load.Tables[0].Mode)
+	assert.EqualValues(t, 3, res.Load.Tables[0].RawRows)
+	assert.Zero(t, res.Failed)
+	var name string
+	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
+	assert.Equal(t, "Bobby", name)
+
+	// A second run while one holds the warehouse is refused, and touches nothing.
+	unlock, err := load.Lock(ctx, pg)
+	require.NoError(t, err)
+	stderr.Reset()
+	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run"}, &stdout, &stderr)
+	unlock()
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, stderr.String(), "already running against this warehouse")
+}
