@@ -25,7 +25,7 @@ RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 
 log() { printf '\n== bench: %s\n' "$*" >&2; }
 my() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot "$@"; }
-pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
+pg() { PGOPTIONS='--client-min-messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
 
 if [ -z "${MAKELEVEL:-}" ] && [ -f scripts/services.sh ]; then
 	bash scripts/services.sh || exit 2

@@ -26,7 +26,7 @@ PG_DB=opendental_demo_analytics
 
 log() { printf '\n== demo: %s\n' "$*" >&2; }
 my() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot "$@"; }
-pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
+pg() { PGOPTIONS='--client-min-messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
 
 # make demo already ran `make services`; run by hand, bring them up here.
 if [ -z "${MAKELEVEL:-}" ] && [ -f scripts/services.sh ]; then
@@ -100,7 +100,8 @@ if [ "$tables" -lt 408 ] || [ ! -f "$DEMO_DIR/tables.yml" ]; then
 		"$P" demo seed --db "$SRC_DB" --scale "$SCALE" --seed "$SEED"
 	fi
 	log "discover: reading the source schema into $DEMO_DIR/tables.yml"
-	"$P" --config-dir "$DEMO_DIR" discover
+	"$P" --config-dir "$DEMO_DIR" discover >"$DEMO_DIR/discover.log" 2>&1 || { tail -n 20 "$DEMO_DIR/discover.log" >&2; exit 1; }
+	tail -n 1 "$DEMO_DIR/discover.log"
 	first=1
 else
 	log "applying one clinic day to $SRC_DB (demo mutate)"
@@ -109,18 +110,35 @@ else
 fi
 
 if [ "$first" = 1 ]; then log "run: full copy source → replica → PostgreSQL raw"; else log "run: incremental"; fi
+# The run prints a line per table and phase: keep them in run.log, show the totals.
 set +e
-"$P" --config-dir "$DEMO_DIR" run
+"$P" --config-dir "$DEMO_DIR" run >"$DEMO_DIR/run.log" 2>&1
 rc=$?
 set -e
+grep -E '^(load: )?[0-9]+ tables, [0-9]+ failed' "$DEMO_DIR/run.log" || tail -n 20 "$DEMO_DIR/run.log"
+grep -E 'level=(WARN|ERROR)' "$DEMO_DIR/run.log" | head -n 20 || true
+echo "(every table's line: $DEMO_DIR/run.log)"
 
 log "summary"
-src_rows=$(my -N -e "SELECT COALESCE(SUM(TABLE_ROWS),0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$SRC_DB'")
+tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$SRC_DB'")
+# Exact counts: every row of the source must be in the replica and in raw.
+my_rows() {
+	local q
+	q=$(my -N -e "SELECT CONCAT('SELECT ', IFNULL(GROUP_CONCAT(CONCAT('(SELECT COUNT(*) FROM \`', TABLE_NAME, '\`)') SEPARATOR ' + '), '0'))
+		FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME NOT LIKE 'etl\\_%'")
+	my -N "$1" -e "$q"
+}
+pg_rows() {
+	local q
+	q=$(pg -d "$PG_DB" -tA -c "SELECT 'SELECT ' || COALESCE(string_agg(format('(SELECT count(*) FROM %I.%I)', table_schema, table_name), ' + '), '0')
+		FROM information_schema.tables WHERE table_schema = 'raw' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'")
+	pg -d "$PG_DB" -tA -c "$q"
+}
 repl_tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$REPL_DB' AND TABLE_NAME NOT LIKE 'etl\\_%'")
-raw_tables=$(pg -d "$PG_DB" -tAc "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name NOT LIKE 'etl\\_%'")
-printf '  source      %-28s %4s tables, %s rows\n' "$SRC_DB" "$tables" "$src_rows"
-printf '  replication %-28s %4s tables\n' "$REPL_DB" "$repl_tables"
-printf '  analytics   %-28s %4s tables in raw\n' "$PG_DB" "$raw_tables"
+raw_tables=$(pg -d "$PG_DB" -tAc "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'")
+printf '  source      %-28s %4s tables, %s rows\n' "$SRC_DB" "$tables" "$(my_rows "$SRC_DB")"
+printf '  replication %-28s %4s tables, %s rows\n' "$REPL_DB" "$repl_tables" "$(my_rows "$REPL_DB")"
+printf '  analytics   %-28s %4s tables in raw, %s rows\n' "$PG_DB" "$raw_tables" "$(pg_rows)"
 printf '  config      %s (pipeline.yml, tables.yml, demo.env)\n' "$DEMO_DIR"
 printf '  pipeline exit code %s; run `make demo` again for an incremental day.\n' "$rc"
 exit "$rc"

@@ -37,15 +37,31 @@ func Mutate(ctx context.Context, db *sql.DB, opts MutateOptions) (Report, error)
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	now = now.UTC().Truncate(time.Second)
 	name, err := Guard(ctx, db, opts.Force)
 	if err != nil {
 		return Report{}, err
 	}
+	now := opts.Now
+	if now.IsZero() {
+		// The server's clock, the one the pipeline compares change stamps with.
+		var clock string
+		if err := db.QueryRowContext(ctx, "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')").Scan(&clock); err != nil {
+			return Report{}, fmt.Errorf("read the server's clock: %w", err)
+		}
+		read := time.Now()
+		if now, err = time.Parse(time.DateTime, clock); err != nil {
+			return Report{}, fmt.Errorf("read the server's clock %q: %w", clock, err)
+		}
+		// Return only once the stamp's second is over: a reader that skips
+		// the still-open current second (as replication does) then sees the
+		// whole day on its next run, as it would see a real clinic's edits.
+		defer func() {
+			if d := time.Until(read.Add(1100 * time.Millisecond)); d > 0 {
+				time.Sleep(d)
+			}
+		}()
+	}
+	now = now.UTC().Truncate(time.Second)
 	tables, err := readTables(ctx, db)
 	if err != nil {
 		return Report{}, err
