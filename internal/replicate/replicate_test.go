@@ -28,6 +28,7 @@ type env struct {
 	fixture *sql.DB // writes test data into the source
 	source  *sql.DB // what replicate reads through: factory-built, read-only
 	replica *sql.DB
+	name    string // source database name
 }
 
 func newEnv(t testing.TB) *env {
@@ -39,7 +40,7 @@ func newEnv(t testing.TB) *env {
 	source, err := factory.New().MySQL(srcCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { source.Close() })
-	return &env{fixture: fixture, source: source, replica: replica}
+	return &env{fixture: fixture, source: source, replica: replica, name: cfg.Name}
 }
 
 var autoIncRE = regexp.MustCompile(` AUTO_INCREMENT=\d+`)
@@ -62,7 +63,9 @@ func (e *env) config(t testing.TB, batch int) *tables.Config {
 	require.NoError(t, err)
 	cfg := discover.Build(s)
 	for _, tb := range cfg.Tables {
-		tb.BatchSize = batch
+		if batch > 0 {
+			tb.BatchSize = batch
+		}
 	}
 	return cfg
 }
@@ -120,7 +123,25 @@ func (e *env) assertSame(t testing.TB) {
 			assert.Equal(t, s.Columns[i].Type, r.Columns[i].Type, "%s.%s type", name, s.Columns[i].Name)
 		}
 		assert.Equal(t, fingerprint(t, e.fixture, name, s.Columns), fingerprint(t, e.replica, name, s.Columns), "content of %s", name)
+		assert.Equal(t, indexes(t, e.fixture, name), indexes(t, e.replica, name), "indexes of %s", name)
 	}
+}
+
+// indexes lists a table's indexes as "name(unique):col,col".
+func indexes(t testing.TB, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT CONCAT(INDEX_NAME, '(', NON_UNIQUE, '):', GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX))"+
+		" FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? GROUP BY INDEX_NAME, NON_UNIQUE ORDER BY INDEX_NAME", table)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
 }
 
 func byTable(sum replicate.Summary) map[string]*replicate.TableResult {

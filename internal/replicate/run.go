@@ -440,6 +440,11 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	if err != nil {
 		return err
 	}
+	if p.mode == ModeFull {
+		if err := r.ensureIndexes(ctx, j.conn, p.cfg.Name); err != nil {
+			return err
+		}
+	}
 	if p.mode != ModeShadow && p.cfg.DeletesEnabled() && !p.create {
 		if err := j.detectDeletes(ctx); err != nil {
 			return err
@@ -460,7 +465,11 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 		return nil, fmt.Errorf("read source definition of %s: %w", name, err)
 	}
 	if p.create {
-		if _, err := conn.ExecContext(ctx, replicaDDL(create)); err != nil {
+		ddl := replicaDDL(create)
+		if p.mode == ModeFull {
+			ddl, _ = splitIndexes(ddl) // built after the copy by ensureIndexes
+		}
+		if _, err := conn.ExecContext(ctx, ddl); err != nil {
 			return nil, fmt.Errorf("create replica table %s: %w", name, err)
 		}
 		return []Change{{Table: name, Kind: "create_table"}}, nil
@@ -486,4 +495,36 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 		return changes, fmt.Errorf("apply schema drift to replica %s (%d changes): %w", name, len(changes), err)
 	}
 	return changes, nil
+}
+
+// ensureIndexes adds to the replica table the indexes of the source it lacks
+// (those left out to speed up the first copy, or new at the source), all in
+// one ALTER so each is built once from sorted data.
+func (r *runner) ensureIndexes(ctx context.Context, conn *sql.Conn, name string) error {
+	var srcCreate, repCreate, n string
+	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(name), &n, &srcCreate)
+	}); err != nil {
+		return fmt.Errorf("read source definition of %s: %w", name, err)
+	}
+	if err := scanOne(ctx, conn, "SHOW CREATE TABLE "+quoteIdent(name), &n, &repCreate); err != nil {
+		return fmt.Errorf("read replica definition of %s: %w", name, err)
+	}
+	have := map[string]bool{}
+	for _, d := range indexDefs(repCreate) {
+		have[d] = true
+	}
+	var add []string
+	for _, d := range indexDefs(srcCreate) {
+		if !have[d] {
+			add = append(add, "ADD "+d)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(name)+" "+strings.Join(add, ", ")); err != nil {
+		return fmt.Errorf("build indexes of replica %s: %w", name, err)
+	}
+	return nil
 }

@@ -178,6 +178,40 @@ func replicaDDL(create string) string {
 	return ddl
 }
 
+// splitIndexes cuts the plain secondary indexes (KEY, FULLTEXT KEY) out of
+// a CREATE TABLE and returns the rest and the cut definitions. A full copy
+// loads faster into a table without them and builds each once, sorted, at
+// the end; primary and unique keys stay, they decide what an upsert replaces.
+func splitIndexes(create string) (string, []string) {
+	lines := strings.Split(create, "\n")
+	if len(lines) < 3 {
+		return create, nil
+	}
+	head, body, tail := lines[0], lines[1:len(lines)-1], lines[len(lines)-1]
+	var keep, cut []string
+	for _, l := range body {
+		d := strings.TrimSuffix(strings.TrimSpace(l), ",")
+		if strings.HasPrefix(d, "KEY ") || strings.HasPrefix(d, "FULLTEXT KEY ") || strings.HasPrefix(d, "SPATIAL KEY ") {
+			cut = append(cut, d)
+			continue
+		}
+		keep = append(keep, "  "+d)
+	}
+	return head + "\n" + strings.Join(keep, ",\n") + "\n" + tail, cut
+}
+
+// indexDefs lists the index definitions (every line after the columns) of a CREATE TABLE.
+func indexDefs(create string) []string {
+	var out []string
+	for _, l := range strings.Split(create, "\n")[1:] {
+		d := strings.TrimSuffix(strings.TrimSpace(l), ",")
+		if strings.HasPrefix(d, "KEY ") || strings.HasPrefix(d, "FULLTEXT KEY ") || strings.HasPrefix(d, "SPATIAL KEY ") || strings.HasPrefix(d, "UNIQUE KEY ") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // columnDefs maps each column of a SHOW CREATE TABLE to its definition text.
 func columnDefs(create string) map[string]string {
 	out := map[string]string{}
