@@ -36,6 +36,7 @@ type phaseFlags struct {
 	dryRun      bool
 	json        bool
 	snakeCase   bool
+	workers     int
 }
 
 func (f *phaseFlags) register(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (f *phaseFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (mode, DDL, type decisions per table) and change nothing")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable JSON result on stdout (for schedulers)")
 	fs.BoolVar(&f.snakeCase, "snake-case", false, "name raw tables and columns in snake_case instead of the source's names")
+	fs.IntVar(&f.workers, "load-workers", 2, "tables loaded into raw at once (reading, converting and PostgreSQL's COPY overlap better with 2)")
 }
 
 func (f *phaseFlags) tableList() []string {
@@ -71,6 +73,10 @@ func parsePhaseFlags(name string, g *globalFlags, args []string, stderr io.Write
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pipeline %s: unexpected arguments %q\n", name, fs.Args())
+		return f, exitConfig, false
+	}
+	if f.workers < 1 {
+		fmt.Fprintf(stderr, "pipeline %s: --load-workers must be at least 1\n", name)
 		return f, exitConfig, false
 	}
 	return f, 0, true
@@ -117,7 +123,7 @@ func loadPhase(ctx context.Context, cfg *tables.Config, replica connections.Repl
 	p := newProgress(stderr, log)
 	defer p.done()
 	return load.New(replica, raw, cfg, log).Run(ctx, load.Options{
-		Tables: f.tableList(), FullRefresh: f.fullRefresh, DryRun: f.dryRun, SnakeCase: f.snakeCase, Progress: p.update,
+		Tables: f.tableList(), FullRefresh: f.fullRefresh, DryRun: f.dryRun, SnakeCase: f.snakeCase, Workers: f.workers, Progress: p.update,
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,6 +55,7 @@ type Options struct {
 	FullRefresh bool     // rebuild every selected table
 	DryRun      bool     // plan only: modes, DDL, type decisions; nothing changes
 	SnakeCase   bool     // raw names in snake_case instead of the source's names
+	Workers     int      // tables loaded at once (default 1); each uses one replica and one raw connection
 	// Progress, when set, is called from the streaming goroutine as rows
 	// stream: total is the replica's row count for a full refresh, -1 when
 	// unknown, and equals rows on the table's last call.
@@ -159,18 +161,43 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
-	for _, t := range list {
-		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("load interrupted: %w", err)
+	// Tables are taken in run order by the workers; results keep that order.
+	results := make([]TableResult, len(list))
+	done := make([]bool, len(list))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, opts.Workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = l.loadTable(ctx, list[i], seqs, opts)
+				done[i] = true
+			}
+		}()
+	}
+	for i := range list {
+		if ctx.Err() != nil {
+			break
 		}
-		tr := l.loadTable(ctx, t, seqs, opts)
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	res := &Result{}
+	for i, tr := range results {
+		if !done[i] {
+			continue
+		}
 		if tr.Status == StatusFailed {
 			res.Failed++
 		}
 		res.Tables = append(res.Tables, tr)
 	}
 	res.Duration = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
+	}
 	return res, nil
 }
 

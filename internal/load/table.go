@@ -245,12 +245,9 @@ func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap 
 		return fmt.Errorf("begin swap: %w", err)
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
-	if err := swap(ctx, ptx, p, st, r); err != nil {
+	raw, err := swap(ctx, ptx, p, st, written, r)
+	if err != nil {
 		return err
-	}
-	var raw int64
-	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM "+qualified(p.target)).Scan(&raw); err != nil {
-		return fmt.Errorf("count raw %s: %w", p.target, err)
 	}
 	r.RawRows = raw
 	if raw != snap.count {
@@ -268,28 +265,37 @@ func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap 
 // swap replaces the live table by the new one inside ptx. Views built on
 // the live table (dbt staging) would block a DROP, so when there are any and
 // the columns are unchanged the rows are moved instead, keeping the views.
-func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, r *TableResult) error {
+//
+// It returns the live table's row count afterwards: the COPY's count when the
+// new table is renamed in (nothing else writes to it), the INSERT's when rows
+// are moved, so the check against the replica needs no extra scan.
+func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *TableResult) (int64, error) {
 	tmp := p.tmpName()
 	var deps int
 	if err := ptx.QueryRow(ctx, `SELECT count(DISTINCT rw.ev_class) FROM pg_depend d
 		JOIN pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
 		WHERE d.refobjid = to_regclass($1) AND rw.ev_class <> d.refobjid`, qualified(p.target)).Scan(&deps); err != nil {
-		return fmt.Errorf("find views on %s: %w", p.target, err)
+		return 0, fmt.Errorf("find views on %s: %w", p.target, err)
 	}
 	if deps > 0 {
 		if st == nil || st.Signature == nil || *st.Signature != p.signature {
-			return fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(r.Changes, "; "), deps)
+			return 0, fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(r.Changes, "; "), deps)
 		}
+		var moved int64
 		for _, q := range []string{
 			"TRUNCATE " + qualified(p.target),
 			"INSERT INTO " + qualified(p.target) + " SELECT * FROM " + qualified(tmp),
 			"DROP TABLE " + qualified(tmp),
 		} {
-			if _, err := ptx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("swap %s under its views: %w", p.target, err)
+			tag, err := ptx.Exec(ctx, q)
+			if err != nil {
+				return 0, fmt.Errorf("swap %s under its views: %w", p.target, err)
+			}
+			if strings.HasPrefix(q, "INSERT") {
+				moved = tag.RowsAffected()
 			}
 		}
-		return nil
+		return moved, nil
 	}
 	stmts := []string{
 		"DROP TABLE IF EXISTS " + qualified(p.target),
@@ -300,10 +306,10 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, r *TableResult) e
 	}
 	for _, q := range stmts {
 		if _, err := ptx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("swap %s: %w", p.target, err)
+			return 0, fmt.Errorf("swap %s: %w", p.target, err)
 		}
 	}
-	return nil
+	return copied, nil
 }
 
 // incremental upserts the rows at or after the watermark (minus lookback)
