@@ -107,9 +107,12 @@ func runLoad(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 				return err
 			}
 			if f.json {
-				return writeJSON(stdout, res)
+				if err := writeJSON(stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printLoad(stdout, res, f.dryRun)
 			}
-			printLoad(stdout, res, f.dryRun)
 			if !res.OK() {
 				return errTablesFailed
 			}

@@ -89,6 +89,19 @@ func TestLoadCommand(t *testing.T) {
 	assert.Regexp(t, `(?m)^\s*patient\s+full\s+ok\s+2\s+2\s+0\s+1\s`, out)
 	assert.Contains(t, out, "converted patient.Birthdate: zero_date=1")
 
+	// A failing table: exit 1 with --json too, the JSON saying which.
+	_, err := pg.Exec(ctx, `CREATE VIEW staging.v AS SELECT "LName" FROM raw.patient`)
+	require.NoError(t, err)
+	_, err = pg.Exec(ctx, `UPDATE raw.etl_load_status SET signature = '{}' WHERE table_name = 'patient'`)
+	require.NoError(t, err)
+	code, out, _ = run("load", "--json")
+	assert.Equal(t, exitFailed, code)
+	res = load.Result{}
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	assert.Equal(t, 1, res.Failed)
+	_, err = pg.Exec(ctx, `DROP VIEW staging.v`)
+	require.NoError(t, err)
+
 	code, _, errOut = run("load", "--tables", "nope")
 	assert.Equal(t, exitConfig, code)
 	assert.Contains(t, errOut, `"nope"`)
