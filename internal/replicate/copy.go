@@ -30,6 +30,10 @@ type tableJob struct {
 	wm       string // watermark column, "" when none
 	wmIdx    int
 	wmType   string
+
+	// srcKeys holds every source key when a full copy read the whole table
+	// in one chunk: delete detection then needs no further source query.
+	srcKeys map[string]bool
 }
 
 func newTableJob(r *runner, cfg *tables.Table, src *TableMeta, st *State, res *TableResult) *tableJob {
@@ -86,6 +90,9 @@ func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *
 			}
 			f.add(vals)
 			last = rawStrings(vals, idx)
+			if f.keepKeys {
+				f.keys = append(f.keys, keyJSON(last))
+			}
 		}
 		return rows.Err()
 	})
@@ -118,6 +125,15 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 		j.r.opts.OnChunk(j.cfg.Name, f.rows)
 	}
 	return nil
+}
+
+// keysOf collects the keys of the rows in f (kept as a side list by readSource).
+func keysOf(f *rowFile, _ []int) map[string]bool {
+	out := make(map[string]bool, len(f.keys))
+	for _, k := range f.keys {
+		out[k] = true
+	}
+	return out
 }
 
 func (j *tableJob) batch() int {
@@ -162,7 +178,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	}); err != nil {
 		return err
 	}
-	var f rowFile
+	f := rowFile{keepKeys: lastKey == nil}
 	n := j.batch()
 	order := " ORDER BY " + identList(j.key) + " LIMIT " + fmt.Sprint(n)
 	for {
@@ -178,7 +194,13 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			return err
 		}
 		if f.rows == 0 {
+			if lastKey == nil {
+				j.srcKeys = map[string]bool{} // the source table is empty
+			}
 			break
+		}
+		if lastKey == nil && f.rows < n {
+			j.srcKeys = keysOf(&f, j.keyIdx)
 		}
 		if err := j.commitChunk(ctx, &f, map[string]any{"last_key": keyJSON(last)}); err != nil {
 			return err

@@ -16,6 +16,9 @@ import (
 func (j *tableJob) detectDeletes(ctx context.Context) error {
 	name := j.cfg.Name
 	countQ := "SELECT COUNT(*) FROM " + quoteIdent(name)
+	if j.srcKeys != nil {
+		return j.deleteMissing(ctx, countQ)
+	}
 	var srcCount, repCount int64
 	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
 		return fmt.Errorf("count source rows of %s: %w", name, err)
@@ -88,6 +91,29 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// deleteMissing deletes the replica rows whose keys the full copy did not
+// see at the source (it read the whole table in one chunk).
+func (j *tableJob) deleteMissing(ctx context.Context, countQ string) error {
+	var repCount int64
+	if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
+		return fmt.Errorf("count replica rows of %s: %w", j.cfg.Name, err)
+	}
+	if repCount == int64(len(j.srcKeys)) {
+		return nil
+	}
+	keys, err := readKeys(ctx, j.conn, "SELECT "+identList(j.key)+" FROM "+quoteIdent(j.cfg.Name), nil, len(j.key))
+	if err != nil {
+		return fmt.Errorf("read replica keys of %s: %w", j.cfg.Name, err)
+	}
+	var gone [][]string
+	for _, k := range keys {
+		if !j.srcKeys[keyJSON(k)] {
+			gone = append(gone, k)
+		}
+	}
+	return j.deleteKeys(ctx, gone)
 }
 
 // deleteKeys deletes rows from the replica and records them, one commit per 1000 keys.

@@ -19,9 +19,12 @@ import (
 type rowFile struct {
 	buf  bytes.Buffer
 	rows int
+
+	keepKeys bool     // also list each row's key (as JSON), for delete detection
+	keys     []string // filled by readSource when keepKeys
 }
 
-func (f *rowFile) reset() { f.buf.Reset(); f.rows = 0 }
+func (f *rowFile) reset() { f.buf.Reset(); f.rows = 0; f.keys = f.keys[:0] }
 
 func (f *rowFile) add(vals []sql.RawBytes) {
 	for i, v := range vals {

@@ -440,7 +440,7 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	if err != nil {
 		return err
 	}
-	if p.mode == ModeFull {
+	if p.mode == ModeFull && (p.create || p.alter || p.res.Resumed) {
 		if err := r.ensureIndexes(ctx, j.conn, p.cfg.Name); err != nil {
 			return err
 		}
