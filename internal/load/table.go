@@ -222,11 +222,13 @@ func (l *Loader) full(ctx context.Context, tx *sql.Tx, p *plan, st *state, snap 
 			_, _ = pc.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+qualified(tmp))
 		}
 	}()
-	rows, err := tx.QueryContext(ctx, p.selectSQL(""))
+	qctx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	rows, err := tx.QueryContext(qctx, p.selectSQL(""))
 	if err != nil {
 		return fmt.Errorf("read replica %s: %w", p.src.Name, err)
 	}
-	read, written, err := copyRows(ctx, pc.Conn().PgConn(), "COPY "+qualified(tmp)+" ("+p.columnList("")+") FROM STDIN", rows, p, counts, progress)
+	read, written, err := copyRows(ctx, pc.Conn().PgConn(), "COPY "+qualified(tmp)+" ("+p.columnList("")+") FROM STDIN", rows, cancelRead, p, counts, progress)
 	r.RowsRead, r.RowsWritten = read, written
 	r.Conversions = conversionMap(p, counts)
 	if err != nil {
@@ -328,11 +330,13 @@ func (l *Loader) incremental(ctx context.Context, tx *sql.Tx, p *plan, st *state
 	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_stage (LIKE "+qualified(p.target)+") ON COMMIT DROP"); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, p.selectSQL(" WHERE "+p.watermarkCond(*st.Watermark)))
+	qctx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	rows, err := tx.QueryContext(qctx, p.selectSQL(" WHERE "+p.watermarkCond(*st.Watermark)))
 	if err != nil {
 		return fmt.Errorf("read changed rows of replica %s: %w", p.src.Name, err)
 	}
-	read, staged, err := copyRows(ctx, ptx.Conn().PgConn(), "COPY pg_temp.etl_stage ("+p.columnList("")+") FROM STDIN", rows, p, counts, progress)
+	read, staged, err := copyRows(ctx, ptx.Conn().PgConn(), "COPY pg_temp.etl_stage ("+p.columnList("")+") FROM STDIN", rows, cancelRead, p, counts, progress)
 	r.RowsRead = read
 	r.Conversions = conversionMap(p, counts)
 	if err != nil {
@@ -450,7 +454,10 @@ var errCopyStopped = errors.New("copy stopped")
 // copyRows streams rows into COPY text format through a pipe: one
 // goroutine reads the replica while PostgreSQL ingests, and memory stays at
 // one row plus the buffers whatever the table size.
-func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.Rows, p *plan, counts []typemap.Counts, progress func(int64, bool)) (read, written int64, err error) {
+//
+// cancelRead aborts the replica query when COPY fails, so the rest of a large
+// result is not read just to be thrown away.
+func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.Rows, cancelRead func(), p *plan, counts []typemap.Counts, progress func(int64, bool)) (read, written int64, err error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -459,11 +466,16 @@ func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows *sql.
 		done <- err
 	}()
 	tag, cerr := pc.CopyFrom(ctx, pr, copySQL)
-	pr.CloseWithError(errCopyStopped) // unblocks the reader if COPY ended early
+	if cerr != nil {
+		cancelRead()
+	}
+	pr.CloseWithError(errCopyStopped) // unblocks the writer if COPY ended early
 	werr := <-done
 	rows.Close()
 	switch {
-	case werr != nil && !errors.Is(werr, errCopyStopped):
+	// Whichever side failed first is the cause; the other's error is its echo
+	// (errCopyStopped, or the read cancelled because COPY failed).
+	case werr != nil && !errors.Is(werr, errCopyStopped) && (cerr == nil || !errors.Is(werr, context.Canceled)):
 		return read, 0, fmt.Errorf("read replica %s: %w", p.src.Name, werr)
 	case cerr != nil:
 		return read, 0, fmt.Errorf("copy %s into raw: %w", p.src.Name, cerr)
