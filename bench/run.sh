@@ -36,6 +36,7 @@ done
 
 rm -rf "$W"
 mkdir -p "$CFG"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "building the pipeline"
 go build -o "$W/pipeline" ./cmd/pipeline || exit 2
 P=$W/pipeline
@@ -190,6 +191,7 @@ row() { # row <step> <what> <rows> <comparison>
 	echo
 	echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr)"
 	echo "- MariaDB $(my -N -e 'SELECT VERSION()'), $(pg -d postgres -tA -c 'SHOW server_version' | sed 's/^/PostgreSQL /'), $(pgloader --version | head -n 1), $(go version | cut -d' ' -f3)"
+	echo "- load average (1/5/15 min) at the start: $LOAD_BEFORE, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the timings)"
 	echo "- data: \`pipeline demo seed --scale $SCALE --seed $SEED\`: $SEED_LINE"
 	echo "- source rows (exact): $SRC_ROWS before the clinic day, $SRC_ROWS_AFTER after it ($MUTATE_LINE)"
 	echo
