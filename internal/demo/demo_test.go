@@ -94,6 +94,8 @@ func TestSeedCreatesAllTablesWithJoiningRows(t *testing.T) {
 		{"CDT codes", "SELECT COUNT(*) FROM procedurecode WHERE ProcCode REGEXP '^D[0-9]{4}$'", 1},
 		{"non-ASCII names", "SELECT COUNT(*) FROM patient WHERE LName <> CONVERT(LName USING ascii) OR FName <> CONVERT(FName USING ascii)", 1},
 		{"NULLs", "SELECT COUNT(*) FROM appointment WHERE Note IS NULL", 1},
+		{"emoji in the utf8mb4 notes", "SELECT COUNT(*) FROM commlog WHERE HEX(Note) LIKE '%F09F%'", 1},
+		{"escapes in notes", "SELECT COUNT(*) FROM commlog WHERE Note LIKE '%\t%' OR Note LIKE '%\n%' OR Note LIKE '%\\\\%'", 1},
 		{"change stamps before AsOf", "SELECT COUNT(*) FROM patient WHERE DateTStamp > '2000-01-01' AND DateTStamp <= '2026-01-01'", count(t, db, "SELECT COUNT(*) FROM patient")},
 	}
 	for _, tt := range tests {
