@@ -84,7 +84,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.Equal(t, StatusPlanned, r.Status, r.Error)
 	assert.Equal(t, ModeFull, r.Mode)
 	require.NotEmpty(t, r.DDL)
-	assert.Contains(t, r.DDL[0], `"ClaimNum" numeric(20,0)`)
+	assert.Contains(t, r.DDL[1], `"ClaimNum" numeric(20,0)`)
 	assert.Equal(t, ColumnPlan{Column: "IsOrtho", Target: "IsOrtho", Source: "tinyint(1)", Type: "smallint", Reason: r.Columns[1].Reason}, r.Columns[1])
 	var n int
 	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))
