@@ -112,7 +112,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 	if _, err := loadRows(ctx, tx, j.cfg.Name, j.cols, f); err != nil {
 		return err
 	}
-	if err := stateUpdate(ctx, tx, j.cfg.Name, true, state); err != nil {
+	if err := stateWrite(ctx, tx, j.cfg.Name, true, int64(f.rows), state); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -205,9 +205,6 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		if err := j.commitChunk(ctx, &f, map[string]any{"last_key": keyJSON(last)}); err != nil {
 			return err
 		}
-		if _, err := j.conn.ExecContext(ctx, "UPDATE `"+CopyStatusTable+"` SET rows_copied=rows_copied+? WHERE table_name=?", f.rows, j.cfg.Name); err != nil {
-			return fmt.Errorf("update %s for %s: %w", CopyStatusTable, j.cfg.Name, err)
-		}
 		lastKey = last
 		if f.rows < n {
 			break
@@ -224,7 +221,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 // while the copy runs always carries a later stamp than the one recorded.
 func (j *tableJob) incremental(ctx context.Context) error {
 	if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{
-		"mode": ModeIncremental, "status": StatusRunning, "source_update_time": nullStr(j.src.UpdateTime),
+		"mode": ModeIncremental, "status": StatusRunning, "rows_copied": 0, "source_update_time": nullStr(j.src.UpdateTime),
 		"source_started_at": j.r.srcNow, "last_run_start": time.Now().UTC(), "error": nil,
 	}); err != nil {
 		return err

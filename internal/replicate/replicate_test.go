@@ -34,7 +34,10 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	fixture, cfg := testdb.MySQL(t, "repl_src")
-	replica, _ := testdb.MySQL(t, "repl_dst")
+	_, repCfg := testdb.MySQL(t, "repl_dst")
+	replica, err := factory.New().MySQL(repCfg) // the replica as the CLI opens it
+	require.NoError(t, err)
+	t.Cleanup(func() { replica.Close() })
 	srcCfg := testdb.MySQLConfig(cfg.Name, catalog.DatabaseSource)
 	require.True(t, srcCfg.ReadOnly)
 	source, err := factory.New().MySQL(srcCfg)

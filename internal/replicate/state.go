@@ -132,6 +132,11 @@ type execer interface {
 // stateUpdate writes the given columns of a table's state row, creating it
 // when missing; bump adds one to change_seq in the same statement.
 func stateUpdate(ctx context.Context, ex execer, table string, bump bool, set map[string]any) error {
+	return stateWrite(ctx, ex, table, bump, 0, set)
+}
+
+// stateWrite is stateUpdate that also adds rows to rows_copied.
+func stateWrite(ctx context.Context, ex execer, table string, bump bool, rows int64, set map[string]any) error {
 	cols := []string{"table_name"}
 	args := []any{table}
 	var upd []string
@@ -144,6 +149,11 @@ func stateUpdate(ctx context.Context, ex execer, table string, bump bool, set ma
 		cols = append(cols, "change_seq")
 		args = append(args, 1)
 		upd = append(upd, "change_seq=change_seq+1")
+	}
+	if rows != 0 {
+		cols = append(cols, "rows_copied")
+		args = append(args, rows)
+		upd = append(upd, "rows_copied=rows_copied+VALUES(rows_copied)")
 	}
 	if len(upd) == 0 {
 		upd = append(upd, "table_name=table_name")
