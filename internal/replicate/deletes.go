@@ -29,6 +29,25 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 	if srcCount == repCount {
 		return nil
 	}
+	if srcCount > repCount && len(j.key) == 1 && isInt(j.keyTypes[0]) {
+		// On a busy table the source has rows added since the copy read;
+		// compare only up to the replica's highest key before walking ranges.
+		var maxKey sql.NullInt64
+		if err := scanOne(ctx, j.conn, "SELECT MAX("+quoteIdent(j.key[0])+") FROM "+quoteIdent(name), &maxKey); err != nil {
+			return fmt.Errorf("read replica max key of %s: %w", name, err)
+		}
+		if maxKey.Valid {
+			q := countQ + " WHERE " + quoteIdent(j.key[0]) + " <= ?"
+			if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+				return scanOneArgs(ctx, c, q, []any{maxKey.Int64}, &srcCount)
+			}); err != nil {
+				return fmt.Errorf("count source rows of %s: %w", name, err)
+			}
+			if srcCount == repCount {
+				return nil
+			}
+		}
+	}
 	keyExpr := "CONCAT_WS(0x1f," + identList(j.key) + ")"
 	sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(" + keyExpr + ")),0) FROM " + quoteIdent(name) + " WHERE "
 	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)

@@ -429,3 +429,22 @@ func TestSourceSessionIsReadOnly(t *testing.T) {
 	}
 	assert.Zero(t, count(t, e.fixture, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE 'etl%'"))
 }
+
+func TestReplicateRefusesConcurrentRun(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition"))
+	cfg := e.config(t, 100)
+	holder, err := e.replica.Conn(context.Background())
+	require.NoError(t, err)
+	defer holder.Close()
+	var got int
+	require.NoError(t, holder.QueryRowContext(context.Background(), "SELECT GET_LOCK(CONCAT('pipeline_replicate:', DATABASE()), 0)").Scan(&got))
+	require.Equal(t, 1, got)
+	_, err = replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	assert.ErrorIs(t, err, replicate.ErrLocked)
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE()"), "nothing written")
+
+	_, err = holder.ExecContext(context.Background(), "DO RELEASE_LOCK(CONCAT('pipeline_replicate:', DATABASE()))")
+	require.NoError(t, err)
+	e.run(t, cfg, replicate.Options{})
+}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
@@ -55,6 +57,12 @@ type Options struct {
 // ErrConfig marks a run that could not start because of bad options or
 // configuration; nothing was written.
 var ErrConfig = errors.New("replicate configuration")
+
+// ErrLocked is returned when another replicate run holds the replica.
+var ErrLocked = errors.New("another pipeline replicate is running against this replica")
+
+// lockName is the server-wide lock that keeps two runs off one replica.
+const lockQuery = "SELECT GET_LOCK(CONCAT('pipeline_replicate:', DATABASE()), 0)"
 
 // TableResult is the outcome for one table.
 type TableResult struct {
@@ -205,6 +213,21 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	}
 	r.srcNow = src.Now
 	if !opts.DryRun {
+		lock, err := deps.Replica.Conn(ctx)
+		if err != nil {
+			return Summary{}, fmt.Errorf("open replica connection: %w", err)
+		}
+		defer lock.Close() // closing the session releases the lock
+		var got sql.NullInt64
+		if err := scanOne(ctx, lock, lockQuery, &got); err != nil {
+			return Summary{}, fmt.Errorf("take the replicate lock: %w", err)
+		}
+		if got.Int64 != 1 {
+			return Summary{}, fmt.Errorf("%w; wait for it to finish (or stop it) and run again", ErrLocked)
+		}
+		defer func() {
+			_, _ = lock.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(CONCAT('pipeline_replicate:', DATABASE()))")
+		}()
 		if err := EnsureState(ctx, deps.Replica); err != nil {
 			return Summary{}, err
 		}
@@ -465,11 +488,25 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 		return nil, fmt.Errorf("read source definition of %s: %w", name, err)
 	}
 	if p.create {
-		ddl := replicaDDL(create)
+		full := replicaDDL(create)
+		ddl := full
 		if p.mode == ModeFull {
-			ddl, _ = splitIndexes(ddl) // built after the copy by ensureIndexes
+			ddl, _ = splitIndexes(full) // built after the copy by ensureIndexes
 		}
-		if _, err := conn.ExecContext(ctx, ddl); err != nil {
+		_, err := conn.ExecContext(ctx, ddl)
+		if err != nil && ddl != full {
+			// e.g. an AUTO_INCREMENT column indexed only by a plain KEY: keep every index
+			_, err = conn.ExecContext(ctx, full)
+		}
+		if err != nil && isRowSizeError(err) {
+			// MyISAM allows rows InnoDB's strict mode refuses to plan for; the
+			// values still fit (long columns go off-page), so relax the check.
+			if _, serr := conn.ExecContext(ctx, "SET SESSION innodb_strict_mode=OFF"); serr == nil {
+				_, err = conn.ExecContext(ctx, full)
+				_, _ = conn.ExecContext(ctx, "SET SESSION innodb_strict_mode=DEFAULT")
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("create replica table %s: %w", name, err)
 		}
 		return []Change{{Table: name, Kind: "create_table"}}, nil
@@ -495,6 +532,11 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 		return changes, fmt.Errorf("apply schema drift to replica %s (%d changes): %w", name, len(changes), err)
 	}
 	return changes, nil
+}
+
+func isRowSizeError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1118
 }
 
 // ensureIndexes adds to the replica table the indexes of the source it lacks

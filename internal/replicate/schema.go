@@ -162,6 +162,8 @@ func (c Change) String() string {
 var (
 	engineRE  = regexp.MustCompile(`(?i)\bENGINE=\w+`)
 	autoIncRE = regexp.MustCompile(`(?i)\s+AUTO_INCREMENT=\d+`)
+	// MyISAM table options InnoDB rejects or ignores (ROW_FORMAT=FIXED is an error).
+	myisamOptRE = regexp.MustCompile(`(?i)\s+(ROW_FORMAT|PACK_KEYS|DELAY_KEY_WRITE|CHECKSUM|KEY_BLOCK_SIZE)=\w+`)
 	colLineRE = regexp.MustCompile("^\\s*`((?:[^`]|``)+)` (.*?),?$")
 )
 
@@ -170,6 +172,9 @@ var (
 // together; the source's AUTO_INCREMENT counter is not carried over.
 func replicaDDL(create string) string {
 	ddl := autoIncRE.ReplaceAllString(create, "")
+	if i := strings.LastIndex(ddl, "\n)"); i >= 0 {
+		ddl = ddl[:i] + myisamOptRE.ReplaceAllString(ddl[i:], "")
+	}
 	if engineRE.MatchString(ddl) {
 		ddl = engineRE.ReplaceAllString(ddl, "ENGINE=InnoDB")
 	} else {

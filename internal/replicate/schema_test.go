@@ -1,0 +1,57 @@
+package replicate
+
+import (
+	"database/sql"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestReplicaDDL(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"engine and counter", "CREATE TABLE `a` (\n  `x` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`x`)\n) ENGINE=MyISAM AUTO_INCREMENT=280583 DEFAULT CHARSET=utf8mb3",
+			"CREATE TABLE `a` (\n  `x` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`x`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb3"},
+		{"myisam options", "CREATE TABLE `a` (\n  `x` int(11) NOT NULL\n) ENGINE=MyISAM DEFAULT CHARSET=latin1 ROW_FORMAT=FIXED PACK_KEYS=1 CHECKSUM=1 DELAY_KEY_WRITE=1",
+			"CREATE TABLE `a` (\n  `x` int(11) NOT NULL\n) ENGINE=InnoDB DEFAULT CHARSET=latin1"},
+		{"column named like an option kept", "CREATE TABLE `a` (\n  `CHECKSUM` int(11) NOT NULL DEFAULT 0\n) ENGINE=MyISAM",
+			"CREATE TABLE `a` (\n  `CHECKSUM` int(11) NOT NULL DEFAULT 0\n) ENGINE=InnoDB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { assert.Equal(t, c.want, replicaDDL(c.in)) })
+	}
+}
+
+func TestSplitIndexes(t *testing.T) {
+	in := "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `u` (`y`(10)),\n  KEY `k` (`y`(5)),\n  FULLTEXT KEY `f` (`y`)\n) ENGINE=InnoDB"
+	out, cut := splitIndexes(in)
+	assert.Equal(t, "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `u` (`y`(10))\n) ENGINE=InnoDB", out)
+	assert.Equal(t, []string{"KEY `k` (`y`(5))", "FULLTEXT KEY `f` (`y`)"}, cut)
+	assert.Equal(t, []string{"UNIQUE KEY `u` (`y`(10))", "KEY `k` (`y`(5))", "FULLTEXT KEY `f` (`y`)"}, indexDefs(in))
+}
+
+func TestKeysetPredicates(t *testing.T) {
+	q, args := after([]string{"a"}, []any{1})
+	assert.Equal(t, "(`a` >= ? AND `a` > ?)", q)
+	assert.Equal(t, []any{1, 1}, args)
+	q, args = after([]string{"w", "a", "b"}, []any{"t", 1, 2})
+	assert.Equal(t, "(`w` >= ? AND (`w` > ? OR (`w` = ? AND (`a` > ? OR (`a` = ? AND `b` > ?)))))", q)
+	assert.Equal(t, []any{"t", "t", "t", 1, 1, 2}, args)
+	q, args = between([]string{"a", "b"}, []any{1, 2}, []any{3, 4})
+	assert.Equal(t, "(`a`,`b`) >= (?,?) AND (`a`,`b`) <= (?,?)", q)
+	assert.Equal(t, []any{1, 2, 3, 4}, args)
+	assert.Equal(t, int64(42), param("42", "bigint"))
+	assert.Equal(t, uint64(18446744073709551615), param("18446744073709551615", "bigint"))
+	assert.Equal(t, "2024-01-01", param("2024-01-01", "date"))
+	assert.Equal(t, "2024-05-01 09:59:30", lookback("2024-05-01 10:00:00", "timestamp", 30))
+	assert.Equal(t, "0000-00-00 00:00:00", lookback("0000-00-00 00:00:00", "timestamp", 30))
+	assert.Equal(t, "77", lookback("77", "bigint", 30))
+}
+
+func TestRowFileEscapes(t *testing.T) {
+	var f rowFile
+	f.add([]sqlRaw{nil, sqlRaw(""), sqlRaw("a\tb\nc\\d\re\x00f"), sqlRaw(`\N`)})
+	assert.Equal(t, "\\N\t\ta\\tb\\nc\\\\d\\re\\0f\t\\\\N\n", f.buf.String())
+	assert.Equal(t, 1, f.rows)
+}
+
+type sqlRaw = sql.RawBytes
