@@ -164,7 +164,7 @@ var (
 	autoIncRE = regexp.MustCompile(`(?i)\s+AUTO_INCREMENT=\d+`)
 	// MyISAM table options InnoDB rejects or ignores (ROW_FORMAT=FIXED is an error).
 	myisamOptRE = regexp.MustCompile(`(?i)\s+(ROW_FORMAT|PACK_KEYS|DELAY_KEY_WRITE|CHECKSUM|KEY_BLOCK_SIZE)=\w+`)
-	colLineRE = regexp.MustCompile("^\\s*`((?:[^`]|``)+)` (.*?),?$")
+	colLineRE   = regexp.MustCompile("^\\s*`((?:[^`]|``)+)` (.*?),?$")
 )
 
 // replicaDDL turns the source's SHOW CREATE TABLE into the replica's: same
