@@ -145,3 +145,23 @@ func TestLockRefusesSecondRun(t *testing.T) {
 	require.NoError(t, err)
 	unlock2()
 }
+
+func TestColumnTypeOverrides(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, "CREATE TABLE sheet (SheetNum bigint PRIMARY KEY, IsHidden tinyint(1) NOT NULL, Props json, Stamp datetime)",
+		`INSERT INTO sheet VALUES (1, 1, '{"b": 1, "a": 2}', '0000-00-00 00:00:00'), (2, 0, NULL, '2024-05-06 07:08:09')`)
+	cfg := &tables.Config{Tables: map[string]*tables.Table{
+		"sheet": {Name: "sheet", Strategy: tables.FullTable, Importance: tables.Standard,
+			ColumnTypeOverride: map[string]string{"IsHidden": "boolean", "Props": "jsonb", "Stamp": "timestamp(0)"}},
+	}}
+	r := byName(e.run(t, cfg, Options{}), "sheet")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, map[string]map[string]int64{"Stamp": {"zero_date": 1}}, r.Conversions, "conversions follow the MySQL type")
+	got := e.texts(t, `SELECT string_agg("SheetNum" || ':' || "IsHidden"::text || ':' || coalesce("Props"->>'a', '-') || ':' || coalesce("Stamp"::text, 'NULL'), ',' ORDER BY "SheetNum") FROM raw.sheet`)
+	assert.Equal(t, "1:true:2:NULL,2:false:-:2024-05-06 07:08:09", *got[0])
+
+	cfg.Tables["sheet"].ColumnTypeOverride = map[string]string{"Nope": "text"}
+	r = byName(e.run(t, cfg, Options{}), "sheet")
+	assert.Equal(t, StatusFailed, r.Status)
+	assert.Contains(t, r.Error, `column_types names column "Nope"`)
+}
