@@ -52,7 +52,7 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 	sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(" + keyExpr + ")),0) FROM " + quoteIdent(name) + " WHERE "
 	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)
 	order := " ORDER BY " + identList(j.key)
-	span := max(j.batch(), 1000)
+	span := j.batch()
 	var cursor []string
 	for {
 		// The replica's next range of keys.
