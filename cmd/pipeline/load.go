@@ -172,15 +172,14 @@ func printLoad(w io.Writer, res *load.Result, dryRun bool) {
 		fmt.Fprintf(w, "%d tables planned, %d with errors; nothing was changed\n", len(res.Tables), res.Failed)
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TABLE\tMODE\tSTATUS\tREAD\tWRITTEN\tDELETED\tCONVERSIONS\tSECONDS\tROWS/S\t")
+	const row = "%-28s %-11s %-6s %10v %10v %8v %11v %8v %9v\n"
+	fmt.Fprintf(w, row, "TABLE", "MODE", "STATUS", "READ", "WRITTEN", "DELETED", "CONVERSIONS", "SECONDS", "ROWS/S")
 	var read, written, deleted, conv int64
 	for _, t := range res.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%.0f\t\n", t.Table, t.Mode, t.Status, t.RowsRead, t.RowsWritten,
-			t.RowsDeleted, t.ConversionTotal(), t.Duration.Seconds(), t.RowsPerSecond())
+		fmt.Fprintf(w, row, t.Table, t.Mode, t.Status, t.RowsRead, t.RowsWritten, t.RowsDeleted, t.ConversionTotal(),
+			fmt.Sprintf("%.2f", t.Duration.Seconds()), fmt.Sprintf("%.0f", t.RowsPerSecond()))
 		read, written, deleted, conv = read+t.RowsRead, written+t.RowsWritten, deleted+t.RowsDeleted, conv+t.ConversionTotal()
 	}
-	tw.Flush()
 	for _, t := range res.Tables {
 		for _, c := range t.Changes {
 			fmt.Fprintf(w, "schema change %s: %s\n", t.Table, c)
