@@ -107,3 +107,16 @@ func TestBuildPlanRejects(t *testing.T) {
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), `"Gone"`)
 }
+
+func TestParseKey(t *testing.T) {
+	got, err := parseKey([]byte(`["1", "b c"]`), 2)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"1", "b c"}, got)
+	got, err = parseKey([]byte(`[18446744073709551615]`), 1)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"18446744073709551615"}, got, "numbers kept digit for digit")
+	for _, bad := range []string{`["1"]`, `{"PatNum": 1}`, `[null, "x"]`, `not json`} {
+		_, err := parseKey([]byte(bad), 2)
+		assert.Error(t, err, bad)
+	}
+}

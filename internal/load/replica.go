@@ -114,49 +114,78 @@ func describe(ctx context.Context, q queryer, table string) (*source, error) {
 	return s, krows.Err()
 }
 
-// deletion is one etl_deleted_rows entry: the key values as strings.
-type deletion struct {
-	ID  int64
-	Key []string
+// deletions streams the table's recorded deletes after afterID, up to maxID
+// (read in the same snapshot), in id order, as rows of key values (strings)
+// for pgx.CopyFrom: memory stays at one entry however many rows were purged.
+type deletions struct {
+	rows   *sql.Rows
+	table  string
+	keyLen int
+	key    []any
+	err    error
 }
 
-// readDeletions returns the table's recorded deletes after afterID, up to
-// maxID (read in the same snapshot), in id order.
-func readDeletions(ctx context.Context, q queryer, table string, afterID, maxID int64, keyLen int) ([]deletion, error) {
+func readDeletions(ctx context.Context, q queryer, table string, afterID, maxID int64, keyLen int) (*deletions, error) {
 	rows, err := q.QueryContext(ctx, "SELECT id, pk_values FROM "+DeletedRowsTable+
 		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", table, afterID, maxID)
 	if err != nil {
 		return nil, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
 	}
-	defer rows.Close()
-	var out []deletion
-	for rows.Next() {
-		var d deletion
-		var raw []byte
-		if err := rows.Scan(&d.ID, &raw); err != nil {
-			return nil, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
-		}
-		var vals []any
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.UseNumber()
-		if err := dec.Decode(&vals); err != nil || len(vals) != keyLen {
-			return nil, fmt.Errorf("read %s id %d of %s: pk_values %q is not a JSON array of %d key values", DeletedRowsTable, d.ID, table, raw, keyLen)
-		}
-		for _, v := range vals {
-			switch x := v.(type) {
-			case string:
-				d.Key = append(d.Key, x)
-			case json.Number:
-				d.Key = append(d.Key, x.String())
-			case bool:
-				d.Key = append(d.Key, strconv.FormatBool(x))
-			default:
-				return nil, fmt.Errorf("read %s id %d of %s: key value %v is not a string or number", DeletedRowsTable, d.ID, table, v)
-			}
-		}
-		out = append(out, d)
+	return &deletions{rows: rows, table: table, keyLen: keyLen}, nil
+}
+
+func (d *deletions) Next() bool {
+	if d.err != nil || !d.rows.Next() {
+		return false
 	}
-	return out, rows.Err()
+	var id int64
+	var raw []byte
+	if err := d.rows.Scan(&id, &raw); err != nil {
+		d.err = fmt.Errorf("read %s of %s: %w", DeletedRowsTable, d.table, err)
+		return false
+	}
+	d.key, d.err = parseKey(raw, d.keyLen)
+	if d.err != nil {
+		d.err = fmt.Errorf("read %s id %d of %s: %w", DeletedRowsTable, id, d.table, d.err)
+		return false
+	}
+	return true
+}
+
+func (d *deletions) Values() ([]any, error) { return d.key, nil }
+
+func (d *deletions) Err() error {
+	if d.err != nil {
+		return d.err
+	}
+	return d.rows.Err()
+}
+
+func (d *deletions) Close() error { return d.rows.Close() }
+
+// parseKey reads pk_values: a JSON array of the key values, as strings
+// (numbers and booleans are accepted and printed as MySQL would).
+func parseKey(raw []byte, keyLen int) ([]any, error) {
+	var vals []any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&vals); err != nil || len(vals) != keyLen {
+		return nil, fmt.Errorf("pk_values %q is not a JSON array of %d key values", raw, keyLen)
+	}
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		switch x := v.(type) {
+		case string:
+			out[i] = x
+		case json.Number:
+			out[i] = x.String()
+		case bool:
+			out[i] = strconv.FormatBool(x)
+		default:
+			return nil, fmt.Errorf("key value %v in pk_values %q is not a string or number", v, raw)
+		}
+	}
+	return out, nil
 }
 
 // maxDeletionID is the highest etl_deleted_rows id for table (0 when none,

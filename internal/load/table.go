@@ -393,10 +393,6 @@ func (p *plan) watermarkCond(loaded string) string {
 // maxID] from raw, except keys present among the staged changed rows (a
 // key deleted and then inserted again).
 func applyDeletes(ctx context.Context, tx queryer, ptx pgx.Tx, p *plan, afterID, maxID int64) (int64, error) {
-	dels, err := readDeletions(ctx, tx, p.src.Name, afterID, maxID, len(p.key))
-	if err != nil {
-		return 0, err
-	}
 	defs := make([]string, len(p.key))
 	names := make([]string, len(p.key))
 	var match, stageMatch []string
@@ -410,16 +406,16 @@ func applyDeletes(ctx context.Context, tx queryer, ptx pgx.Tx, p *plan, afterID,
 	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_delete ("+strings.Join(defs, ", ")+") ON COMMIT DROP"); err != nil {
 		return 0, fmt.Errorf("create delete staging: %w", err)
 	}
-	src := make([][]any, len(dels))
-	for i, d := range dels {
-		row := make([]any, len(d.Key))
-		for j, v := range d.Key {
-			row[j] = v
-		}
-		src[i] = row
+	dels, err := readDeletions(ctx, tx, p.src.Name, afterID, maxID, len(p.key))
+	if err != nil {
+		return 0, err
 	}
-	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"etl_delete"}, names, pgx.CopyFromRows(src)); err != nil {
+	defer dels.Close()
+	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"etl_delete"}, names, dels); err != nil {
 		return 0, fmt.Errorf("stage deletes of %s: %w", p.src.Name, err)
+	}
+	if err := dels.Close(); err != nil {
+		return 0, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, p.src.Name, err)
 	}
 	tag, err := ptx.Exec(ctx, "DELETE FROM "+qualified(p.target)+" t USING pg_temp.etl_delete d WHERE "+strings.Join(match, " AND ")+
 		" AND NOT EXISTS (SELECT 1 FROM pg_temp.etl_stage s WHERE "+strings.Join(stageMatch, " AND ")+")")
