@@ -109,7 +109,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 		return fmt.Errorf("begin replica transaction for %s: %w", j.cfg.Name, err)
 	}
 	defer tx.Rollback()
-	if _, err := loadRows(ctx, tx, j.cfg.Name, j.cols, f); err != nil {
+	if _, err := loadRows(ctx, tx, j.cfg.Name, j.src.Columns, f); err != nil {
 		return err
 	}
 	if err := stateWrite(ctx, tx, j.cfg.Name, true, int64(f.rows), state); err != nil {
@@ -336,7 +336,7 @@ func (j *tableJob) shadowCopy(ctx context.Context) error {
 		}
 		var f rowFile
 		flush := func() error {
-			if _, err := loadRows(ctx, j.conn, shadow, j.cols, &f); err != nil {
+			if _, err := loadRows(ctx, j.conn, shadow, j.src.Columns, &f); err != nil {
 				return err
 			}
 			total += int64(f.rows)

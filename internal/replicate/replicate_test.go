@@ -448,3 +448,24 @@ func TestReplicateRefusesConcurrentRun(t *testing.T) {
 	require.NoError(t, err)
 	e.run(t, cfg, replicate.Options{})
 }
+
+// Types OpenDental does not use today but a MySQL table may hold.
+func TestReplicateOtherTypes(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE odd (Id INT NOT NULL PRIMARY KEY, B BIT(10) NULL, D DECIMAL(20,6) NULL, E ENUM('a','b c','') NULL," +
+		" S SET('x','y','z') NULL, Y YEAR NULL, BL BLOB NULL, VB VARBINARY(16) NULL, J LONGTEXT NULL, F FLOAT NULL, U BIGINT UNSIGNED NULL," +
+		" L1 VARCHAR(20) CHARACTER SET latin1 NULL, TS TIMESTAMP(6) NULL, DT DATETIME(3) NULL, TM TIME(2) NULL) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO odd VALUES " +
+		"(1, b'1010101010', -12345678901234.123456, 'b c', 'x,z', 2155, 0x00FF0A0D5C09, 0x00, '{\"a\":[1,2]}', 3.4028234e38, 18446744073709551615, 'caf\xe9', '2038-01-19 03:14:07.999999', '0000-00-00 00:00:00.000', '-838:59:59.00')," +
+		"(2, b'0', 0, '', '', 0000, '', '', '', -1.17549435e-38, 0, '', NULL, '2019-00-00 12:00:00.5', '00:00:00.01')," +
+		"(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+	require.NoError(t, err)
+	cfg := e.config(t, 2)
+	e.run(t, cfg, replicate.Options{})
+	e.assertSame(t)
+	var b, u string
+	require.NoError(t, e.replica.QueryRow("SELECT BIN(B), U FROM odd WHERE Id = 1").Scan(&b, &u))
+	assert.Equal(t, "1010101010", b)
+	assert.Equal(t, "18446744073709551615", u)
+}

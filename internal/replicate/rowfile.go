@@ -70,7 +70,7 @@ var readerSeq atomic.Int64
 func loadRows(ctx context.Context, ex interface {
 	execer
 	querier
-}, table string, cols []string, f *rowFile) (int, error) {
+}, table string, cols []Column, f *rowFile) (int, error) {
 	if f.rows == 0 {
 		return 0, nil
 	}
@@ -79,7 +79,7 @@ func loadRows(ctx context.Context, ex interface {
 	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
 	defer mysql.DeregisterReaderHandler(name)
 	q := "LOAD DATA LOCAL INFILE 'Reader::" + name + "' REPLACE INTO TABLE " + quoteIdent(table) +
-		` CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (` + identList(cols) + ")"
+		` CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' ` + loadColumns(cols)
 	if _, err := ex.ExecContext(ctx, q); err != nil {
 		return 0, fmt.Errorf("load %d rows into replica %s: %w", f.rows, table, err)
 	}
@@ -92,6 +92,26 @@ func loadRows(ctx context.Context, ex interface {
 			table, warnings, firstWarnings(ctx, ex))
 	}
 	return 0, nil
+}
+
+// loadColumns is the column list of LOAD DATA. A YEAR given as the text
+// "0000" would load as 2000, so YEAR goes through a variable as a number.
+func loadColumns(cols []Column) string {
+	var list, set []string
+	for i, c := range cols {
+		if strings.EqualFold(c.DataType, "year") {
+			v := "@y" + strconv.Itoa(i)
+			list = append(list, v)
+			set = append(set, quoteIdent(c.Name)+" = "+v+" + 0")
+			continue
+		}
+		list = append(list, quoteIdent(c.Name))
+	}
+	out := "(" + strings.Join(list, ",") + ")"
+	if len(set) > 0 {
+		out += " SET " + strings.Join(set, ", ")
+	}
+	return out
 }
 
 func firstWarnings(ctx context.Context, q querier) string {
