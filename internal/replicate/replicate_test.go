@@ -469,3 +469,39 @@ func TestReplicateOtherTypes(t *testing.T) {
 	assert.Equal(t, "1010101010", b)
 	assert.Equal(t, "18446744073709551615", u)
 }
+
+// An incremental run killed mid-way resumes from its last committed chunk.
+func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
+		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_200")
+	require.NoError(t, err)
+	cfg := e.config(t, 10)
+	e.run(t, cfg, replicate.Options{})
+	_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = '2024-06-01 00:00:00' + INTERVAL Id SECOND")
+	require.NoError(t, err)
+	nextSecond()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	chunks := 0
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+		Manager: &mo, OnChunk: func(string, int) {
+			if chunks++; chunks == 6 {
+				cancel()
+			}
+		},
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Failed())
+	assert.Equal(t, int64(60), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V LIKE 'u%'"), "six chunks committed")
+
+	sum = e.run(t, cfg, replicate.Options{})
+	r := byTable(sum)["stamped"]
+	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, int64(141), r.RowsRead, "from the last committed watermark (inclusive) on")
+	e.assertSame(t)
+}
