@@ -84,7 +84,8 @@ const edgeDDL = "CREATE TABLE edge (" +
 	"dt6 datetime(6) NULL, ts timestamp NULL DEFAULT NULL, txt varchar(50) CHARACTER SET utf8mb4, lat varchar(20) CHARACTER SET latin1," +
 	"u3 varchar(20) CHARACTER SET utf8mb3, dec65 decimal(65,30), tm time, b1 bit(1), b64 bit(64), flag tinyint(1)," +
 	"yr year, en enum('a','b c'), st set('x','y','z'), js json, bl blob, geo geometry NULL, fl float, db double," +
-	"`select` int, `Mixed Case` varchar(10), `with space` int, ui int unsigned, si smallint unsigned) ENGINE=InnoDB"
+	"`select` int, `Mixed Case` varchar(10), `with space` int, ui int unsigned, si smallint unsigned," +
+	"u4 text CHARACTER SET utf8mb4) ENGINE=InnoDB"
 
 func TestLoadEdgeValues(t *testing.T) {
 	e := newEnv(t)
@@ -93,11 +94,11 @@ func TestLoadEdgeValues(t *testing.T) {
 			" 'a\\0b', 'café', UNHEX('41EDA08042'), '12345678901234567890123456789012345.123456789012345678901234567890',"+
 			" '838:59:59', b'1', b'1111111111111111111111111111111111111111111111111111111111111111', 4, 2019, 'b c', 'x,z',"+
 			" '{\"b\": 1, \"a\": [1.0e2], \"b\": 2}', UNHEX('00FF5C0A'), ST_GeomFromText('POINT(1 2)'), 1.23456789, 1.2345678901234567,"+
-			" 1, 'M', 2, 4294967295, 65535)",
+			" 1, 'M', 2, 4294967295, 65535, UNHEX('F09F9880EDBFBF'))",
 		"INSERT INTO edge VALUES (0, '0001-01-01', '2020-02-29', '2019-12-31 23:59:59', '2020-01-01 00:00:00.000001', '2020-06-01 12:00:00',"+
 			" '😀 tab\there\nnew\\\\ end', 'Ünïcödé', 'ok', '-0.000000000000000000000000000001', '-838:59:59', b'0',"+
 			" b'1000000000000000000000000000000000000000000000000000000000000001', 0, 0, 'a', '', '[]', '', NULL, -3.4e38, -1e-300,"+
-			" NULL, '', -1, 0, 0)",
+			" NULL, '', -1, 0, 0, 'ok 😀')",
 	)
 	res := e.run(t, nil, Options{})
 	require.Len(t, res.Tables, 1)
@@ -109,24 +110,24 @@ func TestLoadEdgeValues(t *testing.T) {
 	assert.EqualValues(t, 2, r.RawRows)
 	assert.Equal(t, map[string]map[string]int64{
 		"d_null": {"zero_date": 1}, "d_nn": {"zero_date": 1}, "dt_nn": {"zero_date": 1}, "dt6": {"zero_date": 1},
-		"txt": {"nul_byte": 1}, "u3": {"invalid_utf8": 1},
+		"txt": {"nul_byte": 1}, "u3": {"invalid_utf8": 1}, "u4": {"invalid_utf8": 1},
 	}, r.Conversions)
 
 	cols := `d_null::text, d_nn::text, dt_nn::text, dt6::text, (ts AT TIME ZONE 'UTC')::text, txt, lat, u3, dec65::text, tm::text,
 		b1::text, b64::text, flag::text, yr::text, en, st, js, bl::text, geo::text, fl::text, db::text,
-		"select"::text, "Mixed Case", "with space"::text, ui::text, si::text, id::text`
+		"select"::text, "Mixed Case", "with space"::text, ui::text, si::text, id::text, u4`
 	want := map[string][]*string{
 		"18446744073709551615": {nil, nil, nil, nil, nil, ptr("ab"), ptr("café"), ptr("A\uFFFDB"),
 			ptr("12345678901234567890123456789012345.123456789012345678901234567890"), ptr("838:59:59"),
 			ptr("1"), ptr(strings.Repeat("1", 64)), ptr("4"), ptr("2019"), ptr("b c"), ptr("x,z"),
 			ptr(`{"b": 1, "a": [1.0e2], "b": 2}`), ptr(`\x00ff5c0a`), ptr(`\x000000000101000000000000000000f03f0000000000000040`),
 			ptr("1.2345679"), ptr("1.2345678901234567"), ptr("1"), ptr("M"), ptr("2"), ptr("4294967295"), ptr("65535"),
-			ptr("18446744073709551615")},
+			ptr("18446744073709551615"), ptr("😀\uFFFD")},
 		"0": {ptr("0001-01-01"), ptr("2020-02-29"), ptr("2019-12-31 23:59:59"), ptr("2020-01-01 00:00:00.000001"),
 			ptr("2020-06-01 12:00:00"), ptr("😀 tab\there\nnew\\ end"), ptr("Ünïcödé"), ptr("ok"),
 			ptr("-0.000000000000000000000000000001"), ptr("-838:59:59"), ptr("0"),
 			ptr("1" + strings.Repeat("0", 62) + "1"), ptr("0"), ptr("0"), ptr("a"), ptr(""), ptr("[]"), ptr(`\x`), nil,
-			ptr("-3.4e+38"), ptr("-1e-300"), nil, ptr(""), ptr("-1"), ptr("0"), ptr("0"), ptr("0")},
+			ptr("-3.4e+38"), ptr("-1e-300"), nil, ptr(""), ptr("-1"), ptr("0"), ptr("0"), ptr("0"), ptr("ok 😀")},
 	}
 	for id, w := range want {
 		t.Run("row "+id, func(t *testing.T) {
