@@ -165,3 +165,13 @@ func TestColumnTypeOverrides(t *testing.T) {
 	assert.Equal(t, StatusFailed, r.Status)
 	assert.Contains(t, r.Error, `column_types names column "Nope"`)
 }
+
+func TestCreatesRawSchemaWhenMissing(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.pg.Exec(context.Background(), "DROP SCHEMA raw CASCADE")
+	require.NoError(t, err)
+	e.exec(t, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	r := e.run(t, nil, Options{}).Tables[0]
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.EqualValues(t, 1, r.RawRows)
+}

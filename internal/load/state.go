@@ -32,7 +32,18 @@ var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + 
 	error           text
 )`
 
+// ensureStatusTable creates schema raw (only when missing: CREATE SCHEMA
+// needs a privilege the loader's role may lack) and the state table.
 func ensureStatusTable(ctx context.Context, pool *pgxpool.Pool) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regnamespace($1) IS NOT NULL", typemap.QuotePG(Schema)).Scan(&exists); err != nil {
+		return fmt.Errorf("check schema %s: %w", Schema, err)
+	}
+	if !exists {
+		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+typemap.QuotePG(Schema)); err != nil {
+			return fmt.Errorf("create schema %s (or create it once as the database owner): %w", Schema, err)
+		}
+	}
 	if _, err := pool.Exec(ctx, statusDDL); err != nil {
 		return fmt.Errorf("create %s.%s: %w", Schema, StatusTable, err)
 	}
