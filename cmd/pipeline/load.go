@@ -223,10 +223,12 @@ type progress struct {
 	last  time.Time
 	table string
 	drawn bool
+	// started is when each table running now was last logged (no terminal).
+	started map[string]time.Time
 }
 
 func newProgress(w io.Writer, log *slog.Logger) *progress {
-	p := &progress{w: w, log: log}
+	p := &progress{w: w, log: log, started: map[string]time.Time{}}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -239,14 +241,15 @@ func (p *progress) update(table string, rows, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if !p.tty {
+	if !p.tty { // per table: tables load in parallel
+		started, ok := p.started[table]
 		switch {
 		case rows == total: // finished: the loader logs the table's result
-			p.table = ""
-		case table != p.table:
-			p.table, p.last = table, now
-		case now.Sub(p.last) >= 5*time.Second:
-			p.last = now
+			delete(p.started, table)
+		case !ok:
+			p.started[table] = now
+		case now.Sub(started) >= 5*time.Second:
+			p.started[table] = now
 			p.log.Info("loading", "table", table, "rows", rows, "of", total)
 		}
 		return

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
@@ -116,4 +118,22 @@ func TestLoadCommand(t *testing.T) {
 	unlock()
 	assert.Equal(t, exitFailed, code)
 	assert.Contains(t, errOut, "already running")
+}
+
+func TestProgressLogsEachParallelTable(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, slog.New(slog.NewTextHandler(&buf, nil)))
+	require.False(t, p.tty, "a buffer is no terminal")
+	p.update("a", 1, 10)
+	p.update("b", 1, 10)
+	p.started["a"] = p.started["a"].Add(-6 * time.Second) // a has been running for 6 s
+	p.started["b"] = p.started["b"].Add(-6 * time.Second)
+	p.update("a", 5, 10)
+	p.update("b", 7, 10)
+	p.update("a", 10, 10)
+	out := buf.String()
+	assert.Contains(t, out, "table=a rows=5 of=10")
+	assert.Contains(t, out, "table=b rows=7 of=10")
+	assert.NotContains(t, out, "rows=10", "the finished table is logged by the loader, not here")
+	assert.NotContains(t, p.started, "a")
 }
