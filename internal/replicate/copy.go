@@ -128,7 +128,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 }
 
 // keysOf collects the keys of the rows in f (kept as a side list by readSource).
-func keysOf(f *rowFile, _ []int) map[string]bool {
+func keysOf(f *rowFile) map[string]bool {
 	out := make(map[string]bool, len(f.keys))
 	for _, k := range f.keys {
 		out[k] = true
@@ -200,12 +200,13 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			break
 		}
 		if lastKey == nil && f.rows < n {
-			j.srcKeys = keysOf(&f, j.keyIdx)
+			j.srcKeys = keysOf(&f)
 		}
 		if err := j.commitChunk(ctx, &f, map[string]any{"last_key": keyJSON(last)}); err != nil {
 			return err
 		}
 		lastKey = last
+		f.keepKeys = false // only a one-chunk table keeps its key list
 		if f.rows < n {
 			break
 		}
