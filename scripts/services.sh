@@ -22,6 +22,22 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# run_logged <what> <command...>: runs a start command with its output in a
+# file, shown only on failure. Daemons started by it must not inherit our
+# stdout/stderr, or a caller reading them through a pipe (CI) never sees EOF.
+run_logged() {
+	local what=$1 out rc=0
+	shift
+	out=$(mktemp)
+	"$@" </dev/null >"$out" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		log "$what failed (exit $rc):"
+		cat "$out" >&2
+	fi
+	rm -f "$out"
+	return "$rc"
+}
+
 wait_for() { # wait_for <what> <command...>
 	local what=$1
 	shift
@@ -42,9 +58,14 @@ fi
 if ! mariadb-admin --protocol=tcp -h127.0.0.1 -P3306 -uroot ping >/dev/null 2>&1 &&
 	! mariadb-admin -uroot ping >/dev/null 2>&1; then
 	log "starting MariaDB"
-	as_root mkdir -p /run/mysqld
-	as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
-	as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+	if [ -d /run/systemd/system ]; then
+		run_logged "systemctl start mariadb" as_root systemctl start mariadb
+	else
+		# No systemd (container, chroot, CI): the package's SysV script creates
+		# /run/mysqld and runs mysqld_safe, which drops to user mysql (mariadbd
+		# itself refuses to run as root unless the config says user=mysql).
+		run_logged "/etc/init.d/mariadb start" as_root /etc/init.d/mariadb start
+	fi
 	wait_for "MariaDB" mariadb-admin -uroot ping
 fi
 if ! mariadb_tcp -e 'SELECT 1' >/dev/null 2>&1; then
@@ -61,15 +82,30 @@ mariadb_tcp -e 'CREATE DATABASE IF NOT EXISTS test'
 log "MariaDB ok: $(mariadb_tcp -N -e 'SELECT VERSION()')"
 
 # --- PostgreSQL --------------------------------------------------------------
-pg_tcp() { psql -X -q -h 127.0.0.1 -p 5432 -U postgres -d postgres "$@"; }
+# -w: never prompt for a password (it would hang an interactive run).
+pg_tcp() { psql -X -q -w -h 127.0.0.1 -p 5432 -U postgres -d postgres "$@"; }
 
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
 	apt_install postgresql postgresql-client
 fi
-pgver=$(ls /etc/postgresql | sort -V | tail -n 1)
+# The newest version that has a "main" cluster; else the newest installed one,
+# for which we make the cluster (the package does, unless createcluster.conf
+# says not to). "|| true": under pipefail a glob matching nothing would end
+# the script silently. (ls is fine: version directories are plain numbers.)
+# shellcheck disable=SC2012
+pgver=$(ls -d /etc/postgresql/*/main 2>/dev/null | cut -d/ -f4 | sort -V | tail -n 1 || true)
+if [ -z "$pgver" ]; then
+	# shellcheck disable=SC2012
+	pgver=$(ls -d /usr/lib/postgresql/*/bin/postgres | cut -d/ -f5 | sort -V | tail -n 1)
+	log "creating PostgreSQL cluster $pgver/main"
+	run_logged "pg_createcluster" as_root pg_createcluster "$pgver" main
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 	log "starting PostgreSQL $pgver"
-	as_root pg_ctlcluster --skip-systemctl-redirect "$pgver" main start || true
+	# Without systemd pg_ctlcluster starts the server itself; with systemd it
+	# hands over to postgresql@$pgver-main. Exit 2 is "already running" (then
+	# waiting tells whether it answers on 127.0.0.1:5432).
+	run_logged "pg_ctlcluster start" as_root pg_ctlcluster "$pgver" main start || true
 	wait_for "PostgreSQL" pg_isready -q -h 127.0.0.1 -p 5432
 fi
 if ! pg_tcp -c 'SELECT 1' >/dev/null 2>&1; then
@@ -78,7 +114,7 @@ if ! pg_tcp -c 'SELECT 1' >/dev/null 2>&1; then
 	hba=/etc/postgresql/$pgver/main/pg_hba.conf
 	log "trusting loopback TCP in $hba (local dev server)"
 	as_root sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
-	as_root pg_ctlcluster --skip-systemctl-redirect "$pgver" main reload
+	as_root pg_ctlcluster "$pgver" main reload
 	wait_for "PostgreSQL on 127.0.0.1:5432" pg_tcp -c 'SELECT 1'
 fi
 if [ "$(pg_tcp -tA -c "SELECT count(*) FROM pg_roles WHERE rolname='root'")" != "1" ]; then
