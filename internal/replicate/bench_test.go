@@ -24,13 +24,21 @@ import (
 //
 // BENCH_ROWS sets the rows per table of BenchmarkFullCopy (default 50000).
 // BENCH_RATE_LIMIT_MS sets the manager's gap between source queries (default 0;
-// production uses 100).
+// production uses 100). BENCH_WORKERS and BENCH_SOURCE_CONNS set the run's
+// parallel tables and source connections (defaults: DefaultWorkers(), 1).
 
 func benchRows() int {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_ROWS")); err == nil && n > 0 {
 		return n
 	}
 	return 50000
+}
+
+func benchOptions() replicate.Options {
+	o := replicate.Options{Manager: benchManager()}
+	o.Workers, _ = strconv.Atoi(os.Getenv("BENCH_WORKERS"))
+	o.SourceConns, _ = strconv.Atoi(os.Getenv("BENCH_SOURCE_CONNS"))
+	return o
 }
 
 func benchManager() *manager.Options {
@@ -86,8 +94,7 @@ func BenchmarkFullCopy(b *testing.B) {
 		// replicate into a fresh replica
 		rep, _ := testdb.MySQL(b, "bench_rep")
 		start := time.Now()
-		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: rep, Tables: cfg},
-			replicate.Options{Manager: benchManager()})
+		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: rep, Tables: cfg}, benchOptions())
 		require.NoError(b, err)
 		require.Zero(b, sum.Failed())
 		repTime = time.Since(start)
@@ -127,7 +134,7 @@ func BenchmarkIncremental408(b *testing.B) {
 		fillTable(b, e.fixture, src.Tables[d.Name], rows, uint64(i))
 	}
 	cfg := e.config(b, 0)
-	opts := replicate.Options{Manager: benchManager()}
+	opts := benchOptions()
 	run := func() (replicate.Summary, time.Duration) {
 		start := time.Now()
 		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, opts)
