@@ -1,5 +1,24 @@
 // Package tables is the tables.yml model: how each source table is extracted,
 // replicated and loaded. discover writes it; replicate and load read it.
+//
+// Format (every key but extraction_strategy optional; unknown keys are errors):
+//
+//	tables:
+//	  patient:
+//	    primary_key: [PatNum]             # discovered; paging and upsert key
+//	    watermark_columns: [DateTStamp]   # first one is paged on (TIMESTAMP … ON UPDATE, or an append-only key)
+//	    extraction_strategy: incremental  # full_table | incremental | incremental_chunked
+//	    batch_size: 10000                 # rows per source query (default 10000)
+//	    importance: critical              # critical | important | standard | audit | reference: run order
+//	    estimated_rows: 120000            # discovered
+//	    estimated_size_mb: 35.2           # discovered; larger tables run first within an importance
+//	    exclude: false                    # true: neither replicated nor loaded
+//	    detect_deletes: true              # default true: rows deleted at the source are removed
+//	    lookback_seconds: 0               # re-read this far behind the last watermark
+//	    column_types: {Note: text}        # column -> PostgreSQL type in raw (the loader's override)
+//	    columns: [PatNum, LName, …]       # discovered; lets discover report added/dropped columns
+//
+// Incremental strategies need watermark_columns and primary_key.
 package tables
 
 import (
