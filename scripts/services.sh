@@ -2,7 +2,8 @@
 # Makes MariaDB (127.0.0.1:3306, root, empty password) and PostgreSQL
 # (127.0.0.1:5432, trust for local TCP, roles root and postgres) available for
 # the pipeline's tests and demo. Idempotent: uses running servers, starts
-# stopped ones, installs them from Debian packages on a fresh machine.
+# stopped ones, installs them from Debian packages on a fresh machine. Runs as
+# root (sudo otherwise), with or without systemd (containers, chroots, CI).
 #
 # These are LOCAL DEVELOPMENT servers: the script opens root/trust access on
 # loopback. Never point it at a machine that holds real data.
