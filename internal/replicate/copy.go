@@ -121,6 +121,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 	j.res.RowsRead += int64(f.rows)
 	j.res.RowsWritten += int64(f.rows)
 	j.res.Chunks++
+	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.rows, "total", j.res.RowsWritten)
 	if j.r.opts.OnChunk != nil {
 		j.r.opts.OnChunk(j.cfg.Name, f.rows)
 	}

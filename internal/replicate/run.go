@@ -50,7 +50,8 @@ type Options struct {
 	Manager     *manager.Options
 	// NewDoer builds the source runner per source connection; default manager.New.
 	NewDoer func(db *sql.DB) Doer
-	// OnChunk is called after each committed chunk (progress; tests use it to interrupt a run).
+	// OnChunk is called after each committed chunk, from the table's worker
+	// goroutine (concurrently across tables): progress; tests use it to interrupt a run.
 	OnChunk func(table string, rows int)
 }
 
