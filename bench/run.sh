@@ -8,6 +8,8 @@
 #   BENCH_SEED=1       demo seed
 #   BENCH_WORKERS=2    parallel tables for the per-table stock pipe
 #   BENCH_PGLOADER_TIMEOUT=1800  seconds before a hung pgloader is stopped
+#   BENCH_PIPELINE=path  use this pipeline binary instead of building ./cmd/pipeline
+#                        (BENCH_PIPELINE_REV=commit it was built from, for the report)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,8 +40,13 @@ done
 rm -rf "$W"
 mkdir -p "$CFG"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "building the pipeline"
-go build -o "$W/pipeline" ./cmd/pipeline || exit 2
+REV=${BENCH_PIPELINE_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [ -n "${BENCH_PIPELINE:-}" ]; then
+	cp "$BENCH_PIPELINE" "$W/pipeline" || exit 2
+else
+	log "building the pipeline"
+	go build -o "$W/pipeline" ./cmd/pipeline || exit 2
+fi
 P=$W/pipeline
 
 # --- measurement ------------------------------------------------------------
@@ -195,6 +202,7 @@ row() { # row <step> <what> <rows> <comparison>
 	echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr)"
 	echo "- MariaDB $(my -N -e 'SELECT VERSION()'), $(pg -d postgres -tA -c 'SHOW server_version' | sed 's/^/PostgreSQL /'), $(pgloader --version | head -n 1), $(go version | cut -d' ' -f3)"
 	echo "- load average (1/5/15 min) at the start: $LOAD_BEFORE, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the timings)"
+	echo "- pipeline: commit $REV${BENCH_PIPELINE:+ (prebuilt binary)}"
 	echo "- data: \`pipeline demo seed --scale $SCALE --seed $SEED\`: $SEED_LINE"
 	echo "- source rows (exact): $SRC_ROWS before the clinic day, $SRC_ROWS_AFTER after it ($MUTATE_LINE)"
 	echo
