@@ -137,12 +137,7 @@ func keysOf(f *rowFile) map[string]bool {
 	return out
 }
 
-func (j *tableJob) batch() int {
-	if j.cfg.BatchSize > 0 {
-		return j.cfg.BatchSize
-	}
-	return tables.DefaultBatchSize
-}
+func (j *tableJob) batch() int { return batchSize(j.cfg) }
 
 // resumable reports whether an interrupted full copy can continue.
 func (j *tableJob) resumable() bool {

@@ -154,24 +154,9 @@ func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
 		return fmt.Errorf("begin delete transaction for %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(j.key)), ",") + ")"
-	var del, rec []string
-	var dargs, rargs []any
-	now := time.Now().UTC()
-	for _, k := range keys {
-		del = append(del, tuple)
-		dargs = append(dargs, params(k, j.keyTypes)...)
-		rec = append(rec, "(?,?,?)")
-		rargs = append(rargs, name, keyJSON(k), now)
-	}
-	q := "DELETE FROM " + quoteIdent(name) + " WHERE (" + identList(j.key) + ") IN (" + strings.Join(del, ",") + ")"
-	res, err := tx.ExecContext(ctx, q, dargs...)
+	n, err := j.deleteIn(ctx, tx, keys)
 	if err != nil {
-		return fmt.Errorf("delete rows from replica %s: %w", name, err)
-	}
-	n, _ := res.RowsAffected()
-	if _, err := tx.ExecContext(ctx, "INSERT INTO `"+DeletedRowsTable+"` (table_name, pk_values, detected_at) VALUES "+strings.Join(rec, ","), rargs...); err != nil {
-		return fmt.Errorf("record deleted rows of %s: %w", name, err)
+		return err
 	}
 	if err := stateUpdate(ctx, tx, name, true, nil); err != nil {
 		return err
@@ -181,6 +166,38 @@ func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
 	}
 	j.res.RowsDeleted += n
 	return nil
+}
+
+// deleteIn deletes the keys from the replica table and records them in
+// etl_deleted_rows inside tx; the caller bumps change_seq and commits.
+func (j *tableJob) deleteIn(ctx context.Context, tx *sql.Tx, keys [][]string) (int64, error) {
+	name := j.cfg.Name
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(j.key)), ",") + ")"
+	var total int64
+	now := time.Now().UTC()
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 1000)]
+		keys = keys[len(batch):]
+		var del, rec []string
+		var dargs, rargs []any
+		for _, k := range batch {
+			del = append(del, tuple)
+			dargs = append(dargs, params(k, j.keyTypes)...)
+			rec = append(rec, "(?,?,?)")
+			rargs = append(rargs, name, keyJSON(k), now)
+		}
+		q := "DELETE FROM " + quoteIdent(name) + " WHERE (" + identList(j.key) + ") IN (" + strings.Join(del, ",") + ")"
+		res, err := tx.ExecContext(ctx, q, dargs...)
+		if err != nil {
+			return 0, fmt.Errorf("delete rows from replica %s: %w", name, err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if _, err := tx.ExecContext(ctx, "INSERT INTO `"+DeletedRowsTable+"` (table_name, pk_values, detected_at) VALUES "+strings.Join(rec, ","), rargs...); err != nil {
+			return 0, fmt.Errorf("record deleted rows of %s: %w", name, err)
+		}
+	}
+	return total, nil
 }
 
 func readKeys(ctx context.Context, q querier, query string, args []any, width int) ([][]string, error) {

@@ -202,6 +202,9 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 		"DELETE FROM definition WHERE DefNum = 3",
 		"INSERT INTO definition (Category, ItemOrder, ItemName, ItemValue, ItemColor, IsHidden) VALUES (1, 2, 'new', '', 0, 0)",
 		"UPDATE appointment SET Note = 'moved' WHERE AptNum BETWEEN 30 AND 90",
+		"UPDATE clinic SET Description = 'renamed' WHERE ClinicNum = 50", // full_table: one key range differs
+		"DELETE FROM clinic WHERE ClinicNum IN (90, 130)",                // a middle range and the tail
+		"INSERT INTO clinic (ClinicNum, Description) VALUES (500, 'new')",
 	}
 	for _, q := range mut {
 		_, err := e.fixture.Exec(q)
@@ -214,6 +217,10 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	assert.Equal(t, int64(3), res["patient"].RowsDeleted)
 	assert.Equal(t, int64(10), res["procedurelog"].RowsDeleted)
 	assert.Equal(t, int64(1), res["definition"].RowsDeleted)
+	assert.Equal(t, replicate.ModeDiff, res["clinic"].Mode)
+	assert.Equal(t, int64(2), res["clinic"].RowsDeleted)
+	// Ranges follow the source's keys: 1-40 same, 41-80 (50 changed), 81-121 (90 gone), then 122-129 and 500.
+	assert.Equal(t, int64(40+40+9), res["clinic"].RowsWritten, "only the ranges that differ are copied")
 	assert.Equal(t, replicate.ModeSkip, res["allergy"].Mode, "untouched table skipped by UPDATE_TIME")
 	e.assertSame(t)
 
@@ -503,5 +510,54 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 	r := byTable(sum)["stamped"]
 	assert.Equal(t, replicate.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(141), r.RowsRead, "from the last committed watermark (inclusive) on")
+	e.assertSame(t)
+}
+
+// A changed full_table table is compared by key-range checksums and only
+// the ranges that differ are copied; a change undone copies nothing.
+func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "clinic"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["clinic"], 130, 1)
+	cfg := e.config(t, 40)
+	require.Equal(t, tables.FullTable, cfg.Tables["clinic"].Strategy)
+	nextSecond()
+	e.run(t, cfg, replicate.Options{})
+	seq := func() int64 {
+		return count(t, e.replica, "SELECT change_seq FROM etl_copy_status WHERE table_name='clinic'")
+	}
+	before := seq()
+
+	_, err = e.fixture.Exec("UPDATE clinic SET Description = 'renamed' WHERE ClinicNum = 50")
+	require.NoError(t, err)
+	nextSecond()
+	r := byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
+	assert.Equal(t, replicate.ModeDiff, r.Mode)
+	assert.Equal(t, int64(40), r.RowsWritten, "one range of 40 rows")
+	assert.Equal(t, before+1, seq())
+	e.assertSame(t)
+
+	_, err = e.fixture.Exec("UPDATE clinic SET Phone = 'tmp' WHERE ClinicNum = 7; UPDATE clinic SET Phone = (SELECT Phone FROM (SELECT Phone FROM clinic WHERE ClinicNum = 8) x) WHERE ClinicNum = 7")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("UPDATE clinic SET Phone = 'tmp' WHERE ClinicNum = 9")
+	require.NoError(t, err)
+	nextSecond()
+	r = byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
+	assert.Equal(t, int64(40), r.RowsWritten)
+	e.assertSame(t)
+
+	// Changed and changed back: the table was written, the data is the same.
+	_, err = e.fixture.Exec("UPDATE clinic SET Zip = CONCAT(Zip, 'x') WHERE ClinicNum = 100")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("UPDATE clinic SET Zip = LEFT(Zip, CHAR_LENGTH(Zip) - 1) WHERE ClinicNum = 100")
+	require.NoError(t, err)
+	nextSecond()
+	before = seq()
+	r = byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
+	assert.Equal(t, replicate.ModeDiff, r.Mode)
+	assert.Zero(t, r.RowsWritten)
+	assert.Equal(t, before, seq(), "nothing written, change_seq unchanged")
 	e.assertSame(t)
 }

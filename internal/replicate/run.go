@@ -357,6 +357,9 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 	case incremental:
 		p.mode = ModeIncremental
 		notes = append(notes, fmt.Sprintf("incremental on %s from %s", t.Watermark(), st.Watermark.String))
+	case len(src.PrimaryKey) == 1 && src.Rows > int64(batchSize(t)):
+		p.mode = ModeDiff
+		notes = append(notes, "compare key ranges by checksum, copy those that differ")
 	default:
 		p.mode = ModeFull
 		notes = append(notes, "full copy in key chunks (upsert)")
@@ -382,6 +385,13 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 func unchanged(src *TableMeta, st *State) bool {
 	return st.Status == StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
 		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
+}
+
+func batchSize(t *tables.Table) int {
+	if t.BatchSize > 0 {
+		return t.BatchSize
+	}
+	return tables.DefaultBatchSize
 }
 
 func sameTime(a, b string) bool {
@@ -456,6 +466,8 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	switch p.mode {
 	case ModeShadow:
 		err = j.shadowCopy(ctx)
+	case ModeDiff:
+		err = j.diffCopy(ctx)
 	case ModeIncremental:
 		err = j.incremental(ctx)
 	default:
@@ -469,7 +481,7 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 			return err
 		}
 	}
-	if p.mode != ModeShadow && p.cfg.DeletesEnabled() && !p.create {
+	if p.mode != ModeShadow && p.mode != ModeDiff && p.cfg.DeletesEnabled() && !p.create { // diff removes deletes itself
 		if err := j.detectDeletes(ctx); err != nil {
 			return err
 		}

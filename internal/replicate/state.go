@@ -19,6 +19,7 @@ const (
 	ModeFull        = "full"        // primary-key keyset copy of the whole table
 	ModeIncremental = "incremental" // rows at or after the watermark
 	ModeShadow      = "shadow"      // no primary key: whole copy into a shadow table, swapped in
+	ModeDiff        = "diff"        // existing copy: only the key ranges whose checksum differs are copied
 	ModeSkip        = "unchanged"   // nothing changed at the source
 )
 
