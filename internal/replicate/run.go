@@ -162,6 +162,21 @@ const (
 	lenientSQLMode = "ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
 )
 
+// restoreSessions gives the source connections back to their pool with the
+// factory's result character set, as other users of the pool expect it.
+func (r *runner) restoreSessions(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for range cap(r.pool) {
+		s := <-r.pool
+		if s.last != nil {
+			if _, err := s.last.ExecContext(ctx, "SET SESSION character_set_results=utf8mb4"); err != nil {
+				r.log.Warn("restore source session", "err", err)
+			}
+		}
+	}
+}
+
 // DefaultWorkers is the default number of tables copied in parallel.
 func DefaultWorkers() int { return max(2, min(4, 2*runtime.NumCPU())) }
 
@@ -203,6 +218,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		}
 		r.pool <- &sourceSlot{d: d}
 	}
+	defer r.restoreSessions(ctx)
 
 	var src *Schema
 	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
