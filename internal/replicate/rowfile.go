@@ -69,7 +69,7 @@ var readerSeq atomic.Int64
 // server's warning count, which must be zero for an exact copy.
 func loadRows(ctx context.Context, ex interface {
 	execer
-	querier
+	Querier
 }, table string, cols []Column, f *rowFile) (int, error) {
 	if f.rows == 0 {
 		return 0, nil
@@ -114,7 +114,7 @@ func loadColumns(cols []Column) string {
 	return out
 }
 
-func firstWarnings(ctx context.Context, q querier) string {
+func firstWarnings(ctx context.Context, q Querier) string {
 	rows, err := q.QueryContext(ctx, "SHOW WARNINGS LIMIT 3")
 	if err != nil {
 		return "warnings unreadable: " + err.Error()

@@ -36,14 +36,14 @@ type Schema struct {
 	Now    string // server UTC_TIMESTAMP() as text
 }
 
-// querier is a *sql.DB or *sql.Conn.
-type querier interface {
+// Querier is a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // ReadSchema reads every base table of the connection's current database with
 // three information_schema queries, whatever the number of tables.
-func ReadSchema(ctx context.Context, q querier) (*Schema, error) {
+func ReadSchema(ctx context.Context, q Querier) (*Schema, error) {
 	s := &Schema{Tables: map[string]*TableMeta{}}
 	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(TABLE_ROWS,0), COALESCE(DATA_LENGTH,0), COALESCE(AVG_ROW_LENGTH,0),"+
 		" UPDATE_TIME, COALESCE(ENGINE,''), UTC_TIMESTAMP() FROM information_schema.TABLES"+
@@ -109,7 +109,7 @@ func ReadSchema(ctx context.Context, q querier) (*Schema, error) {
 	return s, rows.Err()
 }
 
-func scanOne(ctx context.Context, q querier, query string, dest ...any) error {
+func scanOne(ctx context.Context, q Querier, query string, dest ...any) error {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return err
