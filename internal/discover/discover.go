@@ -4,6 +4,7 @@
 package discover
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -215,17 +218,26 @@ func Run(ctx context.Context, src replicate.Doer, path string) ([]string, int, e
 	}
 	found := Build(s)
 	old := &tables.Config{Tables: map[string]*tables.Table{}}
-	if _, err := os.Stat(path); err == nil {
-		if old, err = tables.Load(path); err != nil {
+	oldData, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if old, err = tables.Parse(path, oldData); err != nil {
 			return nil, 0, fmt.Errorf("read existing %s (fix it or move it away): %w", path, err)
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case errors.Is(err, fs.ErrNotExist):
+		oldData = nil
+	default:
 		return nil, 0, fmt.Errorf("read existing tables config: %w", err)
 	}
 	merged, changes := Merge(old, found)
 	data, err := tables.Marshal(merged, header)
 	if err != nil {
 		return nil, 0, err
+	}
+	if len(oldData) > 0 {
+		if data, err = render(oldData, merged); err != nil {
+			return nil, 0, err
+		}
 	}
 	if _, err := tables.Parse(path, data); err != nil {
 		return nil, 0, fmt.Errorf("discover produced an invalid file (a bug): %w", err)
@@ -241,4 +253,99 @@ func Run(ctx context.Context, src replicate.Doer, path string) ([]string, int, e
 		return nil, 0, fmt.Errorf("write tables config: %w", err)
 	}
 	return changes, len(merged.Tables), nil
+}
+
+// render writes merged into the existing file's YAML tree, so the user's
+// comments and table order survive: each table's values are replaced in
+// place (a value's line comment kept), dropped tables removed, new tables
+// appended in name order.
+func render(oldData []byte, merged *tables.Config) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(oldData, &doc); err != nil || len(doc.Content) == 0 {
+		return tables.Marshal(merged, header)
+	}
+	root := doc.Content[0]
+	var tbls *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "tables" {
+			tbls = root.Content[i+1]
+		}
+	}
+	if tbls == nil || tbls.Kind != yaml.MappingNode {
+		return tables.Marshal(merged, header)
+	}
+	fresh := func(t *tables.Table) (*yaml.Node, error) {
+		var n yaml.Node
+		if err := n.Encode(t); err != nil {
+			return nil, fmt.Errorf("encode table %s: %w", t.Name, err)
+		}
+		return &n, nil
+	}
+	seen := map[string]bool{}
+	var content []*yaml.Node
+	for i := 0; i+1 < len(tbls.Content); i += 2 {
+		k, v := tbls.Content[i], tbls.Content[i+1]
+		t, ok := merged.Tables[k.Value]
+		if !ok {
+			continue // dropped at the source
+		}
+		seen[k.Value] = true
+		f, err := fresh(t)
+		if err != nil {
+			return nil, err
+		}
+		content = append(content, k, mergeMapping(v, f))
+	}
+	for _, name := range merged.Names() {
+		if seen[name] {
+			continue
+		}
+		f, err := fresh(merged.Tables[name])
+		if err != nil {
+			return nil, err
+		}
+		content = append(content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, f)
+	}
+	tbls.Content = content
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("encode tables.yml: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode tables.yml: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// mergeMapping returns old's keys (with their comments) carrying fresh's
+// values, without the keys fresh lacks, plus fresh's new keys at the end.
+func mergeMapping(old, fresh *yaml.Node) *yaml.Node {
+	if old.Kind != yaml.MappingNode {
+		return fresh
+	}
+	val := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(fresh.Content); i += 2 {
+		val[fresh.Content[i].Value] = fresh.Content[i+1]
+	}
+	out := *old
+	out.Content = nil
+	done := map[string]bool{}
+	for i := 0; i+1 < len(old.Content); i += 2 {
+		k, v := old.Content[i], old.Content[i+1]
+		nv, ok := val[k.Value]
+		if !ok {
+			continue
+		}
+		nv.LineComment, nv.HeadComment, nv.FootComment = v.LineComment, v.HeadComment, v.FootComment
+		out.Content = append(out.Content, k, nv)
+		done[k.Value] = true
+	}
+	for i := 0; i+1 < len(fresh.Content); i += 2 {
+		if !done[fresh.Content[i].Value] {
+			out.Content = append(out.Content, fresh.Content[i], fresh.Content[i+1])
+		}
+	}
+	return &out
 }

@@ -76,9 +76,12 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	require.NoError(t, err)
 	cfg.Tables["patient"].BatchSize = 1234
 	cfg.Tables["patient"].Importance = tables.Important
-	out, err := tables.Marshal(cfg, nil)
+	out, err := tables.Marshal(cfg, []string{"our clinic's tables"})
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, out, 0o644))
+	commented := strings.Replace(string(out), "  patient:\n", "  # hand-tuned for the clinic\n  patient:\n", 1)
+	commented = strings.Replace(commented, "    batch_size: 1234\n", "    batch_size: 1234 # small chunks: busy table\n", 1)
+	require.NotEqual(t, string(out), commented)
+	require.NoError(t, os.WriteFile(path, []byte(commented), 0o644))
 	for _, q := range []string{
 		"ALTER TABLE patient ADD COLUMN NewThing INT NOT NULL DEFAULT 0, DROP COLUMN Ward",
 		"DROP TABLE allergy",
@@ -103,6 +106,13 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	assert.True(t, cfg.Tables["definition"].Exclude, "user edit kept")
 	assert.Equal(t, 30, cfg.Tables["definition"].LookbackSeconds, "user edit kept")
 	assert.Contains(t, cfg.Tables["patient"].Columns, "NewThing")
+	data, err = os.ReadFile(path)
+	require.NoError(t, err)
+	for _, c := range []string{"# our clinic's tables", "  # hand-tuned for the clinic\n  patient:", "batch_size: 1234 # small chunks: busy table"} {
+		assert.Contains(t, string(data), c, "comment kept")
+	}
+	assert.NotContains(t, string(data), "allergy:")
+	assert.Contains(t, string(data), "newtable:")
 	assert.NotContains(t, cfg.Tables["patient"].Columns, "Ward")
 }
 
