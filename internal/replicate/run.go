@@ -335,6 +335,8 @@ type plan struct {
 	create bool
 	alter  bool
 	mode   string // full | incremental | shadow | unchanged-check
+
+	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
 }
 
 // plan decides what to do with a table without touching any database, so
@@ -493,7 +495,7 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 		return err
 	}
 	if p.mode == ModeFull && (p.create || p.alter || p.res.Resumed) {
-		if err := r.ensureIndexes(ctx, j.conn, p.cfg.Name); err != nil {
+		if err := r.ensureIndexes(ctx, j.conn, p); err != nil {
 			return err
 		}
 	}
@@ -509,12 +511,9 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 // or alters it to the source's columns, and reports each change.
 func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Change, error) {
 	name := p.cfg.Name
-	var create string
-	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		var n string
-		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(name), &n, &create)
-	}); err != nil {
-		return nil, fmt.Errorf("read source definition of %s: %w", name, err)
+	create, err := r.sourceCreate(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	if p.create {
 		full := replicaDDL(create)
@@ -568,16 +567,31 @@ func isRowSizeError(err error) bool {
 	return errors.As(err, &me) && me.Number == 1118
 }
 
+// sourceCreate returns the source's SHOW CREATE TABLE, reading it once per run.
+func (r *runner) sourceCreate(ctx context.Context, p *plan) (string, error) {
+	if p.srcCreate != "" {
+		return p.srcCreate, nil
+	}
+	var n, create string
+	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(p.cfg.Name), &n, &create)
+	}); err != nil {
+		return "", fmt.Errorf("read source definition of %s: %w", p.cfg.Name, err)
+	}
+	p.srcCreate = create
+	return create, nil
+}
+
 // ensureIndexes adds to the replica table the indexes of the source it lacks
 // (those left out to speed up the first copy, or new at the source), all in
 // one ALTER so each is built once from sorted data.
-func (r *runner) ensureIndexes(ctx context.Context, conn *sql.Conn, name string) error {
-	var srcCreate, repCreate, n string
-	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(name), &n, &srcCreate)
-	}); err != nil {
-		return fmt.Errorf("read source definition of %s: %w", name, err)
+func (r *runner) ensureIndexes(ctx context.Context, conn *sql.Conn, p *plan) error {
+	name := p.cfg.Name
+	srcCreate, err := r.sourceCreate(ctx, p)
+	if err != nil {
+		return err
 	}
+	var repCreate, n string
 	if err := scanOne(ctx, conn, "SHOW CREATE TABLE "+quoteIdent(name), &n, &repCreate); err != nil {
 		return fmt.Errorf("read replica definition of %s: %w", name, err)
 	}
