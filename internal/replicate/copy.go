@@ -68,12 +68,18 @@ func newTableJob(r *runner, cfg *tables.Table, src *TableMeta, st *State, res *T
 }
 
 // readSource runs query on a source connection, adding every row to f and
-// returning the last row's values at the given column indexes.
-func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *rowFile, idx []int) ([]string, error) {
+// returning the last row's values at the given column indexes. pre, if set,
+// runs first on the same connection in the same rate-limited turn.
+func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *rowFile, idx []int, pre ...func(context.Context, *sql.Conn) error) ([]string, error) {
 	var last []string
 	err := j.r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		f.reset()
 		last = nil
+		for _, p := range pre {
+			if err := p(ctx, conn); err != nil {
+				return err
+			}
+		}
 		rows, err := conn.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -154,16 +160,17 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		}
 		j.res.Resumed = lastKey != nil
 	}
+	// A fresh copy of a table with a watermark reads MAX(watermark) before its
+	// first chunk, in the same source turn; it becomes the watermark at the end.
+	var startWM sql.NullString
+	var pre []func(context.Context, *sql.Conn) error
+	if lastKey == nil && j.wm != "" {
+		q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
+		pre = append(pre, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, q, &startWM) })
+	}
 	if lastKey == nil {
-		var startWM sql.NullString
-		if j.wm != "" {
-			q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
-			if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, q, &startWM) }); err != nil {
-				return fmt.Errorf("read start watermark of %s: %w", j.cfg.Name, err)
-			}
-		}
 		if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{
-			"mode": ModeFull, "status": StatusRunning, "last_key": nil, "start_watermark": startWM,
+			"mode": ModeFull, "status": StatusRunning, "last_key": nil, "start_watermark": nil,
 			"rows_copied": 0, "source_update_time": nullStr(j.src.UpdateTime), "source_started_at": j.r.srcNow,
 			"last_run_start": time.Now().UTC(), "error": nil,
 		}); err != nil {
@@ -185,20 +192,28 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			q += " WHERE " + pred
 			args = a
 		}
-		last, err := j.readSource(ctx, q+order, args, &f, j.keyIdx)
+		last, err := j.readSource(ctx, q+order, args, &f, j.keyIdx, pre...)
 		if err != nil {
 			return err
+		}
+		state := map[string]any{"last_key": keyJSON(last)}
+		if pre != nil {
+			state["start_watermark"] = startWM
+			pre = nil
 		}
 		if f.rows == 0 {
 			if lastKey == nil {
 				j.srcKeys = map[string]bool{} // the source table is empty
+				if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{"start_watermark": startWM}); err != nil {
+					return err
+				}
 			}
 			break
 		}
 		if lastKey == nil && f.rows < n {
 			j.srcKeys = keysOf(&f)
 		}
-		if err := j.commitChunk(ctx, &f, map[string]any{"last_key": keyJSON(last)}); err != nil {
+		if err := j.commitChunk(ctx, &f, state); err != nil {
 			return err
 		}
 		lastKey = last

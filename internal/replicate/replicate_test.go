@@ -190,6 +190,10 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	assert.Equal(t, int64(130), res["patient"].RowsWritten)
 	assert.Equal(t, 4, res["patient"].Chunks)
 	e.assertSame(t)
+	var wm, srcMax string
+	require.NoError(t, e.replica.QueryRow("SELECT watermark FROM etl_copy_status WHERE table_name='patient'").Scan(&wm))
+	require.NoError(t, e.source.QueryRow("SELECT MAX(DateTStamp) FROM patient").Scan(&srcMax))
+	assert.Equal(t, srcMax, wm, "a full copy leaves the source's MAX(watermark) at its start")
 
 	// Inserts, updates (one keeping its timestamp second), deletes.
 	nextSecond()
