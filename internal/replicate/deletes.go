@@ -19,9 +19,11 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 	if j.srcKeys != nil {
 		return j.deleteMissing(ctx, countQ)
 	}
-	var srcCount, repCount int64
-	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
-		return fmt.Errorf("count source rows of %s: %w", name, err)
+	srcCount, repCount := j.srcCount, int64(0)
+	if srcCount < 0 {
+		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
+			return fmt.Errorf("count source rows of %s: %w", name, err)
+		}
 	}
 	if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
 		return fmt.Errorf("count replica rows of %s: %w", name, err)
