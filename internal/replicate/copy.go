@@ -34,13 +34,10 @@ type tableJob struct {
 	// srcKeys holds every source key when a full copy read the whole table
 	// in one chunk: delete detection then needs no further source query.
 	srcKeys map[string]bool
-	// srcCount is the source's COUNT(*) taken in the incremental copy's first
-	// source turn (before its first chunk); -1 when not taken.
-	srcCount int64
 }
 
 func newTableJob(r *runner, cfg *tables.Table, src *TableMeta, st *State, res *TableResult) *tableJob {
-	j := &tableJob{r: r, cfg: cfg, src: src, st: st, res: res, wmIdx: -1, srcCount: -1}
+	j := &tableJob{r: r, cfg: cfg, src: src, st: st, res: res, wmIdx: -1}
 	sel := make([]string, len(src.Columns))
 	for i, c := range src.Columns {
 		j.cols = append(j.cols, c.Name)
@@ -264,16 +261,6 @@ func (j *tableJob) incremental(ctx context.Context) error {
 	var f rowFile
 	n := j.batch()
 	var cursor []string
-	// Delete detection's source count rides along with the first chunk when
-	// the watermark is a TIMESTAMP: rows added after the count carry stamps
-	// past this run's bound and are not copied, so a count equal to the
-	// replica's after the copy still means nothing was deleted. (Without the
-	// bound, e.g. an append-only key, the count is taken after the copy.)
-	var pre []func(context.Context, *sql.Conn) error
-	if j.cfg.DeletesEnabled() && strings.EqualFold(j.wmType, "timestamp") {
-		countQ := "SELECT COUNT(*) FROM " + quoteIdent(j.cfg.Name)
-		pre = append(pre, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &j.srcCount) })
-	}
 	for {
 		conds := append([]string{}, base...)
 		args := append([]any{}, baseArgs...)
@@ -287,8 +274,7 @@ func (j *tableJob) incremental(ctx context.Context) error {
 			q += " WHERE " + strings.Join(conds, " AND ")
 		}
 		q += " ORDER BY " + identList(order) + " LIMIT " + fmt.Sprint(n)
-		last, err := j.readSource(ctx, q, args, &f, orderIdx, pre...)
-		pre = nil
+		last, err := j.readSource(ctx, q, args, &f, orderIdx)
 		if err != nil {
 			return err
 		}

@@ -9,8 +9,9 @@ import (
 )
 
 // detectDeletes removes from the replica the rows deleted at the source and
-// records each in etl_deleted_rows, in the same commit. It costs one COUNT(*)
-// per side when nothing was deleted; otherwise it walks the replica's keys in
+// records each in etl_deleted_rows, in the same commit. It costs one COUNT
+// per side when nothing was deleted (for an integer key, of the rows up to
+// the replica's highest key: an index range on the source); otherwise it walks the replica's keys in
 // ranges, compares each range's COUNT and BIT_XOR(CRC32(key)) with the
 // source's, and fetches the source's key list only for ranges that differ.
 func (j *tableJob) detectDeletes(ctx context.Context) error {
@@ -19,36 +20,34 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 	if j.srcKeys != nil {
 		return j.deleteMissing(ctx, countQ)
 	}
-	srcCount, repCount := j.srcCount, int64(0)
-	if srcCount < 0 {
+	var srcCount, repCount int64
+	if len(j.key) == 1 && isInt(j.keyTypes[0]) {
+		// Compare up to the replica's highest key: rows the copy has not taken
+		// yet (added since, or stamped past this run's bound) have higher keys
+		// and must not hide a delete by making the counts equal again.
+		var maxKey sql.NullInt64
+		if err := scanOne(ctx, j.conn, "SELECT COUNT(*), MAX("+quoteIdent(j.key[0])+") FROM "+quoteIdent(name), &repCount, &maxKey); err != nil {
+			return fmt.Errorf("count replica rows of %s: %w", name, err)
+		}
+		if !maxKey.Valid {
+			return nil // an empty replica table has nothing to delete
+		}
+		q := countQ + " WHERE " + quoteIdent(j.key[0]) + " <= ?"
+		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+			return scanOneArgs(ctx, c, q, []any{maxKey.Int64}, &srcCount)
+		}); err != nil {
+			return fmt.Errorf("count source rows of %s: %w", name, err)
+		}
+	} else {
 		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
 			return fmt.Errorf("count source rows of %s: %w", name, err)
 		}
-	}
-	if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
-		return fmt.Errorf("count replica rows of %s: %w", name, err)
+		if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
+			return fmt.Errorf("count replica rows of %s: %w", name, err)
+		}
 	}
 	if srcCount == repCount {
 		return nil
-	}
-	if srcCount > repCount && len(j.key) == 1 && isInt(j.keyTypes[0]) {
-		// On a busy table the source has rows added since the copy read;
-		// compare only up to the replica's highest key before walking ranges.
-		var maxKey sql.NullInt64
-		if err := scanOne(ctx, j.conn, "SELECT MAX("+quoteIdent(j.key[0])+") FROM "+quoteIdent(name), &maxKey); err != nil {
-			return fmt.Errorf("read replica max key of %s: %w", name, err)
-		}
-		if maxKey.Valid {
-			q := countQ + " WHERE " + quoteIdent(j.key[0]) + " <= ?"
-			if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-				return scanOneArgs(ctx, c, q, []any{maxKey.Int64}, &srcCount)
-			}); err != nil {
-				return fmt.Errorf("count source rows of %s: %w", name, err)
-			}
-			if srcCount == repCount {
-				return nil
-			}
-		}
 	}
 	keyExpr := "CONCAT_WS(0x1f," + identList(j.key) + ")"
 	sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(" + keyExpr + ")),0) FROM " + quoteIdent(name) + " WHERE "

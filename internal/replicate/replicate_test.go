@@ -565,3 +565,28 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	assert.Equal(t, before, seq(), "nothing written, change_seq unchanged")
 	e.assertSame(t)
 }
+
+// Rows the copy did not take (stamped at or after the run's start second)
+// make the source count larger than the replica's; delete detection then
+// compares up to the replica's highest key and still finds a real delete.
+func TestReplicateDeletesWithRowsBeyondTheRun(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
+		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_50")
+	require.NoError(t, err)
+	cfg := e.config(t, 10)
+	e.run(t, cfg, replicate.Options{})
+
+	_, err = e.fixture.Exec("DELETE FROM stamped WHERE Id = 20")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2099-01-01 00:00:00')")
+	require.NoError(t, err)
+	nextSecond()
+	r := byTable(e.run(t, cfg, replicate.Options{}))["stamped"]
+	assert.Equal(t, int64(1), r.RowsDeleted)
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE Id = 20"))
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'later'"), "a stamp past the run's start waits for a later run")
+	assert.Equal(t, int64(49), count(t, e.replica, "SELECT COUNT(*) FROM stamped"))
+}
