@@ -5,6 +5,7 @@ package providers
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -53,7 +54,7 @@ type DBConfig struct {
 	Port        int
 	Name        string // database name
 	User        string
-	Password    string
+	Password    string `json:"-"` // encoding/json and slog's JSONHandler would print every field
 	Pool        PoolConfig
 }
 
@@ -75,3 +76,7 @@ func (c DBConfig) String() string {
 
 // GoString keeps %#v from leaking the password.
 func (c DBConfig) GoString() string { return c.String() }
+
+// LogValue keeps a logged DBConfig password-free under every slog handler:
+// JSONHandler does not use String, it marshals the struct field by field.
+func (c DBConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }

@@ -1,6 +1,10 @@
 package providers_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,9 +263,16 @@ func TestPasswordNeverInStrings(t *testing.T) {
 	s := settingsFor(t, providers.Production, fullVars(""))
 	c, err := s.DatabaseConfig(providers.Production, catalog.DatabaseSource, "")
 	require.NoError(t, err)
-	for _, out := range []string{c.String(), c.GoString()} {
+	require.Equal(t, "s3cr3t-XYZ", c.Password, "the sentinel is in play")
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("opening", "cfg", c)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("opening", "cfg", c)
+	asJSON, err := json.Marshal(c)
+	require.NoError(t, err)
+	for _, out := range []string{c.String(), c.GoString(), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), logs.String(), string(asJSON)} {
 		assert.NotContains(t, out, "s3cr3t-XYZ")
 	}
+	assert.Contains(t, logs.String(), c.String(), "a logged config still says which database it is")
 }
 
 func TestLoadFromConfigDir(t *testing.T) {
