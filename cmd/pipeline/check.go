@@ -82,20 +82,14 @@ type checkTarget struct {
 
 // checkTargets lists every connection of the catalogue: one per database,
 // one per schema for a database with schemas.
-func checkTargets() []struct {
-	DB     catalog.DatabaseType
-	Schema catalog.PostgresSchema
-} {
-	var out []struct {
-		DB     catalog.DatabaseType
-		Schema catalog.PostgresSchema
-	}
+func checkTargets() []checkTarget {
+	var out []checkTarget
 	for _, db := range catalog.Databases() {
 		if !db.HasSchemas {
 			out = append(out, checkTarget{db.Type, ""})
 			continue
 		}
-		for _, s := range catalog.PostgresSchemaValues() {
+		for _, s := range db.Schemas {
 			out = append(out, checkTarget{db.Type, s})
 		}
 	}
