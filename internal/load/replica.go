@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
@@ -49,24 +50,14 @@ func replicaTables(ctx context.Context, db *sql.DB) ([]string, error) {
 // readChangeSeqs reads every table's change_seq in one query; nil when the
 // replica has no etl_copy_status (then every table is loaded).
 func readChangeSeqs(ctx context.Context, db *sql.DB) (map[string]int64, error) {
-	rows, err := db.QueryContext(ctx, "SELECT table_name, change_seq FROM "+CopyStatusTable)
+	seqs, err := replicate.ChangeSeqs(ctx, db)
 	if isNoSuchTable(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read replica %s: %w", CopyStatusTable, err)
+		return nil, fmt.Errorf("read replica: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var n string
-		var s int64
-		if err := rows.Scan(&n, &s); err != nil {
-			return nil, fmt.Errorf("read replica %s: %w", CopyStatusTable, err)
-		}
-		out[n] = s
-	}
-	return out, rows.Err()
+	return seqs, nil
 }
 
 type queryer interface {
