@@ -89,9 +89,6 @@ const (
 // maxIdleTime bounds how long an idle connection is kept (capped by PoolRecycle).
 const maxIdleTime = 5 * time.Minute
 
-// defaultApplicationName names our sessions when the config does not.
-const defaultApplicationName = "pipeline"
-
 // Factory opens pools. It is stateless; one is shared by the whole app.
 type Factory struct{}
 
@@ -236,7 +233,7 @@ func appName(cfg providers.DBConfig) string {
 	if cfg.Pool.ApplicationName != "" {
 		return cfg.Pool.ApplicationName
 	}
-	return defaultApplicationName
+	return providers.DefaultApplicationName // a DBConfig built by hand, not by Settings
 }
 
 // driverLogger sends go-sql-driver's own messages (e.g. "closing bad idle
