@@ -184,7 +184,7 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	}
 	// Database names first, from the node tree, so the message has the line
 	// (the strict decode below would reject them without one).
-	if conns := valueAt(&root, "connections"); conns != nil && conns.Kind == yaml.MappingNode {
+	if _, conns := keyAt(&root, "connections"); conns != nil && conns.Kind == yaml.MappingNode {
 		var unknown []string
 		for i := 0; i+1 < len(conns.Content); i += 2 {
 			k := conns.Content[i]
@@ -241,46 +241,34 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	return cfg, nil
 }
 
-// valueAt returns the value node of the top-level key, or nil.
-func valueAt(root *yaml.Node, key string) *yaml.Node {
+// keyAt walks the mapping keys of path from the document root: line is the
+// line of the deepest key found (0 when none), value the node under the
+// whole path or nil when some key is missing.
+func keyAt(root *yaml.Node, path ...string) (line int, value *yaml.Node) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// lineOf finds the line of the key at path in a decoded document, or 0.
-func lineOf(root *yaml.Node, path ...string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := 0
 	for _, key := range path {
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				line = n.Content[i].Line
-				n = n.Content[i+1]
-				found = true
-				break
+		var next *yaml.Node
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line, next = n.Content[i].Line, n.Content[i+1]
+					break
+				}
 			}
 		}
-		if !found {
-			return line
+		if next == nil {
+			return line, nil
 		}
+		n = next
 	}
+	return line, n
+}
+
+// lineOf is the line of the key at path, or of its deepest existing parent.
+func lineOf(root *yaml.Node, path ...string) int {
+	line, _ := keyAt(root, path...)
 	return line
 }
