@@ -110,21 +110,29 @@ func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
 	assert.Equal(t, 2, n)
 
 	// A new column needs a rebuild (old rows hold values the watermark will
-	// not bring); the view blocks it with a clear message until dropped.
-	e.exec(t, "ALTER TABLE proc ADD COLUMN Note varchar(10) DEFAULT 'n'")
-	r = byName(e.run(t, cfg, Options{}), "proc")
-	assert.Equal(t, StatusFailed, r.Status)
-	assert.Equal(t, []string{`column "Note" added (text)`}, r.Changes)
-	assert.Contains(t, r.Error, "view(s) depend on it")
-	_, err = e.pg.Exec(context.Background(), `DROP VIEW staging.stg_proc`)
-	require.NoError(t, err)
+	// not bring); under the view it is added to the live table, which keeps
+	// the view.
+	e.exec(t, "ALTER TABLE proc ADD COLUMN Note varchar(10) DEFAULT 'n' AFTER ProcNum")
 	r = byName(e.run(t, cfg, Options{}), "proc")
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	assert.Equal(t, ModeFull, r.Mode)
-	got := e.texts(t, `SELECT string_agg("Note", ',') FROM raw.proc`)
-	assert.Equal(t, "n,n", *got[0])
+	assert.Equal(t, []string{`column "Note" added (text)`}, r.Changes)
+	got := e.texts(t, `SELECT string_agg("ProcNum" || ':' || "Note" || ':' || "Fee", ',' ORDER BY "ProcNum") FROM raw.proc`)
+	assert.Equal(t, "1:n:10,2:n:20", *got[0])
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM staging.stg_proc").Scan(&n))
+	assert.Equal(t, 2, n)
+	r = byName(e.run(t, cfg, Options{FullRefresh: true}), "proc")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Empty(t, r.Changes, "the recorded shape is the new one")
 
+	// A changed type needs a rebuild, which the view blocks with a clear
+	// message until it is dropped.
 	e.exec(t, "ALTER TABLE proc MODIFY Fee decimal(10,2)")
+	r = byName(e.run(t, cfg, Options{}), "proc")
+	assert.Equal(t, StatusFailed, r.Status)
+	assert.Contains(t, r.Error, "view(s) depend on it")
+	_, err = e.pg.Exec(context.Background(), `DROP VIEW staging.stg_proc`)
+	require.NoError(t, err)
 	r = byName(e.run(t, cfg, Options{}), "proc")
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	assert.Equal(t, []string{`column "Fee" type changed double precision → numeric(10,2)`}, r.Changes)

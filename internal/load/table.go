@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -265,7 +267,8 @@ func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, sna
 
 // swap replaces the live table by the new one inside ptx. Views built on
 // the live table (dbt staging) would block a DROP, so when there are any and
-// the columns are unchanged the rows are moved instead, keeping the views.
+// the old columns are all kept (new ones may be added) the rows are moved
+// instead, keeping the views.
 //
 // It returns the live table's row count afterwards: the COPY's count when the
 // new table is renamed in (nothing else writes to it), the INSERT's when rows
@@ -279,15 +282,20 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *
 		return 0, fmt.Errorf("find views on %s: %w", p.target, err)
 	}
 	if deps > 0 {
-		if st == nil || st.Signature == nil || *st.Signature != p.signature {
+		added, ok := addedColumns(st, p)
+		if !ok {
 			return 0, fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(r.Changes, "; "), deps)
 		}
+		var stmts []string
+		for _, c := range added {
+			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c.Target)+" "+c.Mapping.Target)
+		}
+		stmts = append(stmts,
+			"TRUNCATE "+qualified(p.target),
+			"INSERT INTO "+qualified(p.target)+" ("+p.columnList("")+") SELECT "+p.columnList("")+" FROM "+qualified(tmp),
+			"DROP TABLE "+qualified(tmp))
 		var moved int64
-		for _, q := range []string{
-			"TRUNCATE " + qualified(p.target),
-			"INSERT INTO " + qualified(p.target) + " SELECT * FROM " + qualified(tmp),
-			"DROP TABLE " + qualified(tmp),
-		} {
+		for _, q := range stmts {
 			tag, err := ptx.Exec(ctx, q)
 			if err != nil {
 				return 0, fmt.Errorf("swap %s under its views: %w", p.target, err)
@@ -311,6 +319,36 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *
 		}
 	}
 	return copied, nil
+}
+
+// addedColumns returns the planned columns the live table lacks, with ok
+// false unless every live column is kept with its type and the key is the
+// same: only then can the live table take the new rows in place.
+func addedColumns(st *state, p *plan) (added []column, ok bool) {
+	if st == nil || st.Signature == nil {
+		return nil, false
+	}
+	var old, nu signature
+	if json.Unmarshal([]byte(*st.Signature), &old) != nil || json.Unmarshal([]byte(p.signature), &nu) != nil || !slices.Equal(old.Key, nu.Key) {
+		return nil, false
+	}
+	planned := map[string]string{}
+	for _, c := range nu.Columns {
+		planned[c[0]] = c[1]
+	}
+	live := map[string]bool{}
+	for _, c := range old.Columns {
+		if planned[c[0]] != c[1] {
+			return nil, false
+		}
+		live[c[0]] = true
+	}
+	for _, c := range p.cols {
+		if !live[c.Target] {
+			added = append(added, c)
+		}
+	}
+	return added, true
 }
 
 // incremental upserts the rows at or after the watermark (minus lookback)
