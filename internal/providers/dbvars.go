@@ -70,15 +70,25 @@ func varNames(prefix string) []varName {
 	return out
 }
 
+// databaseVars are the variables db reads in env: SCHEMA only for a
+// database with schemas.
+func databaseVars(env Environment, db catalog.Database) []varName {
+	var out []varName
+	for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
+		if v.Field == "Schema" && !db.HasSchemas {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // DatabaseVariables lists the environment variables db reads in env, in
 // specification order (HOST, PORT, DB, USER, PASSWORD and, for a database
 // with schemas, SCHEMA).
 func DatabaseVariables(env Environment, db catalog.Database) []string {
 	var out []string
-	for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
-		if v.Field == "Schema" && !db.HasSchemas {
-			continue
-		}
+	for _, v := range databaseVars(env, db) {
 		out = append(out, v.Key)
 	}
 	return out
@@ -89,10 +99,7 @@ func DatabaseVariables(env Environment, db catalog.Database) []string {
 func readDBVars(env Environment, db catalog.Database, vars map[string]string) (dbVars, []string) {
 	var out dbVars
 	var problems []string
-	for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
-		if v.Field == "Schema" && !db.HasSchemas {
-			continue
-		}
+	for _, v := range databaseVars(env, db) {
 		val, set := vars[v.Key]
 		val = strings.TrimSpace(val)
 		if v.Required && val == "" {
@@ -147,10 +154,7 @@ func WriteVariables(w io.Writer, env Environment) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tREQUIRED\tDESCRIPTION")
 	for _, db := range catalog.Databases() {
-		for _, v := range varNames(env.VarPrefix() + db.EnvPrefix) {
-			if v.Field == "Schema" && !db.HasSchemas {
-				continue
-			}
+		for _, v := range databaseVars(env, db) {
 			req := "no"
 			if v.Required {
 				req = "yes"
