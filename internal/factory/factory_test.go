@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,20 +91,42 @@ func TestBadConfigIsRejected(t *testing.T) {
 	assert.Contains(t, err.Error(), "pool_size")
 }
 
-// Nothing listens on port 1: constructors still succeed because they do no I/O.
+// The constructors point at a listener that counts connection attempts:
+// nothing may dial it, neither the constructor nor a pool's background
+// warm-up (pgxpool connects eagerly when MinConns > 0).
 func TestConstructorsDoNoNetworkIO(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var dials atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
 	my := testdb.MySQLConfig("x", catalog.DatabaseSource)
-	my.Port = 1
+	my.Port = port
 	db, err := New().MySQL(my)
 	require.NoError(t, err)
 	defer db.Close()
-	assert.Equal(t, 0, db.Stats().OpenConnections)
 
 	pg := testdb.PostgresConfig("x", catalog.SchemaRaw)
-	pg.Port = 1
+	pg.Port = port
 	pool, err := New().Postgres(pg)
 	require.NoError(t, err)
 	defer pool.Close()
+
+	time.Sleep(200 * time.Millisecond) // room for a background dial to show
+	assert.Zero(t, dials.Load(), "a constructor or its pool connected")
+	assert.Equal(t, 0, db.Stats().OpenConnections)
+	assert.Zero(t, pool.Stat().TotalConns())
 }
 
 func TestPasswordNeverInErrorsOrLogs(t *testing.T) {
