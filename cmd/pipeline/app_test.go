@@ -129,7 +129,9 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	require.NoError(t, h.Marts.QueryRow(ctx, "SELECT current_schema()").Scan(&got))
 	assert.Equal(t, "marts", got)
 
+	replName := vars["TEST_MYSQL_REPLICATION_DB"]
 	assert.Positive(t, mysqlSessions(t, srcName), "started app holds a source connection")
+	assert.Positive(t, mysqlSessions(t, replName), "started app holds a replication connection")
 	assert.GreaterOrEqual(t, pgSessions(t, pgName), 5, "one ping per analytics pool")
 
 	require.NoError(t, app.Stop(ctx))
@@ -138,6 +140,8 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	// (bounded) for the count to reach zero rather than reading it once.
 	assert.Eventually(t, func() bool { return mysqlSessions(t, srcName) == 0 }, 10*time.Second, 50*time.Millisecond,
 		"no source connection left after Stop")
+	assert.Eventually(t, func() bool { return mysqlSessions(t, replName) == 0 }, 10*time.Second, 50*time.Millisecond,
+		"no replication connection left after Stop")
 	assert.Eventually(t, func() bool { return pgSessions(t, pgName) == 0 }, 10*time.Second, 50*time.Millisecond,
 		"no analytics connection left after Stop")
 	t.Logf("sessions gone %s after Stop", time.Since(stopped).Round(time.Millisecond))
