@@ -44,7 +44,7 @@ type Deps struct {
 	Settings *providers.Settings
 	Logger   *slog.Logger
 	Factory  *factory.Factory
-	Manager  manager.Options // defaults with pipeline.yml's rate_limit_ms and max_retries
+	Manager  manager.Options // for source managers: pipeline.yml's rate_limit_ms, max_retries and the source's pool_timeout
 }
 
 // settingsLoader loads the run's settings; tests pass one that returns
@@ -148,11 +148,14 @@ func graph(g *globalFlags, env providers.Environment) fx.Option {
 	)
 }
 
-// managerOptions applies pipeline.yml's replication options (rate_limit_ms,
-// max_retries) to the managers' defaults.
-func managerOptions(o manager.Options, r providers.ReplicationOptions) manager.Options {
-	o.MaxRetries = r.MaxRetries
-	o.RateLimit = r.RateLimit()
+// managerOptions applies pipeline.yml to the managers' defaults: the
+// replication section's rate_limit_ms and max_retries, and the source's
+// pool_timeout, since Deps.Manager is what source managers (discover,
+// replicate) are built with.
+func managerOptions(o manager.Options, p *providers.PipelineConfig) manager.Options {
+	o.MaxRetries = p.Replication.MaxRetries
+	o.RateLimit = p.Replication.RateLimit()
+	o.PoolTimeout = p.Pool(catalog.DatabaseSource).PoolTimeout
 	return o
 }
 

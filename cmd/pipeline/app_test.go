@@ -267,13 +267,14 @@ func TestOnStartFailureNamesDatabaseAndHostNotPassword(t *testing.T) {
 }
 
 func TestManagerOptionsFromPipelineConfig(t *testing.T) {
-	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("replication:\n  rate_limit_ms: 250\n  max_retries: 5\n"))
+	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("replication:\n  rate_limit_ms: 250\n  max_retries: 5\nconnections:\n  source:\n    pool_timeout: 7\n"))
 	require.NoError(t, err)
 	var opts manager.Options
 	app := fx.New(appOptions(&globalFlags{}, providers.NewTestSettings(pipe, nil, nil), newLogger(io.Discard, slog.LevelInfo)), fx.Populate(&opts))
 	require.NoError(t, app.Err())
 	assert.Equal(t, 250*time.Millisecond, opts.RateLimit)
 	assert.Equal(t, 5, opts.MaxRetries)
+	assert.Equal(t, 7*time.Second, opts.PoolTimeout, "the source's pool_timeout bounds the wait for a source connection")
 	assert.Equal(t, manager.DefaultOptions().BaseBackoff, opts.BaseBackoff, "the rest stays default")
 	assert.NotNil(t, opts.Logger, "retries log to the app's logger")
 }
