@@ -23,10 +23,6 @@ var errCheckFailed = errors.New("some connections failed")
 // and prints database, host:port, ok/error, server version and round-trip
 // time. Exit 0 when all are ok, 1 when any failed, 2 for a config error.
 func runCheck(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int {
-	return checkWith(ctx, g, args, stdout, stderr, loadSettings)
-}
-
-func checkWith(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer, load settingsLoader) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	g.register(fs)
@@ -53,7 +49,7 @@ func checkWith(ctx context.Context, g *globalFlags, args []string, stdout, stder
 	for _, db := range catalog.Databases() {
 		all = append(all, db.Type)
 	}
-	err := withAppSettings(ctx, g, stderr, load, all, func(ctx context.Context, d Deps) error {
+	err := withApp(ctx, g, stderr, all, func(ctx context.Context, d Deps) error {
 		results := probeAll(ctx, d.Settings, d.Factory)
 		printCheck(stdout, results)
 		for _, r := range results {
