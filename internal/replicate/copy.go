@@ -147,7 +147,7 @@ func (j *tableJob) batch() int { return batchSize(j.cfg) }
 
 // resumable reports whether an interrupted full copy can continue.
 func (j *tableJob) resumable() bool {
-	return j.st != nil && j.st.Mode == ModeFull && j.st.LastKey.Valid && j.st.Status != StatusOK
+	return unfinishedFull(j.st) && j.st.LastKey.Valid
 }
 
 // fullCopy copies the whole table in primary-key order, batch_size rows per

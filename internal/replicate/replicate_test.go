@@ -590,3 +590,55 @@ func TestReplicateDeletesWithRowsBeyondTheRun(t *testing.T) {
 	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'later'"), "a stamp past the run's start waits for a later run")
 	assert.Equal(t, int64(49), count(t, e.replica, "SELECT COUNT(*) FROM stamped"))
 }
+
+// cutDoer runs source work through a real manager until the n-th call,
+// which it refuses as if the run had been killed there.
+type cutDoer struct {
+	d      *manager.Manager
+	calls  *int
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c cutDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	if *c.calls++; *c.calls == c.n {
+		c.cancel()
+		return ctx.Err()
+	}
+	return c.d.Do(ctx, fn)
+}
+
+func (c cutDoer) Close() error { return c.d.Close() }
+
+// A first copy killed after the replica table was created (without its
+// secondary indexes, built after the copy) but before any chunk committed
+// still ends with every index of the source once the next run completes.
+func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "patient"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["patient"], 50, 1)
+	cfg := e.config(t, 20)
+	nextSecond()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	calls := 0
+	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+		Manager: &mo,
+		// 1: schema, 2: SHOW CREATE TABLE, 3: the first chunk.
+		NewDoer: func(db *sql.DB) replicate.Doer {
+			return cutDoer{d: manager.New(db, mo), calls: &calls, n: 3, cancel: cancel}
+		},
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Failed())
+	require.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM patient"), "killed before the first chunk")
+	require.Less(t, len(indexes(t, e.replica, "patient")), len(indexes(t, e.fixture, "patient")), "secondary indexes wait for the end of the copy")
+
+	e.run(t, cfg, replicate.Options{})
+	e.assertSame(t)
+}

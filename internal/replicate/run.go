@@ -366,9 +366,13 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 	case r.opts.FullRefresh || p.create || p.alter || st == nil:
 		p.mode = ModeFull
 		notes = append(notes, "full copy in key chunks")
-	case st.Mode == ModeFull && st.LastKey.Valid && st.Status != StatusOK:
+	case unfinishedFull(st):
 		p.mode = ModeFull
-		notes = append(notes, "resume full copy after key "+st.LastKey.String)
+		if st.LastKey.Valid {
+			notes = append(notes, "resume full copy after key "+st.LastKey.String)
+		} else {
+			notes = append(notes, "restart interrupted full copy")
+		}
 	case unchanged(src, st):
 		p.mode = ModeSkip
 		notes = append(notes, "unchanged since last run")
@@ -403,6 +407,13 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 func unchanged(src *TableMeta, st *State) bool {
 	return st.Status == StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
 		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
+}
+
+// unfinishedFull reports whether the last full copy of a table did not
+// complete: it is continued (or, killed before its first chunk, restarted)
+// as a full copy, whose end also builds the indexes left out at creation.
+func unfinishedFull(st *State) bool {
+	return st != nil && st.Mode == ModeFull && st.Status != StatusOK
 }
 
 func batchSize(t *tables.Table) int {
@@ -494,7 +505,7 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	if err != nil {
 		return err
 	}
-	if p.mode == ModeFull && (p.create || p.alter || p.res.Resumed) {
+	if p.mode == ModeFull && (p.create || p.alter || unfinishedFull(p.st)) {
 		if err := r.ensureIndexes(ctx, j.conn, p); err != nil {
 			return err
 		}
