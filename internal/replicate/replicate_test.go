@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -641,4 +642,60 @@ func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 
 	e.run(t, cfg, replicate.Options{})
 	e.assertSame(t)
+}
+
+// gaugeDoer runs source work through a real manager and records how many
+// calls were in flight at once; each call is held a little so that
+// uncapped work would overlap.
+type gaugeDoer struct {
+	d              *manager.Manager
+	mu             *sync.Mutex
+	inFlight, peak *int
+}
+
+func (g gaugeDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	g.mu.Lock()
+	*g.inFlight++
+	*g.peak = max(*g.peak, *g.inFlight)
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); *g.inFlight--; g.mu.Unlock() }()
+	time.Sleep(5 * time.Millisecond)
+	return g.d.Do(ctx, fn)
+}
+
+func (g gaugeDoer) Close() error { return g.d.Close() }
+
+// Every source query goes through the manager (one per source connection),
+// and however many workers copy tables, at most SourceConns source
+// connections are busy at once: one by default.
+func TestSourceConnectionCap(t *testing.T) {
+	e := newEnv(t)
+	names := []string{"definition", "provider", "clinic", "fee", "carrier", "employee"}
+	e.createTables(t, pick(opendental.Real93(), names...))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	for i, n := range names {
+		fillTable(t, e.fixture, src.Tables[n], 20, uint64(i))
+	}
+	cases := []struct {
+		conns, want int
+	}{{0, 1}, {2, 2}}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("source_connections=%d", c.conns), func(t *testing.T) {
+			_, err := e.replica.Exec("DROP TABLE IF EXISTS " + strings.Join(append(names, replicate.CopyStatusTable, replicate.DeletedRowsTable), ","))
+			require.NoError(t, err)
+			mo := manager.DefaultOptions()
+			mo.RateLimit = 0
+			var mu sync.Mutex
+			var doers, inFlight, peak int
+			e.run(t, e.config(t, 5), replicate.Options{Workers: 4, SourceConns: c.conns, Manager: &mo,
+				NewDoer: func(db *sql.DB) replicate.Doer {
+					doers++
+					return gaugeDoer{d: manager.New(db, mo), mu: &mu, inFlight: &inFlight, peak: &peak}
+				}})
+			assert.Equal(t, c.want, doers, "one manager per source connection")
+			assert.Equal(t, c.want, peak, "source connections busy at once")
+			e.assertSame(t)
+		})
+	}
 }
