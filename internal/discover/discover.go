@@ -61,12 +61,13 @@ func Importance(name string, rows int64) tables.Importance {
 	return tables.Standard
 }
 
-// watermarks lists a table's change-stamp columns: TIMESTAMP … ON UPDATE
-// columns, the usual OpenDental names first.
+// watermarks lists a table's change-stamp columns: NOT NULL TIMESTAMP …
+// ON UPDATE columns, the usual OpenDental names first. A nullable one is
+// left out: rows inserted without it stay NULL and no watermark finds them.
 func watermarks(m *replicate.TableMeta) []string {
 	var out []string
 	for _, c := range m.Columns {
-		if strings.EqualFold(c.DataType, "timestamp") && strings.Contains(strings.ToLower(c.Extra), "on update") {
+		if strings.EqualFold(c.DataType, "timestamp") && !c.Nullable && strings.Contains(strings.ToLower(c.Extra), "on update") {
 			out = append(out, c.Name)
 		}
 	}

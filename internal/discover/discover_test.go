@@ -13,6 +13,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/discover"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -131,4 +132,33 @@ func TestImportanceAndBatchSize(t *testing.T) {
 	assert.Equal(t, 50000, discover.BatchSize(10))
 	assert.Equal(t, 1000, discover.BatchSize(1<<20))
 	assert.Equal(t, 41000, discover.BatchSize(200))
+}
+
+// A nullable TIMESTAMP … ON UPDATE column is no watermark: a row inserted
+// without it stays NULL, and `watermark >= last` would never select it.
+func TestWatermarkCandidates(t *testing.T) {
+	onUpdate := "on update current_timestamp()"
+	cases := []struct {
+		name     string
+		cols     []replicate.Column
+		want     []string
+		strategy tables.Strategy
+	}{
+		{"not null", []replicate.Column{{Name: "T", DataType: "timestamp", Extra: onUpdate}}, []string{"T"}, tables.Incremental},
+		{"nullable", []replicate.Column{{Name: "T", DataType: "timestamp", Nullable: true, Extra: onUpdate}}, nil, tables.FullTable},
+		{"no on update", []replicate.Column{{Name: "T", DataType: "timestamp"}}, nil, tables.FullTable},
+		{"usual names first", []replicate.Column{
+			{Name: "Other", DataType: "timestamp", Extra: onUpdate}, {Name: "DateTStamp", DataType: "timestamp", Extra: onUpdate},
+			{Name: "SecDateTEdit", DataType: "timestamp", Extra: onUpdate},
+		}, []string{"SecDateTEdit", "DateTStamp", "Other"}, tables.Incremental},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := &replicate.TableMeta{Name: "thing", PrimaryKey: []string{"Id"},
+				Columns: append([]replicate.Column{{Name: "Id", DataType: "bigint"}}, c.cols...)}
+			got := discover.Table(m)
+			assert.Equal(t, c.want, got.WatermarkColumns)
+			assert.Equal(t, c.strategy, got.Strategy)
+		})
+	}
 }
