@@ -228,7 +228,7 @@ row() { # row <step> <what> <rows> <comparison>
 	echo "After the clinic day the replica holds $REPL_ROWS_AFTER rows and raw $RAW_ROWS_AFTER (source: $SRC_ROWS_AFTER)."
 	echo
 	echo "\"rows in target\" counts every row of the target's tables exactly (pipeline state tables excluded); each must equal the source rows."
-	echo "A step that failed or did not run is listed as such, with its log in bench/work/<step>.log at the time of the run."
+	echo "A step that failed or did not run is listed as such (exit 124: stopped by its timeout), with its log in bench/work/<step>.log at the time of the run."
 } >"$RESULTS"
 log "results written to $RESULTS"
 cat "$RESULTS"
