@@ -84,6 +84,9 @@ func Parse(filename string, data []byte) (*Config, error) {
 		if k.Value != "tables" {
 			return nil, ferr(k, "remove it; the only top-level key is \"tables\"", "unknown top-level key %q", k.Value)
 		}
+		if tablesNode != nil { // yaml.v3 keeps the last silently: the first block's tables would vanish
+			return nil, ferr(k, "keep one \"tables:\" and list every table under it", "\"tables\" is given twice (first at line %d)", root.Content[i-2].Line)
+		}
 		tablesNode = root.Content[i+1]
 	}
 	if tablesNode == nil || tablesNode.Tag == "!!null" {
@@ -112,6 +115,9 @@ func Parse(filename string, data []byte) (*Config, error) {
 			key := v.Content[j]
 			if !contains(tableKeys, key.Value) {
 				return nil, ferr(key, "use one of: "+strings.Join(tableKeys, ", "), "table %q: unknown key %q", name, key.Value)
+			}
+			if first, dup := lines[key.Value]; dup {
+				return nil, ferr(key, "keep one", "table %q: %s is set twice (first at line %d)", name, key.Value, first.Line)
 			}
 			lines[key.Value] = key
 		}

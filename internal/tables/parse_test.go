@@ -86,6 +86,8 @@ func TestParseErrors(t *testing.T) {
 		{"top-level key", "tabels:\n  a: {}\n", `t.yml:1: unknown top-level key "tabels"`},
 		{"bad type", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: many\n", `t.yml:3: table "a"`},
 		{"bad yaml", "tables:\n  a: [\n", `t.yml: invalid tables.yml`},
+		{"tables twice", "tables:\n  a:\n    extraction_strategy: full_table\ntables:\n  b:\n    extraction_strategy: full_table\n", `t.yml:4: "tables" is given twice (first at line 1); fix: keep one "tables:" and list every table under it`},
+		{"key twice", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: 3\n    batch_size: 4\n", `t.yml:5: table "a": batch_size is set twice (first at line 4); fix: keep one`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
