@@ -110,3 +110,25 @@ func TestEnums(t *testing.T) {
 	assert.ErrorContains(t, err, "allowed: critical, important, standard, audit, reference")
 	assert.Equal(t, 0, Critical.Rank())
 }
+
+// Ordered is the run order: most important first, then largest (size, then
+// rows), then by name; excluded tables are left out.
+func TestOrdered(t *testing.T) {
+	cfg := &Config{Tables: map[string]*Table{}}
+	for _, tb := range []*Table{
+		{Name: "small", Importance: Standard, EstimatedSizeMB: 1},
+		{Name: "big", Importance: Standard, EstimatedSizeMB: 500},
+		{Name: "tiny_ref", Importance: Reference, EstimatedSizeMB: 0.1},
+		{Name: "b_same", Importance: Standard, EstimatedSizeMB: 1},
+		{Name: "more_rows", Importance: Standard, EstimatedSizeMB: 1, EstimatedRows: 10},
+		{Name: "core", Importance: Critical, EstimatedSizeMB: 0.5},
+		{Name: "skipped", Importance: Critical, EstimatedSizeMB: 900, Exclude: true},
+	} {
+		cfg.Tables[tb.Name] = tb
+	}
+	var order []string
+	for _, tb := range cfg.Ordered() {
+		order = append(order, tb.Name)
+	}
+	assert.Equal(t, []string{"core", "big", "more_rows", "b_same", "small", "tiny_ref"}, order)
+}
