@@ -55,3 +55,22 @@ func TestRowFileEscapes(t *testing.T) {
 }
 
 type sqlRaw = sql.RawBytes
+
+func TestLookback(t *testing.T) {
+	cases := []struct {
+		name, wm, dataType string
+		secs               int
+		want               string
+	}{
+		{"timestamp", "2024-05-01 10:00:00", "timestamp", 90, "2024-05-01 09:58:30"},
+		{"fraction dropped, so earlier", "2024-05-01 10:00:00.250000", "timestamp", 60, "2024-05-01 09:59:00"},
+		{"across midnight", "2024-05-01 00:00:10", "datetime", 20, "2024-04-30 23:59:50"},
+		{"date", "2024-05-01", "date", 86400, "2024-04-30"},
+		{"no lookback", "2024-05-01 10:00:00.250000", "timestamp", 0, "2024-05-01 10:00:00.250000"},
+		{"zero date kept", "0000-00-00 00:00:00", "datetime", 60, "0000-00-00 00:00:00"},
+		{"integer watermark kept", "12345", "bigint", 60, "12345"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { assert.Equal(t, c.want, lookback(c.wm, c.dataType, c.secs)) })
+	}
+}
