@@ -42,14 +42,35 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	}
 	ctx := context.Background()
 	var stdout, stderr bytes.Buffer
+
+	// A table name tables.yml does not know is a configuration error.
+	code := dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--tables", "nope"}, &stdout, &stderr)
+	assert.Equal(t, exitConfig, code, stderr.String())
+	assert.Contains(t, stderr.String(), "nope")
+
 	// No subcommand is `run`.
-	code := dispatch(ctx, []string{"--config-dir", dir, "--env", "test"}, &stdout, &stderr)
+	stdout.Reset()
+	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test"}, &stdout, &stderr)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	assert.Regexp(t, `(?m)^\s*patient\s+full\s+ok\s+3\s+3\s`, stdout.String())
 
-	// A change at the source flows through both phases.
+	// A change at the source flows through both phases; --dry-run first
+	// plans both and changes nothing.
 	_, err = src.Exec("UPDATE patient SET LName = 'Bobby', DateTStamp = '2024-02-01 00:00:00' WHERE PatNum = 2")
 	require.NoError(t, err)
+	stdout.Reset()
+	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--dry-run"}, &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	assert.Contains(t, stdout.String(), "nothing was changed")
+	var name string
+	repl, err := testdb.OpenMySQL(testdb.MySQLConfig(os.Getenv("TEST_MYSQL_REPLICATION_DB"), catalog.DatabaseReplication))
+	require.NoError(t, err)
+	defer repl.Close()
+	require.NoError(t, repl.QueryRow("SELECT LName FROM patient WHERE PatNum = 2").Scan(&name))
+	assert.Equal(t, "Bob", name, "replica unchanged")
+	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
+	assert.Equal(t, "Bob", name, "raw unchanged")
+
 	stdout.Reset()
 	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--json"}, &stdout, &stderr)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
@@ -62,7 +83,6 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	assert.Equal(t, load.ModeIncremental, res.Load.Tables[0].Mode)
 	assert.EqualValues(t, 3, res.Load.Tables[0].RawRows)
 	assert.Zero(t, res.Failed)
-	var name string
 	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
 	assert.Equal(t, "Bobby", name)
 
