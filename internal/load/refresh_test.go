@@ -89,6 +89,22 @@ func TestDryRunChangesNothing(t *testing.T) {
 	var n int
 	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))
 	assert.Zero(t, n, "no table, not even the state table")
+
+	// A table replication has not created yet (`pipeline run --dry-run` on
+	// a fresh replica) is planned, not failed; a real load still fails it.
+	cfg := &tables.Config{Tables: map[string]*tables.Table{
+		"claim":   {Name: "claim", Strategy: tables.FullTable, Importance: tables.Standard},
+		"payment": {Name: "payment", Strategy: tables.FullTable, Importance: tables.Standard},
+	}}
+	res = e.run(t, cfg, Options{DryRun: true})
+	assert.True(t, res.OK(), "%+v", res.Tables)
+	r = byName(res, "payment")
+	assert.Equal(t, StatusPlanned, r.Status)
+	assert.Equal(t, ModeFull, r.Mode)
+	assert.Contains(t, r.Reason, "not in the replica yet")
+	r = byName(e.run(t, cfg, Options{}), "payment")
+	assert.Equal(t, StatusFailed, r.Status)
+	assert.Contains(t, r.Error, "run `pipeline replicate` first")
 }
 
 func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {

@@ -22,6 +22,9 @@ type source struct {
 	Key     []string // primary-key columns in key order; nil when none
 }
 
+// errNotInReplica: tables.yml names a table replication has not created yet.
+var errNotInReplica = errors.New("is not in the replica")
+
 func isNoSuchTable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1146
@@ -87,7 +90,7 @@ func describe(ctx context.Context, q queryer, table string) (*source, error) {
 		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
 	}
 	if len(s.Columns) == 0 {
-		return nil, fmt.Errorf("table %s is not in the replica; run `pipeline replicate` first or remove it from tables.yml", table)
+		return nil, fmt.Errorf("table %s %w; run `pipeline replicate` first or remove it from tables.yml", table, errNotInReplica)
 	}
 	krows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, table)

@@ -57,6 +57,12 @@ func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]i
 		return fmt.Errorf("set replica session time zone: %w", err)
 	}
 	src, err := describe(ctx, rc, t.Name)
+	if opts.DryRun && errors.Is(err, errNotInReplica) {
+		// `pipeline run --dry-run` plans the load before replication has
+		// created the table: it will be loaded in full once it exists.
+		r.Status, r.Mode, r.Reason = StatusPlanned, ModeFull, "not in the replica yet: loaded in full after replication creates it"
+		return nil
+	}
 	if err != nil {
 		return err
 	}
