@@ -19,7 +19,6 @@ type column struct {
 	typemap.Column
 	typemap.Mapping
 	Target string // raw column name
-	Bits   int    // bit(n) width
 }
 
 // plan is everything needed to load one table.
@@ -63,12 +62,6 @@ func buildPlan(t *tables.Table, src *source, snake bool) (*plan, error) {
 			return nil, fmt.Errorf("%w: %s columns %q and %q both become %q in raw; load without snake_case or rename one", ErrConfig, src.Name, prev, c.Name, col.Target)
 		}
 		seen[col.Target] = c.Name
-		if m.Conv == typemap.ConvBit {
-			col.Bits = int(c.Precision) // written as a bit string of the source width
-			if col.Bits == 0 {
-				fmt.Sscanf(c.ColumnType, "bit(%d)", &col.Bits)
-			}
-		}
 		p.cols = append(p.cols, col)
 		sig.Columns = append(sig.Columns, [2]string{col.Target, m.Target})
 	}

@@ -574,7 +574,7 @@ func appendValue(dst []byte, v driver.Value, c *column, counts *typemap.Counts) 
 	case nil:
 		return append(dst, `\N`...), nil
 	case []byte:
-		return typemap.AppendCopy(dst, x, c.Conv, c.Bits, counts), nil
+		return typemap.AppendCopy(dst, x, c.Conv, c.Mapping.Bits, counts), nil
 	case int64:
 		return strconv.AppendInt(dst, x, 10), nil
 	case uint64:
@@ -584,7 +584,7 @@ func appendValue(dst []byte, v driver.Value, c *column, counts *typemap.Counts) 
 	case float32:
 		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32), nil
 	case string:
-		return typemap.AppendCopy(dst, []byte(x), c.Conv, c.Bits, counts), nil
+		return typemap.AppendCopy(dst, []byte(x), c.Conv, c.Mapping.Bits, counts), nil
 	}
 	return dst, fmt.Errorf("column %q: unexpected %T from the replica driver (the replica connection must keep parseTime off)", c.Name, v)
 }

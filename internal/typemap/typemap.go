@@ -50,6 +50,7 @@ type Mapping struct {
 	Conv       Conv
 	SelectExpr string // the expression to read the column with (a quoted identifier unless a cast is needed)
 	Override   bool   // Target came from tables.yml column_types
+	Bits       int    // width of a bit(n) column (ConvBit), 0 otherwise
 	Reason     string
 }
 
@@ -123,7 +124,7 @@ func mapType(c Column) (Mapping, error) {
 		if n == 0 {
 			n = 1
 		}
-		return Mapping{Target: fmt.Sprintf("bit(%d)", n), Conv: ConvBit, Reason: "same width; every bit kept and readable as a bit string"}, nil
+		return Mapping{Target: fmt.Sprintf("bit(%d)", n), Conv: ConvBit, Bits: int(n), Reason: "same width; every bit kept and readable as a bit string"}, nil
 	case "year":
 		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "a year number 1901..2155 or 0000; not a date"}, nil
 	case "date":

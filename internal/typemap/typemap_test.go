@@ -1,6 +1,7 @@
 package typemap
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -28,6 +29,7 @@ func TestMap(t *testing.T) {
 		{Column{Name: "a", DataType: "double", ColumnType: "double"}, "double precision", ConvNumber},
 		{Column{Name: "a", DataType: "bit", ColumnType: "bit(1)", Precision: 1}, "bit(1)", ConvBit},
 		{Column{Name: "a", DataType: "bit", ColumnType: "bit(64)"}, "bit(64)", ConvBit},
+		{Column{Name: "a", DataType: "bit", ColumnType: "bit"}, "bit(1)", ConvBit},
 		{Column{Name: "a", DataType: "year", ColumnType: "year(4)"}, "smallint", ConvNumber},
 		{Column{Name: "a", DataType: "date", ColumnType: "date"}, "date", ConvDate},
 		{Column{Name: "a", DataType: "datetime", ColumnType: "datetime(6)"}, "timestamp", ConvDatetime},
@@ -52,6 +54,9 @@ func TestMap(t *testing.T) {
 			assert.Equal(t, tt.conv, m.Conv)
 			assert.Equal(t, tt.col.ColumnType, m.Source)
 			assert.NotEmpty(t, m.Reason)
+			if tt.conv == ConvBit {
+				assert.Equal(t, tt.target, fmt.Sprintf("bit(%d)", m.Bits), "width for the encoder")
+			}
 		})
 	}
 }
