@@ -225,21 +225,3 @@ func readKeys(ctx context.Context, q Querier, query string, args []any, width in
 	}
 	return out, rows.Err()
 }
-
-func scanOneArgs(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
-}

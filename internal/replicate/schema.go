@@ -109,8 +109,14 @@ func ReadSchema(ctx context.Context, q Querier) (*Schema, error) {
 	return s, rows.Err()
 }
 
+// scanOne reads the single row of a query without arguments into dest.
 func scanOne(ctx context.Context, q Querier, query string, dest ...any) error {
-	rows, err := q.QueryContext(ctx, query)
+	return scanOneArgs(ctx, q, query, nil, dest...)
+}
+
+// scanOneArgs reads the single row of query into dest (sql.ErrNoRows when none).
+func scanOneArgs(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
