@@ -20,6 +20,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
+	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
 // loadDeps is what `pipeline load` needs: the replica and analytics raw.
@@ -151,7 +152,7 @@ func writeJSON(w io.Writer, v any) error {
 func printLoad(w io.Writer, res *load.Result, dryRun bool) {
 	if dryRun {
 		for _, t := range res.Tables {
-			fmt.Fprintf(w, "== %s → %s.%q: %s (%s)\n", t.Table, load.Schema, t.Target, t.Mode, t.Reason)
+			fmt.Fprintf(w, "== %s → %s.%s: %s (%s)\n", t.Table, load.Schema, typemap.QuotePG(t.Target), t.Mode, t.Reason)
 			if t.Error != "" {
 				fmt.Fprintf(w, "   ERROR: %s\n", t.Error)
 				continue

@@ -69,6 +69,7 @@ func TestLoadCommand(t *testing.T) {
 	code, out, errOut := run("load", "--dry-run")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, `"Birthdate" date`)
+	assert.Contains(t, out, `== patient → raw."patient": full (raw table does not exist yet)`)
 	assert.Contains(t, out, "nothing was changed")
 	var n int
 	require.NoError(t, pg.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))

@@ -92,7 +92,8 @@ type TableResult struct {
 	Error       string                      `json:"error,omitempty"`
 }
 
-// RowsPerSecond is rows written per second of the table's load.
+// RowsPerSecond is rows read from the replica per second of the table's
+// load (an incremental load writes only the rows that really changed).
 func (r TableResult) RowsPerSecond() float64 {
 	if r.Duration <= 0 {
 		return 0
