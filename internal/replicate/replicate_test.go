@@ -772,3 +772,54 @@ func TestReplicateCompositeKey(t *testing.T) {
 	require.NoError(t, rows.Err())
 	assert.ElementsMatch(t, []string{`["3","c3"]`, `["3","c27"]`}, keys)
 }
+
+// tzDoer hands out source connections whose session time zone is not UTC,
+// as on a clinic server running in local time.
+type tzDoer struct {
+	d    *manager.Manager
+	zone string
+	set  map[*sql.Conn]bool
+}
+
+func (z tzDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	return z.d.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		if !z.set[conn] {
+			if _, err := conn.ExecContext(ctx, "SET SESSION time_zone = ?", z.zone); err != nil {
+				return err
+			}
+			z.set[conn] = true
+		}
+		return fn(ctx, conn)
+	})
+}
+
+func (z tzDoer) Close() error { return z.d.Close() }
+
+// TIMESTAMP values and watermarks are read in UTC whatever the source
+// session's zone: the replica holds the same instants, and rows stamped
+// just now are taken by the next incremental run, not held back by hours.
+func TestReplicateSourceInLocalTime(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
+		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO stamped (V) SELECT seq FROM seq_1_to_20")
+	require.NoError(t, err)
+	cfg := e.config(t, 6)
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	opts := replicate.Options{Manager: &mo, NewDoer: func(db *sql.DB) replicate.Doer {
+		return tzDoer{d: manager.New(db, mo), zone: "-06:00", set: map[*sql.Conn]bool{}}
+	}}
+	nextSecond()
+	e.run(t, cfg, opts)
+	e.assertSame(t)
+
+	_, err = e.fixture.Exec("UPDATE stamped SET V = 'changed' WHERE Id <= 10")
+	require.NoError(t, err)
+	nextSecond()
+	r := byTable(e.run(t, cfg, opts))["stamped"]
+	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, int64(10), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'changed'"))
+	e.assertSame(t)
+}
