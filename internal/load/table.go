@@ -218,16 +218,11 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 
 // full builds the table beside the live one and swaps it in.
 func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
-	pc, err := l.raw.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to raw: %w", err)
-	}
-	defer pc.Release()
 	// One transaction from CREATE to swap: a failure leaves nothing behind,
 	// and COPY FREEZE (allowed into a table created in the same transaction)
 	// writes rows already frozen, sparing the first readers and vacuum from
 	// rewriting every page to set hint bits.
-	ptx, err := pc.Begin(ctx)
+	ptx, err := l.raw.Begin(ctx) // holds one pool connection until Commit/Rollback
 	if err != nil {
 		return fmt.Errorf("begin full load: %w", err)
 	}
@@ -239,7 +234,7 @@ func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, sna
 	if _, err := ptx.Exec(ctx, p.createSQL(tmp)); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
-	read, written, err := copyRows(ctx, pc.Conn().PgConn(), "COPY "+qualified(tmp)+" ("+p.columnList("")+") FROM STDIN WITH (FREEZE)",
+	read, written, err := copyRows(ctx, ptx.Conn().PgConn(), "COPY "+qualified(tmp)+" ("+p.columnList("")+") FROM STDIN WITH (FREEZE)",
 		rc, p.selectSQL(""), p, counts, progress)
 	r.RowsRead, r.RowsWritten = read, written
 	r.Conversions = conversionMap(p, counts)
@@ -360,12 +355,7 @@ func addedColumns(st *state, p *plan) (added []column, ok bool) {
 // incremental upserts the rows at or after the watermark (minus lookback)
 // and applies the recorded deletes, all in one transaction.
 func (l *Loader) incremental(ctx context.Context, rc *sql.Conn, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
-	pc, err := l.raw.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to raw: %w", err)
-	}
-	defer pc.Release()
-	ptx, err := pc.Begin(ctx)
+	ptx, err := l.raw.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin incremental load: %w", err)
 	}
