@@ -136,3 +136,23 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 	require.NoError(t, e.pg.QueryRow(context.Background(), `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'raw."order"'::regclass AND contype = 'p'`).Scan(&pk))
 	assert.Equal(t, `PRIMARY KEY ("select", "Mixed Case")`, pk)
 }
+
+// A key deleted and inserted again between two loads is kept: the recorded
+// delete does not remove the row the same load brings back.
+func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, bookkeepingDDL,
+		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
+		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')")
+	cfg := patientConfig()
+	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
+	e.exec(t, "DELETE FROM patient WHERE PatNum IN (1, 2)",
+		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('patient', '["1"]', NOW(6)), ('patient', '["2"]', NOW(6))`,
+		"INSERT INTO patient VALUES (2, 'Bob again', '2024-01-02 00:00:00')")
+	r := byName(e.run(t, cfg, Options{}), "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeIncremental, r.Mode)
+	assert.EqualValues(t, 1, r.RowsDeleted, "only key 1: key 2 came back")
+	got := e.texts(t, `SELECT string_agg("PatNum" || ':' || "LName", ',' ORDER BY "PatNum") FROM raw.patient`)
+	assert.Equal(t, "2:Bob again", *got[0])
+}
