@@ -16,7 +16,7 @@ import (
 var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + StatusTable + ` (
 	table_name      text PRIMARY KEY,   -- source (replica) table name
 	target_table    text NOT NULL,      -- raw table name
-	mode            text NOT NULL,      -- full | incremental | unchanged
+	mode            text NOT NULL,      -- full | incremental (an unchanged table keeps its row)
 	status          text NOT NULL,      -- ok | failed
 	watermark       text,               -- MySQL text of the highest watermark loaded
 	rows_read       bigint NOT NULL DEFAULT 0,
@@ -78,7 +78,7 @@ type pgxQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// success records a finished load; run inside the transaction that made it visible.
+// writeSuccess records a finished load; run inside the transaction that made it visible.
 func writeSuccess(ctx context.Context, tx pgx.Tx, r *TableResult, watermark *string, lastDeletedID int64, changeSeq *int64, signature string) error {
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
 	_, err := tx.Exec(ctx, `INSERT INTO `+typemap.QuotePG(Schema)+`.`+StatusTable+` AS s
