@@ -45,7 +45,7 @@ type Options struct {
 	Tables      []string // only these tables (default: every table not excluded)
 	FullRefresh bool     // copy every selected table in full again
 	DryRun      bool     // report what would be done; write nothing
-	Workers     int      // tables copied in parallel; default min(4, 2×CPUs)
+	Workers     int      // tables copied in parallel; default DefaultWorkers()
 	SourceConns int      // concurrent source connections; default 1
 	Manager     *manager.Options
 	// NewDoer builds the source runner per source connection; default manager.New.
@@ -62,7 +62,7 @@ var ErrConfig = errors.New("replicate configuration")
 // ErrLocked is returned when another replicate run holds the replica.
 var ErrLocked = errors.New("another pipeline replicate is running against this replica")
 
-// lockName is the server-wide lock that keeps two runs off one replica.
+// lockQuery takes the server-wide lock that keeps two runs off one replica.
 const lockQuery = "SELECT GET_LOCK(CONCAT('pipeline_replicate:', DATABASE()), 0)"
 
 // TableResult is the outcome for one table.
