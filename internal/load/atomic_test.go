@@ -12,43 +12,57 @@ import (
 )
 
 // A reader queued behind the swap sees the complete new table: not an
-// error for the dropped old table, not an empty or half-loaded one.
+// error for the dropped old table, not an empty or half-loaded one. Both
+// swaps are covered: rename (no views) and rows moved under a dbt view.
 func TestFullRefreshReaderSeesOldOrNewTable(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	e.exec(t, "CREATE TABLE fee (FeeNum int PRIMARY KEY, Amount decimal(10,2))", "INSERT INTO fee VALUES (1, 1), (2, 2), (3, 3)")
-	require.Equal(t, StatusOK, e.run(t, nil, Options{}).Tables[0].Status)
-	e.exec(t, "INSERT INTO fee SELECT seq, seq FROM seq_4_to_500")
+	for _, tt := range []struct {
+		name, view, read string
+	}{
+		{"renamed in", "", `SELECT count(*) FROM raw.fee`},
+		{"moved under a view", `CREATE VIEW staging.stg_fee AS SELECT * FROM raw.fee`, `SELECT count(*) FROM staging.stg_fee`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			e.exec(t, "CREATE TABLE fee (FeeNum int PRIMARY KEY, Amount decimal(10,2))", "INSERT INTO fee VALUES (1, 1), (2, 2), (3, 3)")
+			require.Equal(t, StatusOK, e.run(t, nil, Options{}).Tables[0].Status)
+			if tt.view != "" {
+				_, err := e.pg.Exec(ctx, tt.view)
+				require.NoError(t, err)
+			}
+			e.exec(t, "INSERT INTO fee SELECT seq, seq FROM seq_4_to_500")
 
-	// An open reader transaction holds the old table: the swap must wait for it.
-	old, err := e.pg.Begin(ctx)
-	require.NoError(t, err)
-	defer old.Rollback(ctx)
-	var n int
-	require.NoError(t, old.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&n))
-	require.Equal(t, 3, n)
+			// An open reader transaction holds the old table: the swap must wait for it.
+			old, err := e.pg.Begin(ctx)
+			require.NoError(t, err)
+			defer old.Rollback(ctx)
+			var n int
+			require.NoError(t, old.QueryRow(ctx, tt.read).Scan(&n))
+			require.Equal(t, 3, n)
 
-	loaded := make(chan *Result, 1)
-	go func() {
-		res, _ := e.loader(nil).Run(ctx, Options{FullRefresh: true})
-		loaded <- res
-	}()
-	waitForLockWait(t, e, "raw.fee")
+			loaded := make(chan *Result, 1)
+			go func() {
+				res, _ := e.loader(nil).Run(ctx, Options{FullRefresh: true})
+				loaded <- res
+			}()
+			waitForLockWaits(t, e, "raw.fee", 1)
 
-	// A second reader arrives while the swap waits; it queues behind it.
-	counted := make(chan error, 1)
-	var seen int
-	go func() { counted <- e.pg.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&seen) }()
-	waitForLockWaits(t, e, "raw.fee", 2)
-	require.NoError(t, old.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&n))
-	assert.Equal(t, 3, n, "the open reader still sees the old rows")
-	require.NoError(t, old.Rollback(ctx))
+			// A second reader arrives while the swap waits; it queues behind it.
+			counted := make(chan error, 1)
+			var seen int
+			go func() { counted <- e.pg.QueryRow(ctx, tt.read).Scan(&seen) }()
+			waitForLockWaits(t, e, "raw.fee", 2)
+			require.NoError(t, old.QueryRow(ctx, tt.read).Scan(&n))
+			assert.Equal(t, 3, n, "the open reader still sees the old rows")
+			require.NoError(t, old.Rollback(ctx))
 
-	res := <-loaded
-	require.NotNil(t, res)
-	require.Equal(t, StatusOK, res.Tables[0].Status, res.Tables[0].Error)
-	require.NoError(t, <-counted, "the queued reader finds the swapped-in table")
-	assert.Equal(t, 500, seen)
+			res := <-loaded
+			require.NotNil(t, res)
+			require.Equal(t, StatusOK, res.Tables[0].Status, res.Tables[0].Error)
+			require.NoError(t, <-counted, "the queued reader finds the swapped-in table")
+			assert.Equal(t, 500, seen)
+		})
+	}
 }
 
 // A refresh that fails in the middle of its COPY leaves the live table and
@@ -73,9 +87,7 @@ func TestFullRefreshFailureKeepsOldTable(t *testing.T) {
 	assert.EqualValues(t, 3, raw, "the state still describes the live table")
 }
 
-// waitForLockWait waits until some session waits for a lock on table.
-func waitForLockWait(t *testing.T, e *env, table string) { waitForLockWaits(t, e, table, 1) }
-
+// waitForLockWaits waits until n sessions wait for a lock on table.
 func waitForLockWaits(t *testing.T, e *env, table string, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
