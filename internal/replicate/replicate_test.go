@@ -877,3 +877,32 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V LIKE 'during%'"))
 	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows"))
 }
+
+// detect_deletes: false leaves rows deleted at the source in the replica and
+// records nothing; the default removes and records them.
+func TestReplicateDetectDeletesPerTable(t *testing.T) {
+	off := false
+	cases := []struct {
+		name        string
+		detect      *bool
+		left, noted int64
+	}{{"default on", nil, 9, 1}, {"off", &off, 10, 0}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, err := e.fixture.Exec("CREATE TABLE plain (Id INT NOT NULL PRIMARY KEY, V INT NOT NULL) ENGINE=MyISAM")
+			require.NoError(t, err)
+			_, err = e.fixture.Exec("INSERT INTO plain SELECT seq, seq FROM seq_1_to_10")
+			require.NoError(t, err)
+			cfg := e.config(t, 4)
+			cfg.Tables["plain"].DetectDeletes = c.detect
+			e.run(t, cfg, replicate.Options{})
+			_, err = e.fixture.Exec("DELETE FROM plain WHERE Id = 6")
+			require.NoError(t, err)
+			nextSecond()
+			e.run(t, cfg, replicate.Options{})
+			assert.Equal(t, c.left, count(t, e.replica, "SELECT COUNT(*) FROM plain"))
+			assert.Equal(t, c.noted, count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows WHERE table_name = 'plain'"))
+		})
+	}
+}
