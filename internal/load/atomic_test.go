@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -12,14 +13,52 @@ import (
 )
 
 // A reader queued behind the swap sees the complete new table: not an
-// error for the dropped old table, not an empty or half-loaded one. Both
-// swaps are covered: rename (no views) and rows moved under a dbt view.
+// error for the dropped old table, not an empty or half-loaded one.
 func TestFullRefreshReaderSeesOldOrNewTable(t *testing.T) {
-	for _, tt := range []struct {
-		name, view, read string
-	}{
-		{"renamed in", "", `SELECT count(*) FROM raw.fee`},
-		{"moved under a view", `CREATE VIEW staging.stg_fee AS SELECT * FROM raw.fee`, `SELECT count(*) FROM staging.stg_fee`},
+	e := newEnv(t)
+	ctx := context.Background()
+	e.exec(t, "CREATE TABLE fee (FeeNum int PRIMARY KEY, Amount decimal(10,2))", "INSERT INTO fee VALUES (1, 1), (2, 2), (3, 3)")
+	require.Equal(t, StatusOK, e.run(t, nil, Options{}).Tables[0].Status)
+	e.exec(t, "INSERT INTO fee SELECT seq, seq FROM seq_4_to_500")
+
+	// An open reader transaction holds the old table: the swap must wait for it.
+	old, err := e.pg.Begin(ctx)
+	require.NoError(t, err)
+	defer old.Rollback(ctx)
+	var n int
+	require.NoError(t, old.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&n))
+	require.Equal(t, 3, n)
+
+	loaded := make(chan *Result, 1)
+	go func() {
+		res, _ := e.loader(nil).Run(ctx, Options{FullRefresh: true})
+		loaded <- res
+	}()
+	waitForLockWaits(t, e, "raw.fee", 1)
+
+	// A second reader arrives while the swap waits; it queues behind it.
+	counted := make(chan error, 1)
+	var seen int
+	go func() { counted <- e.pg.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&seen) }()
+	waitForLockWaits(t, e, "raw.fee", 2)
+	require.NoError(t, old.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&n))
+	assert.Equal(t, 3, n, "the open reader still sees the old rows")
+	require.NoError(t, old.Rollback(ctx))
+
+	res := <-loaded
+	require.NotNil(t, res)
+	require.Equal(t, StatusOK, res.Tables[0].Status, res.Tables[0].Error)
+	require.NoError(t, <-counted, "the queued reader finds the swapped-in table")
+	assert.Equal(t, 500, seen)
+}
+
+// A repeatable-read transaction that began before a full refresh (pg_dump,
+// a dbt run in one transaction) and reads the table after it committed
+// never finds it empty, whichever way the table was swapped.
+func TestFullRefreshOlderSnapshotNeverSeesEmptyTable(t *testing.T) {
+	for _, tt := range []struct{ name, view string }{
+		{"renamed in", ""},
+		{"moved under a view", `CREATE VIEW staging.stg_fee AS SELECT * FROM raw.fee`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -32,35 +71,17 @@ func TestFullRefreshReaderSeesOldOrNewTable(t *testing.T) {
 			}
 			e.exec(t, "INSERT INTO fee SELECT seq, seq FROM seq_4_to_500")
 
-			// An open reader transaction holds the old table: the swap must wait for it.
-			old, err := e.pg.Begin(ctx)
+			reader, err := e.pg.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 			require.NoError(t, err)
-			defer old.Rollback(ctx)
+			defer reader.Rollback(ctx)
+			var one int
+			require.NoError(t, reader.QueryRow(ctx, "SELECT 1").Scan(&one)) // takes the snapshot
+
+			r := e.run(t, nil, Options{FullRefresh: true}).Tables[0]
+			require.Equal(t, StatusOK, r.Status, r.Error)
 			var n int
-			require.NoError(t, old.QueryRow(ctx, tt.read).Scan(&n))
-			require.Equal(t, 3, n)
-
-			loaded := make(chan *Result, 1)
-			go func() {
-				res, _ := e.loader(nil).Run(ctx, Options{FullRefresh: true})
-				loaded <- res
-			}()
-			waitForLockWaits(t, e, "raw.fee", 1)
-
-			// A second reader arrives while the swap waits; it queues behind it.
-			counted := make(chan error, 1)
-			var seen int
-			go func() { counted <- e.pg.QueryRow(ctx, tt.read).Scan(&seen) }()
-			waitForLockWaits(t, e, "raw.fee", 2)
-			require.NoError(t, old.QueryRow(ctx, tt.read).Scan(&n))
-			assert.Equal(t, 3, n, "the open reader still sees the old rows")
-			require.NoError(t, old.Rollback(ctx))
-
-			res := <-loaded
-			require.NotNil(t, res)
-			require.Equal(t, StatusOK, res.Tables[0].Status, res.Tables[0].Error)
-			require.NoError(t, <-counted, "the queued reader finds the swapped-in table")
-			assert.Equal(t, 500, seen)
+			require.NoError(t, reader.QueryRow(ctx, `SELECT count(*) FROM raw.fee`).Scan(&n))
+			assert.Contains(t, []int{3, 500}, n, "the old or the new rows, never none")
 		})
 	}
 }

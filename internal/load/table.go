@@ -269,7 +269,10 @@ func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, sna
 // swap replaces the live table by the new one inside ptx. Views built on
 // the live table (dbt staging) would block a DROP, so when there are any and
 // the old columns are all kept (new ones may be added) the rows are moved
-// instead, keeping the views.
+// instead, keeping the views. They are moved with DELETE, not TRUNCATE:
+// TRUNCATE is not MVCC-safe, and a repeatable-read reader whose snapshot
+// predates the commit (pg_dump, a dbt run in one transaction) would find
+// the table empty; after DELETE it still sees the old rows.
 //
 // It returns the live table's row count afterwards: the COPY's count when the
 // new table is renamed in (nothing else writes to it), the INSERT's when rows
@@ -292,7 +295,7 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *
 			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c.Target)+" "+c.Mapping.Target)
 		}
 		stmts = append(stmts,
-			"TRUNCATE "+qualified(p.target),
+			"DELETE FROM "+qualified(p.target),
 			"INSERT INTO "+qualified(p.target)+" ("+p.columnList("")+") SELECT "+p.columnList("")+" FROM "+qualified(tmp),
 			"DROP TABLE "+qualified(tmp))
 		var moved int64
