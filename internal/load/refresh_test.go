@@ -85,6 +85,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	assert.Equal(t, ModeFull, r.Mode)
 	require.NotEmpty(t, r.DDL)
 	assert.Contains(t, r.DDL[1], `"ClaimNum" numeric(20,0)`)
+	assert.Equal(t, []string{`DROP TABLE IF EXISTS "raw"."claim"`, `ALTER TABLE "raw"."_etl_new_claim" RENAME TO "claim"`,
+		`ALTER TABLE "raw"."claim" RENAME CONSTRAINT "_etl_new_claim_pkey" TO "claim_pkey"`, "COMMIT"}, r.DDL[len(r.DDL)-4:])
 	assert.Equal(t, ColumnPlan{Column: "IsOrtho", Target: "IsOrtho", Source: "tinyint(1)", Type: "smallint", Reason: r.Columns[1].Reason}, r.Columns[1])
 	var n int
 	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))
@@ -129,6 +131,10 @@ func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
 	// not bring); under the view it is added to the live table, which keeps
 	// the view.
 	e.exec(t, "ALTER TABLE proc ADD COLUMN Note varchar(10) DEFAULT 'n' AFTER ProcNum")
+	r = byName(e.run(t, cfg, Options{DryRun: true}), "proc")
+	require.Equal(t, StatusPlanned, r.Status, r.Error)
+	assert.Contains(t, r.DDL, `ALTER TABLE "raw"."proc" ADD COLUMN "Note" text`, "the plan shows the swap under the view")
+	assert.Contains(t, r.DDL, `DELETE FROM "raw"."proc"`)
 	r = byName(e.run(t, cfg, Options{}), "proc")
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	assert.Equal(t, ModeFull, r.Mode)
@@ -144,6 +150,9 @@ func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
 	// A changed type needs a rebuild, which the view blocks with a clear
 	// message until it is dropped.
 	e.exec(t, "ALTER TABLE proc MODIFY Fee decimal(10,2)")
+	r = byName(e.run(t, cfg, Options{DryRun: true}), "proc")
+	assert.Equal(t, StatusFailed, r.Status, "the plan says the load would fail")
+	assert.Contains(t, r.Error, "view(s) depend on it")
 	r = byName(e.run(t, cfg, Options{}), "proc")
 	assert.Equal(t, StatusFailed, r.Status)
 	assert.Contains(t, r.Error, "view(s) depend on it")

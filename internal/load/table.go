@@ -86,7 +86,19 @@ func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]i
 	if opts.DryRun {
 		r.Status = StatusPlanned
 		r.Columns = p.columnPlans()
-		r.DDL = p.ddl(r.Mode)
+		var swap []string
+		if r.Mode == ModeFull {
+			views := 0
+			if exists {
+				if views, err = viewCount(ctx, l.raw, p); err != nil {
+					return err
+				}
+			}
+			if swap, err = p.swapSQL(st, views, r.Changes); err != nil {
+				return err // the load would fail the same way
+			}
+		}
+		r.DDL = p.ddl(r.Mode, swap)
 		return nil
 	}
 	if r.Mode == ModeUnchanged {
@@ -161,16 +173,16 @@ func decide(p *plan, st *state, exists bool, seqs map[string]int64, fullRefresh 
 	return ModeIncremental, "rows with " + p.watermark.Name + " >= " + *st.Watermark, nil
 }
 
-// ddl is what --dry-run shows for the mode.
-func (p *plan) ddl(m Mode) []string {
+// ddl is what --dry-run shows for the mode; swap is swapSQL's statements
+// for a full load.
+func (p *plan) ddl(m Mode, swap []string) []string {
 	switch m {
 	case ModeFull:
 		out := []string{"BEGIN", p.createSQL(p.tmpName()), "COPY " + qualified(p.tmpName()) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)"}
 		if len(p.key) > 0 {
 			out = append(out, p.addKeySQL(p.tmpName(), p.pkeyName(p.tmpName())))
 		}
-		return append(out, "DROP TABLE IF EXISTS "+qualified(p.target), "ALTER TABLE "+qualified(p.tmpName())+
-			" RENAME TO "+typemap.QuotePG(p.target), "COMMIT")
+		return append(append(out, swap...), "COMMIT")
 	case ModeIncremental:
 		return []string{"CREATE TEMP TABLE etl_stage (LIKE " + qualified(p.target) + ") ON COMMIT DROP",
 			"COPY etl_stage FROM STDIN", p.upsertSQL("etl_stage")}
@@ -278,37 +290,60 @@ func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, sna
 // new table is renamed in (nothing else writes to it), the INSERT's when rows
 // are moved, so the check against the replica needs no extra scan.
 func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *TableResult) (int64, error) {
-	tmp := p.tmpName()
-	var deps int
-	if err := ptx.QueryRow(ctx, `SELECT count(DISTINCT rw.ev_class) FROM pg_depend d
+	views, err := viewCount(ctx, ptx, p)
+	if err != nil {
+		return 0, err
+	}
+	stmts, err := p.swapSQL(st, views, r.Changes)
+	if err != nil {
+		return 0, err
+	}
+	var moved int64
+	for _, q := range stmts {
+		tag, err := ptx.Exec(ctx, q)
+		if err != nil {
+			return 0, fmt.Errorf("swap %s: %w", p.target, err)
+		}
+		if strings.HasPrefix(q, "INSERT") {
+			moved = tag.RowsAffected()
+		}
+	}
+	if views > 0 {
+		return moved, nil
+	}
+	return copied, nil
+}
+
+// viewCount is the number of views that depend on the live raw table.
+func viewCount(ctx context.Context, q pgxQuerier, p *plan) (int, error) {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT count(DISTINCT rw.ev_class) FROM pg_depend d
 		JOIN pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
-		WHERE d.refobjid = to_regclass($1) AND rw.ev_class <> d.refobjid`, qualified(p.target)).Scan(&deps); err != nil {
+		WHERE d.refobjid = to_regclass($1) AND rw.ev_class <> d.refobjid`, qualified(p.target)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("find views on %s: %w", p.target, err)
 	}
-	if deps > 0 {
+	return n, nil
+}
+
+// swapSQL is the statements swap runs: with views on the live table, the
+// rows moved under them (new columns added first); else the new table
+// renamed in. changes describe the shape change for the error when views
+// block it.
+func (p *plan) swapSQL(st *state, views int, changes []string) ([]string, error) {
+	tmp := p.tmpName()
+	if views > 0 {
 		added, ok := addedColumns(st, p)
 		if !ok {
-			return 0, fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(r.Changes, "; "), deps)
+			return nil, fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(changes, "; "), views)
 		}
 		var stmts []string
 		for _, c := range added {
 			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c.Target)+" "+c.Mapping.Target)
 		}
-		stmts = append(stmts,
+		return append(stmts,
 			"DELETE FROM "+qualified(p.target),
 			"INSERT INTO "+qualified(p.target)+" ("+p.columnList("")+") SELECT "+p.columnList("")+" FROM "+qualified(tmp),
-			"DROP TABLE "+qualified(tmp))
-		var moved int64
-		for _, q := range stmts {
-			tag, err := ptx.Exec(ctx, q)
-			if err != nil {
-				return 0, fmt.Errorf("swap %s under its views: %w", p.target, err)
-			}
-			if strings.HasPrefix(q, "INSERT") {
-				moved = tag.RowsAffected()
-			}
-		}
-		return moved, nil
+			"DROP TABLE "+qualified(tmp)), nil
 	}
 	stmts := []string{
 		"DROP TABLE IF EXISTS " + qualified(p.target),
@@ -317,12 +352,7 @@ func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *
 	if len(p.key) > 0 {
 		stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" RENAME CONSTRAINT "+typemap.QuotePG(p.pkeyName(tmp))+" TO "+typemap.QuotePG(p.pkeyName(p.target)))
 	}
-	for _, q := range stmts {
-		if _, err := ptx.Exec(ctx, q); err != nil {
-			return 0, fmt.Errorf("swap %s: %w", p.target, err)
-		}
-	}
-	return copied, nil
+	return stmts, nil
 }
 
 // addedColumns returns the planned columns the live table lacks, with ok
