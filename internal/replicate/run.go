@@ -357,12 +357,15 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 		p.alter = true
 		notes = append(notes, "apply schema drift")
 	}
-	hasKey := len(src.PrimaryKey) > 0
+	hasKey := len(src.PrimaryKey) > 0 && src.KeyTravels()
 	incremental := t.Strategy.IsIncremental() && hasKey && src.Column(t.Watermark()) != nil
 	switch {
-	case !hasKey:
+	case len(src.PrimaryKey) == 0:
 		p.mode = ModeShadow
 		notes = append(notes, "whole copy into a shadow table (no primary key)")
+	case !hasKey:
+		p.mode = ModeShadow
+		notes = append(notes, "whole copy into a shadow table (primary key text is not UTF-8: cannot page on it)")
 	case r.opts.FullRefresh || p.create || p.alter || st == nil:
 		p.mode = ModeFull
 		notes = append(notes, "full copy in key chunks")

@@ -16,6 +16,7 @@ type Column struct {
 	DataType string // DATA_TYPE, e.g. varchar
 	Nullable bool
 	Extra    string
+	Charset  string // CHARACTER_SET_NAME of text columns, "" otherwise
 }
 
 // TableMeta is what replication needs to know about one table of a schema.
@@ -70,7 +71,7 @@ func ReadSchema(ctx context.Context, q Querier) (*Schema, error) {
 			return nil, fmt.Errorf("read server clock: %w", err)
 		}
 	}
-	rows, err = q.QueryContext(ctx, "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, EXTRA"+
+	rows, err = q.QueryContext(ctx, "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, EXTRA, COALESCE(CHARACTER_SET_NAME,'')"+
 		" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
 	if err != nil {
 		return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
@@ -78,7 +79,7 @@ func ReadSchema(ctx context.Context, q Querier) (*Schema, error) {
 	for rows.Next() {
 		var tn, nullable string
 		var c Column
-		if err := rows.Scan(&tn, &c.Name, &c.Type, &c.DataType, &nullable, &c.Extra); err != nil {
+		if err := rows.Scan(&tn, &c.Name, &c.Type, &c.DataType, &nullable, &c.Extra, &c.Charset); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
 		}
@@ -141,6 +142,26 @@ func (t *TableMeta) Column(name string) *Column {
 		}
 	}
 	return nil
+}
+
+// KeyTravels reports whether the primary key's values, as read from the
+// source (raw bytes), can be sent back unchanged as query arguments over a
+// UTF-8 connection, for keyset paging and delete detection: integers,
+// binary strings and UTF-8 or ASCII text can; text in another character set
+// (latin1…) cannot, and such a table is copied whole like a keyless one.
+func (t *TableMeta) KeyTravels() bool {
+	for _, k := range t.PrimaryKey {
+		c := t.Column(k)
+		if c == nil {
+			return false
+		}
+		switch cs := strings.ToLower(c.Charset); {
+		case cs == "", cs == "binary", cs == "ascii", strings.HasPrefix(cs, "utf8"):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Change is one schema difference applied to a replica table.
