@@ -19,7 +19,6 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
-	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
@@ -46,7 +45,7 @@ func (f *phaseFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (mode, DDL, type decisions per table) and change nothing")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable JSON result on stdout (for schedulers)")
 	fs.BoolVar(&f.snakeCase, "snake-case", false, "name raw tables and columns in snake_case instead of the source's names")
-	fs.IntVar(&f.workers, "load-workers", 2, "tables loaded into raw at once (reading, converting and PostgreSQL's COPY overlap better with 2)")
+	fs.IntVar(&f.workers, "load-workers", 0, "tables loaded into raw at once (default load.workers of pipeline.yml, 2)")
 }
 
 func (f *phaseFlags) tableList() []string {
@@ -76,8 +75,8 @@ func parsePhaseFlags(name string, g *globalFlags, args []string, stderr io.Write
 		fmt.Fprintf(stderr, "pipeline %s: unexpected arguments %q\n", name, fs.Args())
 		return f, exitConfig, false
 	}
-	if f.workers < 1 {
-		fmt.Fprintf(stderr, "pipeline %s: --load-workers must be at least 1\n", name)
+	if f.workers < 0 {
+		fmt.Fprintf(stderr, "pipeline %s: --load-workers must be at least 1 (0 or unset: load.workers of pipeline.yml)\n", name)
 		return f, exitConfig, false
 	}
 	return f, 0, true
@@ -103,7 +102,7 @@ func runLoad(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 				}
 				defer unlock()
 			}
-			res, err := loadPhase(ctx, d.Settings.Tables, *d.Replica, *d.Raw, d.Logger, f, stderr)
+			res, err := loadPhase(ctx, d.Settings, *d.Replica, *d.Raw, d.Logger, f, stderr)
 			if err != nil {
 				return err
 			}
@@ -123,11 +122,15 @@ func runLoad(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 }
 
 // loadPhase runs the loader with progress on stderr.
-func loadPhase(ctx context.Context, cfg *tables.Config, replica connections.ReplicationDB, raw connections.AnalyticsRawDB, log *slog.Logger, f phaseFlags, stderr io.Writer) (*load.Result, error) {
+func loadPhase(ctx context.Context, s *providers.Settings, replica connections.ReplicationDB, raw connections.AnalyticsRawDB, log *slog.Logger, f phaseFlags, stderr io.Writer) (*load.Result, error) {
 	p := newProgress(stderr, log)
 	defer p.done()
-	return load.New(replica, raw, cfg, log).Run(ctx, load.Options{
-		Tables: f.tableList(), FullRefresh: f.fullRefresh, DryRun: f.dryRun, SnakeCase: f.snakeCase, Workers: f.workers, Progress: p.update,
+	workers := f.workers
+	if workers == 0 {
+		workers = s.Pipeline.Load.Workers
+	}
+	return load.New(replica, raw, s.Tables, log).Run(ctx, load.Options{
+		Tables: f.tableList(), FullRefresh: f.fullRefresh, DryRun: f.dryRun, SnakeCase: f.snakeCase, Workers: workers, Progress: p.update,
 	})
 }
 

@@ -78,7 +78,7 @@ func runRun(ctx context.Context, g *globalFlags, args []string, stdout, stderr i
 			sum.Write(stdout)
 			fmt.Fprintln(stdout)
 		}
-		res, err := loadPhase(ctx, d.Settings.Tables, *d.Replica, *d.Raw, d.Logger, f, stderr)
+		res, err := loadPhase(ctx, d.Settings, *d.Replica, *d.Raw, d.Logger, f, stderr)
 		if err != nil {
 			return fmt.Errorf("load: %w", err)
 		}

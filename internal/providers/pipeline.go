@@ -29,12 +29,11 @@ import (
 //	    application_name: pipeline
 //	replication:
 //	  workers: 2                # tables replicated at once
-//	  source_connections: 2     # connections open on the source at most
+//	  source_connections: 1     # connections open on the source at most (default 1: one reader on the clinic's server)
 //	  rate_limit_ms: 100        # minimum gap between source queries; 0 disables
 //	  max_retries: 3            # retries of a retryable source error
 //	load:
 //	  workers: 2                # tables loaded into PostgreSQL at once
-//	  batch_rows: 10000         # rows per COPY batch
 type PipelineConfig struct {
 	Connections map[catalog.DatabaseType]ConnectionConfig `yaml:"connections"`
 	Replication ReplicationOptions                        `yaml:"replication"`
@@ -70,8 +69,7 @@ func (o ReplicationOptions) RateLimit() time.Duration {
 
 // LoadOptions are the load command's run options.
 type LoadOptions struct {
-	Workers   int `yaml:"workers"`
-	BatchRows int `yaml:"batch_rows"`
+	Workers int `yaml:"workers"`
 }
 
 // Defaults of the settings not covered by the pool defaults in config.go.
@@ -86,8 +84,8 @@ const (
 func DefaultPipelineConfig() *PipelineConfig {
 	return &PipelineConfig{
 		Connections: map[catalog.DatabaseType]ConnectionConfig{},
-		Replication: ReplicationOptions{Workers: 2, SourceConnections: 2, RateLimitMS: 100, MaxRetries: 3},
-		Load:        LoadOptions{Workers: 2, BatchRows: 10000},
+		Replication: ReplicationOptions{Workers: 2, SourceConnections: 1, RateLimitMS: 100, MaxRetries: 3},
+		Load:        LoadOptions{Workers: 2},
 	}
 }
 
@@ -233,7 +231,6 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	atLeast("replication.rate_limit_ms", cfg.Replication.RateLimitMS, 0)
 	atLeast("replication.max_retries", cfg.Replication.MaxRetries, 0)
 	atLeast("load.workers", cfg.Load.Workers, 1)
-	atLeast("load.batch_rows", cfg.Load.BatchRows, 1)
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(problems, "\n  - "))

@@ -22,13 +22,13 @@ func TestParsePipelineErrors(t *testing.T) {
 		{name: "unknown database", yaml: "connections:\n  warehouse:\n    pool_size: 3\n", want: []string{"conf/pipeline.yml:2", `unknown database type "warehouse"`, "source, replication, analytics"}},
 		{name: "bad duration", yaml: "connections:\n  source:\n    read_timeout: soon\n", want: []string{"line 3", `"soon" is not a duration`}},
 		{name: "negative duration", yaml: "connections:\n  source:\n    read_timeout: -5\n", want: []string{"line 3", "negative"}},
-		{name: "every range problem listed", yaml: "connections:\n  replication:\n    pool_size: 0\n    max_overflow: -1\nreplication:\n  workers: 0\n  max_retries: -2\nload:\n  batch_rows: 0\n",
+		{name: "every range problem listed", yaml: "connections:\n  replication:\n    pool_size: 0\n    max_overflow: -1\nreplication:\n  workers: 0\n  max_retries: -2\nload:\n  workers: 0\n",
 			want: []string{
 				"conf/pipeline.yml:3: connections.replication.pool_size must be at least 1, got 0",
 				"conf/pipeline.yml:4: connections.replication.max_overflow must be 0 or more, got -1",
 				"conf/pipeline.yml:6: replication.workers must be at least 1, got 0",
 				"conf/pipeline.yml:7: replication.max_retries must be at least 0, got -2",
-				"conf/pipeline.yml:9: load.batch_rows must be at least 1, got 0",
+				"conf/pipeline.yml:9: load.workers must be at least 1, got 0",
 			}},
 	}
 	for _, tt := range tests {
