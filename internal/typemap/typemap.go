@@ -1,7 +1,7 @@
 // Package typemap decides, from a MySQL column definition alone, the
 // PostgreSQL type of its raw column and how each value is written into a
 // COPY text stream. Every load path (full and incremental) uses Map, so a
-// column always lands the same way. MAPPING.md beside this file is the
+// column always lands the same way. The README's mapping table is the
 // table of decisions with their reasons.
 package typemap
 
