@@ -109,8 +109,8 @@ func Table(m *replicate.TableMeta) *tables.Table {
 	}
 	wm := watermarks(m)
 	switch {
-	case len(m.PrimaryKey) == 0:
-		// no key: copied whole each time
+	case len(m.PrimaryKey) == 0 || !m.KeyTravels():
+		// no key, or one replicate cannot page on: copied whole each time
 	case len(wm) > 0:
 		t.WatermarkColumns = wm
 		t.Strategy = tables.Incremental

@@ -161,4 +161,20 @@ func TestWatermarkCandidates(t *testing.T) {
 			assert.Equal(t, c.strategy, got.Strategy)
 		})
 	}
+	// A latin1 text key cannot be paged on (replicate copies the table
+	// whole), so the loader must refresh it whole too: full_table.
+	keys := []struct {
+		charset string
+		want    tables.Strategy
+	}{{"latin1", tables.FullTable}, {"utf8mb3", tables.Incremental}}
+	for _, k := range keys {
+		t.Run("key in "+k.charset, func(t *testing.T) {
+			m := &replicate.TableMeta{Name: "thing", PrimaryKey: []string{"Code"}, Columns: []replicate.Column{
+				{Name: "Code", DataType: "varchar", Charset: k.charset}, {Name: "T", DataType: "timestamp", Extra: onUpdate},
+			}}
+			got := discover.Table(m)
+			assert.Equal(t, k.want, got.Strategy)
+			assert.Equal(t, []string{"Code"}, got.PrimaryKey)
+		})
+	}
 }
