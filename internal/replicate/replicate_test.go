@@ -935,3 +935,25 @@ func TestReplicateLatin1TextKey(t *testing.T) {
 		})
 	}
 }
+
+// A nullable watermark would never select the rows where it is NULL: the
+// table fails with an error saying so and how to fix it, and nothing is
+// written for it; the other tables run.
+func TestReplicateNullableWatermarkRefused(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.fixture.Exec("CREATE TABLE loose (Id INT NOT NULL PRIMARY KEY, Edited DATETIME NULL) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO loose VALUES (1, '2024-05-01 10:00:00'), (2, NULL)")
+	require.NoError(t, err)
+	e.createTables(t, pick(opendental.Real93(), "definition"))
+	cfg := e.config(t, 10)
+	cfg.Tables["loose"].Strategy, cfg.Tables["loose"].WatermarkColumns = tables.Incremental, []string{"Edited"}
+	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	require.NoError(t, err)
+	res := byTable(sum)
+	require.Error(t, res["loose"].Err)
+	assert.Contains(t, res["loose"].Err.Error(), "watermark column Edited of loose is nullable")
+	assert.Contains(t, res["loose"].Err.Error(), "extraction_strategy: full_table")
+	assert.NoError(t, res["definition"].Err)
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME='loose'"))
+}

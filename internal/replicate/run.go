@@ -347,6 +347,12 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 		res.Plan = "missing at source"
 		return nil
 	}
+	if w := src.Column(t.Watermark()); t.Strategy.IsIncremental() && w != nil && w.Nullable {
+		res.Err = fmt.Errorf("watermark column %s of %s is nullable: rows where it is NULL would never be copied;"+
+			" in tables.yml name a NOT NULL column in watermark_columns or set extraction_strategy: full_table", w.Name, t.Name)
+		res.Plan = "nullable watermark"
+		return nil
+	}
 	p := &plan{cfg: t, src: src, rep: rep, st: st, res: res}
 	var notes []string
 	switch {
