@@ -424,13 +424,59 @@ func TestReplicateTableFailureDoesNotStopOthers(t *testing.T) {
 	assert.Equal(t, 1, sum.Failed())
 }
 
-// The source is never written: replicate reads through a factory-built
-// source handle, and a write through that same handle is refused.
+// roDoer records, for every source call, whether its session was read-only.
+type roDoer struct {
+	d        *manager.Manager
+	mu       *sync.Mutex
+	calls    *int
+	writable *int
+}
+
+func (r roDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	return r.d.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var ro int
+		if err := conn.QueryRowContext(ctx, "SELECT @@tx_read_only").Scan(&ro); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		*r.calls++
+		if ro != 1 {
+			*r.writable++
+		}
+		r.mu.Unlock()
+		return fn(ctx, conn)
+	})
+}
+
+func (r roDoer) Close() error { return r.d.Close() }
+
+// The source is never written: every source call of a run (full copy,
+// incremental, delete detection, diff) is on a read-only session of the
+// factory-built source handle, and a write through that handle is refused.
 func TestSourceSessionIsReadOnly(t *testing.T) {
 	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "definition"))
-	cfg := e.config(t, 100)
-	e.run(t, cfg, replicate.Options{})
+	e.createTables(t, pick(opendental.Real93(), "definition", "patient"))
+	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["definition"], 30, 1)
+	fillTable(t, e.fixture, src.Tables["patient"], 30, 2)
+	cfg := e.config(t, 10)
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	var mu sync.Mutex
+	var calls, writable int
+	opts := replicate.Options{Manager: &mo, SourceConns: 2, NewDoer: func(db *sql.DB) replicate.Doer {
+		return roDoer{d: manager.New(db, mo), mu: &mu, calls: &calls, writable: &writable}
+	}}
+	nextSecond()
+	e.run(t, cfg, opts)
+	_, err = e.fixture.Exec("DELETE FROM definition WHERE DefNum = 3; UPDATE definition SET ItemName = 'x' WHERE DefNum = 20; UPDATE patient SET LName = 'y' WHERE PatNum = 4")
+	require.NoError(t, err)
+	nextSecond()
+	e.run(t, cfg, opts)
+	e.assertSame(t)
+	assert.Greater(t, calls, 10, "source calls observed")
+	assert.Zero(t, writable, "source calls on a writable session")
 	for _, q := range []string{
 		"INSERT INTO definition (Category, ItemOrder, ItemName, ItemValue, ItemColor, IsHidden) VALUES (1,1,'x','',0,0)",
 		"DELETE FROM definition",
