@@ -45,7 +45,7 @@ func runReplicate(ctx context.Context, g *globalFlags, args []string, stdout, st
 		return exitConfig
 	}
 	if *workers < 0 || *conns < 0 {
-		fmt.Fprintln(stderr, "pipeline replicate: --workers and --source-connections must be positive")
+		fmt.Fprintln(stderr, "pipeline replicate: --workers and --source-connections must not be negative (0 or absent: pipeline.yml's value)")
 		return exitConfig
 	}
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication}

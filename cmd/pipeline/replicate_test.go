@@ -59,8 +59,9 @@ func TestDiscoverAndReplicateCommands(t *testing.T) {
 	assert.Equal(t, exitConfig, code)
 	assert.Contains(t, errOut, "nosuch")
 
-	code, _, _ = cli("replicate", "--workers", "-1")
+	code, _, errOut = cli("replicate", "--workers", "-1")
 	assert.Equal(t, exitConfig, code)
+	assert.Contains(t, errOut, "--workers and --source-connections must not be negative")
 	code, _, _ = cli("replicate", "extra")
 	assert.Equal(t, exitConfig, code)
 	assert.NotContains(t, out+errOut, secret)
