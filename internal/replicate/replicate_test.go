@@ -1003,3 +1003,20 @@ func TestReplicateNullableWatermarkRefused(t *testing.T) {
 	assert.NoError(t, res["definition"].Err)
 	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME='loose'"))
 }
+
+// Tables the source gained (an OpenDental upgrade adds some) are not
+// copied until discover lists them, and the run says so.
+func TestReplicateReportsTablesMissingFromConfig(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition"))
+	cfg := e.config(t, 100)
+	e.createTables(t, pick(opendental.Real93(), "provider", "clinic"))
+	sum := e.run(t, cfg, replicate.Options{})
+	assert.Equal(t, []string{"clinic", "provider"}, sum.Unlisted)
+	var out strings.Builder
+	sum.Write(&out)
+	assert.Contains(t, out.String(), "2 source tables not in tables.yml, not copied (run `pipeline discover`): clinic, provider")
+
+	cfg.Tables["clinic"] = &tables.Table{Name: "clinic", Strategy: tables.FullTable, Exclude: true}
+	assert.Equal(t, []string{"provider"}, e.run(t, cfg, replicate.Options{}).Unlisted, "an excluded table is listed")
+}

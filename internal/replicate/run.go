@@ -85,6 +85,7 @@ type Summary struct {
 	Tables   []*TableResult
 	Duration time.Duration
 	DryRun   bool
+	Unlisted []string // source tables tables.yml does not list (not copied), sorted
 }
 
 // Failed counts the tables that failed.
@@ -119,6 +120,9 @@ func (s Summary) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%d tables, %d failed; rows read %d, written %d, deleted %d in %.2fs\n",
 		len(s.Tables), s.Failed(), read, written, deleted, s.Duration.Seconds())
+	if len(s.Unlisted) > 0 {
+		fmt.Fprintf(w, "%d source tables not in tables.yml, not copied (run `pipeline discover`): %s\n", len(s.Unlisted), strings.Join(s.Unlisted, ", "))
+	}
 }
 
 type runner struct {
@@ -261,6 +265,15 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	}
 
 	sum := Summary{DryRun: opts.DryRun}
+	for name := range src.Tables {
+		if _, ok := deps.Tables.Tables[name]; !ok && name != CopyStatusTable && name != DeletedRowsTable {
+			sum.Unlisted = append(sum.Unlisted, name)
+		}
+	}
+	sort.Strings(sum.Unlisted)
+	if len(sum.Unlisted) > 0 {
+		log.Warn("source tables not in tables.yml are not copied; run `pipeline discover`", "count", len(sum.Unlisted))
+	}
 	var jobs []*plan
 	for _, t := range selected {
 		res := &TableResult{Table: t.Name}
