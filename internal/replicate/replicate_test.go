@@ -148,6 +148,22 @@ func indexes(t testing.TB, db *sql.DB, table string) []string {
 	return out
 }
 
+// stamped creates the source table stamped (key Id, text V, watermark
+// SecDateTEdit, a TIMESTAMP … ON UPDATE) with rows 1..n stamped at, or at
+// the server's clock when at is "".
+func (e *env) stamped(t testing.TB, n int, at string) {
+	t.Helper()
+	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
+		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
+	require.NoError(t, err)
+	stamp := "CURRENT_TIMESTAMP"
+	if at != "" {
+		stamp = "'" + at + "'"
+	}
+	_, err = e.fixture.Exec(fmt.Sprintf("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, %s FROM seq_1_to_%d", stamp, n))
+	require.NoError(t, err)
+}
+
 func byTable(sum replicate.Summary) map[string]*replicate.TableResult {
 	out := map[string]*replicate.TableResult{}
 	for _, r := range sum.Tables {
@@ -258,17 +274,13 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 
 func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_100")
-	require.NoError(t, err)
+	e.stamped(t, 100, "2024-05-01 10:00:00")
 	cfg := e.config(t, 7)
 	require.Equal(t, tables.Incremental, cfg.Tables["stamped"].Strategy)
 	e.run(t, cfg, replicate.Options{})
 
 	// 100 rows change, in groups that share a stamp: 7-row chunks split every group.
-	_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = CONCAT('2024-05-02 10:00:0', Id % 3)")
+	_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = CONCAT('2024-05-02 10:00:0', Id % 3)")
 	require.NoError(t, err)
 	nextSecond()
 	sum := e.run(t, cfg, replicate.Options{})
@@ -531,14 +543,10 @@ func TestReplicateOtherTypes(t *testing.T) {
 // An incremental run killed mid-way resumes from its last committed chunk.
 func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_200")
-	require.NoError(t, err)
+	e.stamped(t, 200, "2024-05-01 10:00:00")
 	cfg := e.config(t, 10)
 	e.run(t, cfg, replicate.Options{})
-	_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = '2024-06-01 00:00:00' + INTERVAL Id SECOND")
+	_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = '2024-06-01 00:00:00' + INTERVAL Id SECOND")
 	require.NoError(t, err)
 	nextSecond()
 
@@ -618,15 +626,11 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 // compares up to the replica's highest key and still finds a real delete.
 func TestReplicateDeletesWithRowsBeyondTheRun(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_50")
-	require.NoError(t, err)
+	e.stamped(t, 50, "2024-05-01 10:00:00")
 	cfg := e.config(t, 10)
 	e.run(t, cfg, replicate.Options{})
 
-	_, err = e.fixture.Exec("DELETE FROM stamped WHERE Id = 20")
+	_, err := e.fixture.Exec("DELETE FROM stamped WHERE Id = 20")
 	require.NoError(t, err)
 	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2099-01-01 00:00:00')")
 	require.NoError(t, err)
@@ -757,16 +761,12 @@ func TestReplicateLookback(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("lookback=%d", c.lookback), func(t *testing.T) {
 			e := newEnv(t)
-			_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-				" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-			require.NoError(t, err)
-			_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_20")
-			require.NoError(t, err)
+			e.stamped(t, 20, "2024-05-01 10:00:00")
 			cfg := e.config(t, 5)
 			cfg.Tables["stamped"].LookbackSeconds = c.lookback
 			e.run(t, cfg, replicate.Options{})
 
-			_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('late', '2024-05-01 09:59:30')")
+			_, err := e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('late', '2024-05-01 09:59:30')")
 			require.NoError(t, err)
 			nextSecond()
 			r := byTable(e.run(t, cfg, replicate.Options{}))["stamped"]
@@ -846,11 +846,7 @@ func (z tzDoer) Close() error { return z.d.Close() }
 // just now are taken by the next incremental run, not held back by hours.
 func TestReplicateSourceInLocalTime(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V) SELECT seq FROM seq_1_to_20")
-	require.NoError(t, err)
+	e.stamped(t, 20, "")
 	cfg := e.config(t, 6)
 	mo := manager.DefaultOptions()
 	mo.RateLimit = 0
@@ -861,7 +857,7 @@ func TestReplicateSourceInLocalTime(t *testing.T) {
 	e.run(t, cfg, opts)
 	e.assertSame(t)
 
-	_, err = e.fixture.Exec("UPDATE stamped SET V = 'changed' WHERE Id <= 10")
+	_, err := e.fixture.Exec("UPDATE stamped SET V = 'changed' WHERE Id <= 10")
 	require.NoError(t, err)
 	nextSecond()
 	r := byTable(e.run(t, cfg, opts))["stamped"]
@@ -874,11 +870,7 @@ func TestReplicateSourceInLocalTime(t *testing.T) {
 // cursor, are taken by the next run: the replica ends identical.
 func TestReplicateRowsChangedDuringRun(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.fixture.Exec("CREATE TABLE stamped (Id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, V VARCHAR(20) NOT NULL," +
-		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=MyISAM")
-	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) SELECT seq, '2024-05-01 10:00:00' FROM seq_1_to_30")
-	require.NoError(t, err)
+	e.stamped(t, 30, "2024-05-01 10:00:00")
 	cfg := e.config(t, 6)
 	once := func(qs ...string) func(string, int) {
 		done := false
@@ -912,7 +904,7 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 	}
 	for i, s := range steps {
 		if i == 2 {
-			_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id) WHERE Id BETWEEN 3 AND 20")
+			_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id) WHERE Id BETWEEN 3 AND 20")
 			require.NoError(t, err)
 		}
 		nextSecond()
