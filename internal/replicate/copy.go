@@ -85,11 +85,7 @@ func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *
 			return err
 		}
 		defer rows.Close()
-		vals := make([]sql.RawBytes, len(j.cols))
-		dest := make([]any, len(vals))
-		for i := range vals {
-			dest[i] = &vals[i]
-		}
+		vals, dest := rawRow(len(j.cols))
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -341,11 +337,7 @@ func (j *tableJob) shadowCopy(ctx context.Context) error {
 			return err
 		}
 		defer rows.Close()
-		vals := make([]sql.RawBytes, len(j.cols))
-		dest := make([]any, len(vals))
-		for i := range vals {
-			dest[i] = &vals[i]
-		}
+		vals, dest := rawRow(len(j.cols))
 		var f rowFile
 		flush := func() error {
 			if _, err := loadRows(ctx, j.conn, shadow, j.src.Columns, &f); err != nil {

@@ -207,11 +207,7 @@ func readKeys(ctx context.Context, q Querier, query string, args []any, width in
 		return nil, err
 	}
 	defer rows.Close()
-	vals := make([]sql.RawBytes, width)
-	dest := make([]any, width)
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
+	vals, dest := rawRow(width)
 	idx := make([]int, width)
 	for i := range idx {
 		idx[i] = i

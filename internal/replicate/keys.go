@@ -88,6 +88,16 @@ func keyJSON(vals []string) string {
 	return string(b)
 }
 
+// rawRow returns n raw values and the Scan destinations pointing at them.
+func rawRow(n int) ([]sql.RawBytes, []any) {
+	vals := make([]sql.RawBytes, n)
+	dest := make([]any, n)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	return vals, dest
+}
+
 func rawStrings(vals []sql.RawBytes, idx []int) []string {
 	out := make([]string, len(idx))
 	for i, j := range idx {
