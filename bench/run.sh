@@ -7,19 +7,20 @@
 #   BENCH_SCALE=0.01   demo scale (share of a real clinic: 0.01 ≈ 200 k rows)
 #   BENCH_SEED=1       demo seed
 #   BENCH_WORKERS=2    parallel tables for the per-table stock pipe
-#   BENCH_PGLOADER_TIMEOUT=1800  seconds before a hung pgloader is stopped
+#   BENCH_PGLOADER_TIMEOUT=300   seconds before a hung pgloader is stopped
 #   BENCH_PIPELINE=path  use this pipeline binary instead of building ./cmd/pipeline
 #                        (BENCH_PIPELINE_REV=commit it was built from, for the report)
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export PATH="$PATH:/usr/local/go/bin"
 ROOT=$PWD
 SCALE=${BENCH_SCALE:-0.01}
 SEED=${BENCH_SEED:-1}
 WORKERS=${BENCH_WORKERS:-2}
 W=$ROOT/bench/work
-CFG=$W/config
+CFG=$W/config           # the comparison steps: no rate limit, 2 source connections
+PRODCFG=$W/config-prod  # the *_prod steps: pipeline.yml's replication defaults
 SRC=opendental_demo_bench # "demo" in the name: demo seed/mutate refuse other databases
 REPL=opendental_demo_bench_replica
 DUMPCOPY=opendental_demo_bench_dumpcopy
@@ -38,7 +39,7 @@ for tool in mariadb mariadb-dump psql pgloader /usr/bin/time; do
 done
 
 rm -rf "$W"
-mkdir -p "$CFG"
+mkdir -p "$CFG" "$PRODCFG"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 REV=${BENCH_PIPELINE_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 if [ -n "${BENCH_PIPELINE:-}" ]; then
@@ -120,7 +121,17 @@ export OPENDENTAL_SOURCE_HOST=127.0.0.1 OPENDENTAL_SOURCE_PORT=3306 OPENDENTAL_S
 export MYSQL_REPLICATION_HOST=127.0.0.1 MYSQL_REPLICATION_PORT=3306 MYSQL_REPLICATION_DB=$REPL MYSQL_REPLICATION_USER=root MYSQL_REPLICATION_PASSWORD=
 export POSTGRES_ANALYTICS_HOST=127.0.0.1 POSTGRES_ANALYTICS_PORT=5432 POSTGRES_ANALYTICS_DB=$PGDB POSTGRES_ANALYTICS_SCHEMA=raw POSTGRES_ANALYTICS_USER=postgres POSTGRES_ANALYTICS_PASSWORD=
 
+# The production defaults (internal/providers DefaultPipelineConfig: 2
+# workers, 1 source connection, 100 ms between source queries): a
+# pipeline.yml that sets no replication or load option, same tables.yml.
+cat >"$PRODCFG/pipeline.yml" <<'YML'
+connections:
+  source:
+    application_name: pipeline_bench
+YML
+
 measure discover "'$P' --config-dir '$CFG' discover"
+cp "$CFG/tables.yml" "$PRODCFG/tables.yml" || exit 2
 
 # --- replication: full copy ---------------------------------------------------
 measure replicate_full "'$P' --config-dir '$CFG' replicate --full-refresh"
@@ -144,7 +155,7 @@ LOAD DATABASE
 PGL
 # pgloader (SBCL) can exhaust its heap and drop into its debugger, or hang:
 # bound it so the suite always finishes and reports it as failed.
-measure pgloader "cd '$W' && timeout ${BENCH_PGLOADER_TIMEOUT:-1800} pgloader --no-ssl-cert-verification pgloader.load </dev/null"
+measure pgloader "cd '$W' && timeout ${BENCH_PGLOADER_TIMEOUT:-300} pgloader --no-ssl-cert-verification pgloader.load </dev/null"
 PGLOADER_ROWS=$(pg_rows pgloader)
 PGLOADER_EMOJI=$(pg_emoji pgloader)
 
@@ -185,7 +196,25 @@ SRC_ROWS_AFTER=$(my_rows "$SRC")
 REPL_ROWS_AFTER=$(my_rows "$REPL")
 RAW_ROWS_AFTER=$(pg_rows raw)
 
+# --- incremental runs at the production defaults --------------------------------
+# The same state, now with pipeline.yml's defaults: one source connection and
+# 100 ms between source queries, as on a clinic's server.
+measure incremental_nochange_prod "'$P' --config-dir '$PRODCFG' run"
+RAW_ROWS_NOCHANGE_PROD=$(pg_rows raw)
+measure mutate_prod "'$P' demo mutate --db $SRC --seed $((SEED + 1))"
+MUTATE_PROD_LINE=$(grep '^mutated' "$W/mutate_prod.log" || true)
+measure incremental_day_prod "'$P' --config-dir '$PRODCFG' run"
+SRC_ROWS_PROD=$(my_rows "$SRC")
+REPL_ROWS_PROD=$(my_rows "$REPL")
+RAW_ROWS_PROD=$(pg_rows raw)
+
 # --- report -------------------------------------------------------------------
+# vs_full <step>: the full replicate + load's wall time over the step's.
+vs_full() {
+	if [ "${RC[$1]:-1}" = 0 ] && [ "${RC[replicate_full]:-1}" = 0 ] && [ "${RC[load_full]:-1}" = 0 ]; then
+		awk -v a="${WALL[$1]}" -v b="${WALL[replicate_full]}" -v c="${WALL[load_full]}" 'BEGIN { if (a > 0) printf "%.1f×", (b + c) / a; else print "-" }'
+	else echo "-"; fi
+}
 ratio() { # ratio <step> <baseline step>: how many times longer the baseline took
 	if [ "${RC[$1]:-1}" = 0 ] && [ "${RC[$2]:-1}" = 0 ]; then awk -v a="${WALL[$1]}" -v b="${WALL[$2]}" 'BEGIN { if (a > 0) printf "%.2f×", b / a; else print "-" }'; else echo "-"; fi
 }
@@ -204,7 +233,8 @@ row() { # row <step> <what> <rows> <comparison>
 	echo "- load average (1/5/15 min) at the start: $LOAD_BEFORE, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the timings)"
 	echo "- pipeline: commit $REV${BENCH_PIPELINE:+ (prebuilt binary)}"
 	echo "- data: \`pipeline demo seed --scale $SCALE --seed $SEED\`: $SEED_LINE"
-	echo "- source rows (exact): $SRC_ROWS before the clinic day, $SRC_ROWS_AFTER after it ($MUTATE_LINE)"
+	echo "- source rows (exact): $SRC_ROWS before the clinic day, $SRC_ROWS_AFTER after it ($MUTATE_LINE), $SRC_ROWS_PROD after the second day ($MUTATE_PROD_LINE)"
+	echo "- settings: [bench] = pipeline.yml with replication workers 2, source_connections 2, rate_limit_ms 0, load workers 2 (every step above the [prod] rows, for a fair comparison with the stock tools on an idle local source); [prod] = pipeline.yml's defaults: replication workers 2, source_connections 1, rate_limit_ms 100, load workers 2"
 	echo
 	echo "| step | what | wall s | peak RSS MB | rows in target | status | pipeline is faster by |"
 	echo "|---|---|---:|---:|---:|---|---:|"
@@ -213,19 +243,17 @@ row() { # row <step> <what> <rows> <comparison>
 	row load_full "pipeline load --full-refresh (replica → raw)" "$RAW_ROWS" ""
 	row pgloader "pgloader (source → schema pgloader)" "$PGLOADER_ROWS" "$(ratio load_full pgloader)"
 	row stock_pipe "mariadb --batch \| psql \\\\copy per table, $WORKERS at once" "$PIPE_ROWS" "$(ratio load_full stock_pipe)"
-	row incremental_nochange "pipeline run, nothing changed" "$RAW_ROWS" "full replicate+load / this: $(
-		if [ "${RC[incremental_nochange]:-1}" = 0 ] && [ "${RC[replicate_full]:-1}" = 0 ] && [ "${RC[load_full]:-1}" = 0 ]; then
-			awk -v a="${WALL[incremental_nochange]}" -v b="${WALL[replicate_full]}" -v c="${WALL[load_full]}" 'BEGIN { if (a > 0) printf "%.1f×", (b + c) / a }'
-		else echo "-"; fi)"
+	row incremental_nochange "pipeline run, nothing changed [bench]" "$RAW_ROWS" "full replicate+load / this: $(vs_full incremental_nochange)"
 	row mutate "pipeline demo mutate (a clinic day at the source)" "$SRC_ROWS_AFTER" ""
-	row incremental_day "pipeline run after the clinic day" "$RAW_ROWS_AFTER" "full replicate+load / this: $(
-		if [ "${RC[incremental_day]:-1}" = 0 ] && [ "${RC[replicate_full]:-1}" = 0 ] && [ "${RC[load_full]:-1}" = 0 ]; then
-			awk -v a="${WALL[incremental_day]}" -v b="${WALL[replicate_full]}" -v c="${WALL[load_full]}" 'BEGIN { if (a > 0) printf "%.1f×", (b + c) / a }'
-		else echo "-"; fi)"
+	row incremental_day "pipeline run after the clinic day [bench]" "$RAW_ROWS_AFTER" "full replicate+load / this: $(vs_full incremental_day)"
+	row incremental_nochange_prod "pipeline run, nothing changed [prod]" "$RAW_ROWS_NOCHANGE_PROD" "full replicate+load / this: $(vs_full incremental_nochange_prod)"
+	row mutate_prod "pipeline demo mutate (another clinic day)" "$SRC_ROWS_PROD" ""
+	row incremental_day_prod "pipeline run after that day [prod]" "$RAW_ROWS_PROD" "full replicate+load / this: $(vs_full incremental_day_prod)"
 	echo
 	echo "Seeding: $(grep '^seeded' "$W/seed.log" | sed 's/^seeded //'), peak RSS $(( ${RSS[seed]:-0} / 1024 )) MB."
 	echo "Rows whose notes hold an emoji (4-byte UTF-8): source $SRC_EMOJI; replica $REPL_EMOJI, dump copy $DUMP_EMOJI, raw $RAW_EMOJI, pgloader $PGLOADER_EMOJI, stock pipe $PIPE_EMOJI (each must equal the source)."
 	echo "After the clinic day the replica holds $REPL_ROWS_AFTER rows and raw $RAW_ROWS_AFTER (source: $SRC_ROWS_AFTER)."
+	echo "After the second day ([prod] runs) the replica holds $REPL_ROWS_PROD rows and raw $RAW_ROWS_PROD (source: $SRC_ROWS_PROD)."
 	echo
 	echo "\"rows in target\" counts every row of the target's tables exactly (pipeline state tables excluded); each must equal the source rows."
 	echo "A step that failed or did not run is listed as such (exit 124: stopped by its timeout), with its log in bench/work/<step>.log at the time of the run."
