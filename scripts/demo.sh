@@ -7,6 +7,9 @@
 #   DEMO_SCALE=0.01   share of a real clinic's row counts (1 ≈ 20 M rows, 4 GB)
 #   DEMO_SEED=1       random seed of the data
 #   DEMO_RESET=1      drop the demo databases and start over
+#   DEMO_LEGACY=0     seed without legacy values (by default 0.5% of a few columns hold zero
+#                     dates 0000-00-00, partial dates 1987-00-00 and NUL bytes, as old clinic
+#                     databases do; the load converts them and counts each one)
 #
 # Databases (local servers from scripts/services.sh, root/postgres, no password):
 #   source      MariaDB    opendental_demo             (the "clinic", seeded)
@@ -20,6 +23,8 @@ export PATH="$PATH:/usr/local/go/bin"
 DEMO_DIR=${DEMO_DIR:-.demo}
 SCALE=${DEMO_SCALE:-0.01}
 SEED=${DEMO_SEED:-1}
+LEGACY=()
+[ "${DEMO_LEGACY:-1}" = 0 ] || LEGACY=(--legacy-values)
 SRC_DB=opendental_demo
 REPL_DB=opendental_demo_replica
 PG_DB=opendental_demo_analytics
@@ -97,7 +102,7 @@ tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SC
 if [ "$tables" -lt 408 ] || [ ! -f "$DEMO_DIR/tables.yml" ]; then
 	if [ "$tables" -lt 408 ]; then
 		log "seeding $SRC_DB at scale $SCALE (seed $SEED)"
-		"$P" demo seed --db "$SRC_DB" --scale "$SCALE" --seed "$SEED"
+		"$P" demo seed --db "$SRC_DB" --scale "$SCALE" --seed "$SEED" "${LEGACY[@]}"
 	fi
 	log "discover: reading the source schema into $DEMO_DIR/tables.yml"
 	"$P" --config-dir "$DEMO_DIR" discover >"$DEMO_DIR/discover.log" 2>&1 || { tail -n 20 "$DEMO_DIR/discover.log" >&2; exit 1; }
@@ -139,6 +144,10 @@ raw_tables=$(pg -d "$PG_DB" -tAc "SELECT COUNT(*) FROM information_schema.tables
 printf '  source      %-28s %4s tables, %s rows\n' "$SRC_DB" "$tables" "$(my_rows "$SRC_DB")"
 printf '  replication %-28s %4s tables, %s rows\n' "$REPL_DB" "$repl_tables" "$(my_rows "$REPL_DB")"
 printf '  analytics   %-28s %4s tables in raw, %s rows\n' "$PG_DB" "$raw_tables" "$(pg_rows)"
+# Every value the load had to change (zero dates → NULL, NUL bytes stripped), per column.
+conv=$(pg -d "$PG_DB" -tA -c "SELECT COALESCE(sum(k.value::bigint), 0) || ' values' || COALESCE(': ' || string_agg(format('%s.%s %s %s', s.table_name, c.key, k.key, k.value), ', ' ORDER BY s.table_name, c.key, k.key), '')
+	FROM raw.etl_load_status s, jsonb_each(s.conversions) c, jsonb_each(c.value) k" 2>/dev/null || echo "unknown (no raw.etl_load_status)")
+printf '  converted   %s (last load of each table; raw.etl_load_status.conversions)\n' "$conv"
 printf '  config      %s (pipeline.yml, tables.yml, demo.env)\n' "$DEMO_DIR"
 printf '  pipeline exit code %s; run `make demo` again for an incremental day.\n' "$rc"
 exit "$rc"

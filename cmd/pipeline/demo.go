@@ -35,6 +35,7 @@ func runDemo(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 	scale := fs.Float64("scale", demo.DefaultScale, "seed: fraction of a real clinic's row counts (1 ≈ 20 M rows, 4 GB)")
 	minRows := fs.Int64("min-rows", 5, "seed: rows in every table at least")
 	workers := fs.Int("workers", 2, "seed: tables generated at once")
+	legacy := fs.Bool("legacy-values", false, "seed: write zero dates (0000-00-00), partial dates (1987-00-00) and NUL bytes into 0.5% of the rows of a few columns (patient.Birthdate, procedurelog.DateTP, adjustment.ProcDate, commlog.CommDateTime and some notes), as old clinic databases hold them")
 	fraction := fs.Float64("fraction", demo.DefaultFraction, "mutate: share of each table's rows changed (a clinic day ≈ 0.01)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -61,7 +62,7 @@ func runDemo(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 	defer db.Close()
 	var rep demo.Report
 	if mode == "seed" {
-		rep, err = demo.Seed(ctx, db, demo.Options{Scale: *scale, Seed: *seed, MinRows: *minRows, Workers: *workers, Force: *force, Log: log})
+		rep, err = demo.Seed(ctx, db, demo.Options{Scale: *scale, Seed: *seed, MinRows: *minRows, Workers: *workers, Force: *force, LegacyValues: *legacy, Log: log})
 	} else {
 		rep, err = demo.Mutate(ctx, db, demo.MutateOptions{Fraction: *fraction, Seed: *seed, Force: *force, Log: log})
 	}
@@ -75,6 +76,9 @@ func runDemo(ctx context.Context, g *globalFlags, args []string, stdout, stderr 
 	if mode == "seed" {
 		fmt.Fprintf(stdout, "seeded %s: %d tables, %d rows in %.1fs (%.0f rows/s)\n",
 			rep.Database, rep.Tables, rep.Rows, rep.Elapsed.Seconds(), rep.RowsPerSecond())
+		if *legacy {
+			fmt.Fprintf(stdout, "  with %d legacy values (zero and partial dates, NUL bytes) the load must convert and count\n", rep.Legacy)
+		}
 	} else {
 		fmt.Fprintf(stdout, "mutated %s: %d inserted, %d updated, %d deleted in %.1fs\n",
 			rep.Database, rep.Rows, rep.Updated, rep.Deleted, rep.Elapsed.Seconds())

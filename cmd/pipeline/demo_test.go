@@ -38,14 +38,19 @@ func TestDemoCommandRejectsBadUsage(t *testing.T) {
 }
 
 func TestDemoCommandSeedsAndMutates(t *testing.T) {
-	_, cfg := testdb.MySQL(t, "demo_cli")
+	db, cfg := testdb.MySQL(t, "demo_cli")
 	t.Setenv("DEMO_MYSQL_PASSWORD", cfg.Password)
 	ctx := context.Background()
 
 	var out, errb bytes.Buffer
-	code := dispatch(ctx, demoArgs("seed", cfg.Host, cfg.Port, cfg.User, cfg.Name, "--scale", "0.00001", "--min-rows", "2"), &out, &errb)
+	code := dispatch(ctx, demoArgs("seed", cfg.Host, cfg.Port, cfg.User, cfg.Name, "--scale", "0.00001", "--min-rows", "2", "--legacy-values"), &out, &errb)
 	require.Equal(t, exitOK, code, errb.String())
 	assert.Contains(t, out.String(), "seeded "+cfg.Name+": 408 tables")
+	// Two rows a table: row 1 of each of the seven legacy columns.
+	assert.Contains(t, out.String(), "with 7 legacy values")
+	var zero int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM procedurelog WHERE CAST(DateTP AS CHAR) = '0000-00-00'").Scan(&zero))
+	assert.Equal(t, 1, zero, "--legacy-values reaches the seed")
 
 	out.Reset()
 	code = dispatch(ctx, demoArgs("mutate", cfg.Host, cfg.Port, cfg.User, cfg.Name, "--fraction", "0.5"), &out, &errb)

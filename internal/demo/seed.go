@@ -99,6 +99,11 @@ type Options struct {
 	Workers int          // tables generated at once
 	Force   bool         // seed even a database that does not look like a demo
 	Log     *slog.Logger // progress; nil is silent
+
+	// LegacyValues writes zero dates, partial dates and NUL bytes into a
+	// few columns (see legacyColumns), as old clinic databases hold them.
+	// Off by default: a stock MySQL→PostgreSQL pipe cannot carry them.
+	LegacyValues bool
 }
 
 // DefaultScale seeds ≈ 200 k rows: a laptop minute.
@@ -126,6 +131,7 @@ type Report struct {
 	Rows     int64 // rows written (seed) or inserted (mutate)
 	Updated  int64
 	Deleted  int64
+	Legacy   int64 // legacy values written (seed with LegacyValues)
 	Elapsed  time.Duration
 }
 
@@ -223,6 +229,9 @@ func Seed(ctx context.Context, db *sql.DB, opts Options) (Report, error) {
 	err = forEach(ctx, sortedNames(tables), opts.Workers, func(ctx context.Context, tn string) error {
 		t := tables[tn]
 		g := newGen(rngFor(opts.Seed, tn), t, w, time.Time{}, "")
+		if opts.LegacyValues {
+			g.legacy = legacyColumns[tn]
+		}
 		return insertRows(ctx, db, t, g, 1, t.Rows, &written)
 	})
 	close(done)
@@ -233,7 +242,16 @@ func Seed(ctx context.Context, db *sql.DB, opts Options) (Report, error) {
 		return Report{}, err
 	}
 	rep := Report{Database: name, Tables: len(tables), Rows: written.Load(), Elapsed: time.Since(start)}
-	opts.Log.Info("seeded demo database", "database", name, "tables", rep.Tables, "rows", rep.Rows,
+	if opts.LegacyValues {
+		for tn, cols := range legacyColumns {
+			for cn := range cols {
+				if t := tables[tn]; t != nil && hasColumn(t, cn) {
+					rep.Legacy += LegacyCount(t.Rows)
+				}
+			}
+		}
+	}
+	opts.Log.Info("seeded demo database", "database", name, "tables", rep.Tables, "rows", rep.Rows, "legacy_values", rep.Legacy,
 		"seconds", rep.Elapsed.Seconds(), "rows_per_sec", int(rep.RowsPerSecond()))
 	return rep, nil
 }

@@ -81,6 +81,7 @@ type gen struct {
 	stamp     time.Time // zero when seeding; the change time when mutating
 	watermark string    // the table's change column, set to stamp when mutating
 	pkSet     map[string]bool
+	legacy    map[string]legacyKind // column → legacy value written every LegacyEvery rows; nil for none
 }
 
 func newGen(r *rand.Rand, t *table, w *world, stamp time.Time, watermark string) *gen {
@@ -103,8 +104,21 @@ func (g *gen) row(b []byte, key int64) []byte {
 	return append(b, ')')
 }
 
-// value appends one column's literal.
+// value appends one column's literal, or the column's legacy value on the
+// rows legacyRow picks. The ordinary value is drawn first even then, so the
+// random stream (and so every other value) is the same with or without
+// legacy values.
 func (g *gen) value(b []byte, c *column, key int64) []byte {
+	start := len(b)
+	b = g.plain(b, c, key)
+	if kind, ok := g.legacy[c.Name]; ok && legacyRow(key) {
+		b = kind.literal(b[:start], b[start:], key)
+	}
+	return b
+}
+
+// plain appends one column's ordinary literal.
+func (g *gen) plain(b []byte, c *column, key int64) []byte {
 	r := g.r
 	if g.pkSet[c.Name] {
 		if isInteger(c.DataType) {
