@@ -11,9 +11,8 @@ import (
 // detectDeletes removes from the replica the rows deleted at the source and
 // records each in etl_deleted_rows, in the same commit. It costs one COUNT
 // per side when nothing was deleted (for an integer key, of the rows up to
-// the replica's highest key: an index range on the source); otherwise it walks the replica's keys in
-// ranges, compares each range's COUNT and BIT_XOR(CRC32(key)) with the
-// source's, and fetches the source's key list only for ranges that differ.
+// the replica's highest key: an index range on the source); otherwise it walks
+// the replica's keys in spans (see checkSpans).
 func (j *tableJob) detectDeletes(ctx context.Context) error {
 	name := j.cfg.Name
 	countQ := "SELECT COUNT(*) FROM " + quoteIdent(name)
@@ -49,14 +48,33 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 	if srcCount == repCount {
 		return nil
 	}
-	keyExpr := "CONCAT_WS(0x1f," + identList(j.key) + ")"
-	sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(" + keyExpr + ")),0) FROM " + quoteIdent(name) + " WHERE "
+	return j.checkSpans(ctx)
+}
+
+// maxCheckRows caps the keys one source checksum covers: COUNT and
+// BIT_XOR(CRC32(key)) read only the primary-key index, so a span of several
+// batches is still a short query.
+const maxCheckRows = 400_000
+
+// checkSpans walks the replica's keys in spans and deletes those the source
+// no longer has. Every source query (rate-limited) is bounded by two replica
+// keys, so rows the copy has not taken yet never hide a delete. A span whose
+// COUNT and BIT_XOR(CRC32(key)) match the source's is skipped, and the next
+// span doubles (up to maxCheckRows); a span that differs is bisected down to
+// batch_size keys, whose source key list is fetched and compared. Right after
+// a batch with deletes (deletes spread over the table) the next batch's keys
+// are fetched directly, without a checksum that would only differ too. Gone
+// keys are deleted and recorded 1000 per commit.
+func (j *tableJob) checkSpans(ctx context.Context) error {
+	name := j.cfg.Name
 	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)
 	order := " ORDER BY " + identList(j.key)
-	span := j.batch()
+	batch := j.batch()
+	maxSpan := max(batch, maxCheckRows/batch*batch)
+	span := batch
 	var cursor []string
+	var gone [][]string
 	for {
-		// The replica's next range of keys.
 		q := keysQ
 		var args []any
 		if cursor != nil {
@@ -69,48 +87,84 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 			return fmt.Errorf("read replica keys of %s: %w", name, err)
 		}
 		if len(repKeys) == 0 {
-			return nil
+			break
 		}
-		lo, hi := params(repKeys[0], j.keyTypes), params(repKeys[len(repKeys)-1], j.keyTypes)
-		pred, rargs := between(j.key, lo, hi)
-		var sc, rc int64
-		var sx, rx uint64
-		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-			return scanOneArgs(ctx, c, sumQ+pred, rargs, &sc, &sx)
-		}); err != nil {
-			return fmt.Errorf("checksum source keys of %s: %w", name, err)
+		// A span with deletes: the next batch likely has some too, so fetch its
+		// keys directly (span == batch skips the checksum). Otherwise widen.
+		n := len(gone)
+		if err := j.checkSpan(ctx, repKeys, span > batch, &gone); err != nil {
+			return err
 		}
-		if err := scanOneArgs(ctx, j.conn, sumQ+pred, rargs, &rc, &rx); err != nil {
-			return fmt.Errorf("checksum replica keys of %s: %w", name, err)
+		full := len(repKeys) == span
+		if len(gone) > n {
+			span = batch
+		} else {
+			span = min(2*span, maxSpan)
 		}
-		if sc != rc || sx != rx {
-			var srcKeys [][]string
-			if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-				var err error
-				srcKeys, err = readKeys(ctx, c, keysQ+" WHERE "+pred, rargs, len(j.key))
-				return err
-			}); err != nil {
-				return fmt.Errorf("read source keys of %s: %w", name, err)
-			}
-			have := make(map[string]bool, len(srcKeys))
-			for _, k := range srcKeys {
-				have[keyJSON(k)] = true
-			}
-			var gone [][]string
-			for _, k := range repKeys {
-				if !have[keyJSON(k)] {
-					gone = append(gone, k)
-				}
-			}
+		if len(gone) >= 1000 {
 			if err := j.deleteKeys(ctx, gone); err != nil {
 				return err
 			}
+			gone = nil
+		}
+		if !full {
+			break
 		}
 		cursor = repKeys[len(repKeys)-1]
-		if len(repKeys) < span {
+	}
+	return j.deleteKeys(ctx, gone)
+}
+
+// checkSpan compares the replica's sorted keys with the source's over the
+// range they span and appends to gone those the source lacks.
+// With checksum false and at most batch_size keys it fetches the source's keys
+// without comparing checksums first.
+func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum bool, gone *[][]string) error {
+	name := j.cfg.Name
+	lo, hi := params(repKeys[0], j.keyTypes), params(repKeys[len(repKeys)-1], j.keyTypes)
+	pred, rargs := between(j.key, lo, hi)
+	if checksum || len(repKeys) > j.batch() {
+		sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f," + identList(j.key) + "))),0) FROM " + quoteIdent(name) + " WHERE " + pred
+		var sc, rc int64
+		var sx, rx uint64
+		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+			return scanOneArgs(ctx, c, sumQ, rargs, &sc, &sx)
+		}); err != nil {
+			return fmt.Errorf("checksum source keys of %s: %w", name, err)
+		}
+		if err := scanOneArgs(ctx, j.conn, sumQ, rargs, &rc, &rx); err != nil {
+			return fmt.Errorf("checksum replica keys of %s: %w", name, err)
+		}
+		if sc == rc && sx == rx {
 			return nil
 		}
+		if len(repKeys) > j.batch() {
+			// Bisect; each half checks its own checksum first.
+			mid := len(repKeys) / 2
+			if err := j.checkSpan(ctx, repKeys[:mid], true, gone); err != nil {
+				return err
+			}
+			return j.checkSpan(ctx, repKeys[mid:], true, gone)
+		}
 	}
+	var srcKeys [][]string
+	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		var err error
+		srcKeys, err = readKeys(ctx, c, "SELECT "+identList(j.key)+" FROM "+quoteIdent(name)+" WHERE "+pred, rargs, len(j.key))
+		return err
+	}); err != nil {
+		return fmt.Errorf("read source keys of %s: %w", name, err)
+	}
+	have := make(map[string]bool, len(srcKeys))
+	for _, k := range srcKeys {
+		have[keyJSON(k)] = true
+	}
+	for _, k := range repKeys {
+		if !have[keyJSON(k)] {
+			*gone = append(*gone, k)
+		}
+	}
+	return nil
 }
 
 // deleteMissing deletes the replica rows whose keys the full copy did not
