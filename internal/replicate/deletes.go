@@ -56,22 +56,32 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 // batches is still a short query.
 const maxCheckRows = 400_000
 
+// maxListRows caps the keys one source key list returns beyond batch_size:
+// keys only, read from the primary-key index, so up to 4 batches of them are
+// still a shorter query than one batch of whole rows.
+const maxListRows = 100_000
+
+// listSize is how many keys one source key list may cover.
+func (j *tableJob) listSize() int {
+	return max(j.batch(), min(4*j.batch(), maxListRows))
+}
+
 // checkSpans walks the replica's keys in spans and deletes those the source
 // no longer has. Every source query (rate-limited) is bounded by two replica
 // keys, so rows the copy has not taken yet never hide a delete. A span whose
 // COUNT and BIT_XOR(CRC32(key)) match the source's is skipped, and the next
 // span doubles (up to maxCheckRows); a span that differs is bisected down to
-// batch_size keys, whose source key list is fetched and compared. Right after
-// a batch with deletes (deletes spread over the table) the next batch's keys
+// listSize keys, whose source key list is fetched and compared. Right after
+// a span with deletes (deletes spread over the table) the next span's keys
 // are fetched directly, without a checksum that would only differ too. Gone
 // keys are deleted and recorded 1000 per commit.
 func (j *tableJob) checkSpans(ctx context.Context) error {
 	name := j.cfg.Name
 	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)
 	order := " ORDER BY " + identList(j.key)
-	batch := j.batch()
-	maxSpan := max(batch, maxCheckRows/batch*batch)
-	span := batch
+	list := j.listSize()
+	maxSpan := max(list, maxCheckRows/list*list)
+	span := list
 	var cursor []string
 	var gone [][]string
 	for {
@@ -89,15 +99,15 @@ func (j *tableJob) checkSpans(ctx context.Context) error {
 		if len(repKeys) == 0 {
 			break
 		}
-		// A span with deletes: the next batch likely has some too, so fetch its
-		// keys directly (span == batch skips the checksum). Otherwise widen.
+		// A span with deletes: the next one likely has some too, so fetch its
+		// keys directly (span == list skips the checksum). Otherwise widen.
 		n := len(gone)
-		if err := j.checkSpan(ctx, repKeys, span > batch, &gone); err != nil {
+		if err := j.checkSpan(ctx, repKeys, span > list, &gone); err != nil {
 			return err
 		}
 		full := len(repKeys) == span
 		if len(gone) > n {
-			span = batch
+			span = list
 		} else {
 			span = min(2*span, maxSpan)
 		}
@@ -117,13 +127,13 @@ func (j *tableJob) checkSpans(ctx context.Context) error {
 
 // checkSpan compares the replica's sorted keys with the source's over the
 // range they span and appends to gone those the source lacks.
-// With checksum false and at most batch_size keys it fetches the source's keys
+// With checksum false and at most listSize keys it fetches the source's keys
 // without comparing checksums first.
 func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum bool, gone *[][]string) error {
 	name := j.cfg.Name
 	lo, hi := params(repKeys[0], j.keyTypes), params(repKeys[len(repKeys)-1], j.keyTypes)
 	pred, rargs := between(j.key, lo, hi)
-	if checksum || len(repKeys) > j.batch() {
+	if checksum || len(repKeys) > j.listSize() {
 		sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f," + identList(j.key) + "))),0) FROM " + quoteIdent(name) + " WHERE " + pred
 		var sc, rc int64
 		var sx, rx uint64
@@ -138,7 +148,7 @@ func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum b
 		if sc == rc && sx == rx {
 			return nil
 		}
-		if len(repKeys) > j.batch() {
+		if len(repKeys) > j.listSize() {
 			// Bisect; each half checks its own checksum first.
 			mid := len(repKeys) / 2
 			if err := j.checkSpan(ctx, repKeys[:mid], true, gone); err != nil {
