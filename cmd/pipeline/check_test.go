@@ -50,6 +50,14 @@ func checkEnv(t *testing.T) string {
 	vars["TEST_OPENDENTAL_SOURCE_PASSWORD"] = secret
 	vars["TEST_POSTGRES_ANALYTICS_PASSWORD"] = secret // trust auth ignores it; it must not show either
 
+	return useProcessEnv(t, vars)
+}
+
+// useProcessEnv makes vars the process environment (clearing the variables
+// that choose the environment and config dir) and returns a config dir
+// holding a copy of the repository's example pipeline.yml.
+func useProcessEnv(t *testing.T, vars map[string]string) string {
+	t.Helper()
 	for _, name := range append([]string{providers.ConfigDirVar}, providers.EnvironmentVars...) {
 		t.Setenv(name, "")
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/load"
-	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -27,16 +24,7 @@ import (
 func loadEnv(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
 	vars, _, pgName := testVars(t)
-	for _, name := range append([]string{providers.ConfigDirVar}, providers.EnvironmentVars...) {
-		t.Setenv(name, "")
-	}
-	for k, v := range vars {
-		t.Setenv(k, v)
-	}
-	dir := t.TempDir()
-	example, err := os.ReadFile(filepath.Join("..", "..", "config", "pipeline.yml"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "pipeline.yml"), example, 0o600))
+	dir := useProcessEnv(t, vars)
 
 	repl, err := testdb.OpenMySQL(testdb.MySQLConfig(vars["TEST_MYSQL_REPLICATION_DB"], catalog.DatabaseReplication))
 	require.NoError(t, err)

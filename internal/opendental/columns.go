@@ -1,8 +1,6 @@
 package opendental
 
 import (
-	"bufio"
-	"bytes"
 	_ "embed"
 	"strconv"
 	"strings"
@@ -24,17 +22,7 @@ type Column struct {
 // Columns returns every documented column of 24.3 in file order.
 func Columns() []Column {
 	var out []Column
-	sc := bufio.NewScanner(bytes.NewReader(columnsTSV))
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		f := strings.Split(sc.Text(), "\t")
-		if len(f) < 7 {
-			continue
-		}
+	for _, f := range tsvRows(columnsTSV, 7) {
 		ord, _ := strconv.Atoi(f[1])
 		out = append(out, Column{Table: f[0], Ordinal: ord, Name: f[2], DocType: f[3], FKTable: strings.TrimSpace(f[4]), EnumName: f[6]})
 	}

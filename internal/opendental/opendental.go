@@ -5,8 +5,6 @@
 package opendental
 
 import (
-	"bufio"
-	"bytes"
 	_ "embed"
 	"fmt"
 	"regexp"
@@ -66,17 +64,7 @@ type Volume struct {
 // Volumes returns the clinic's table volumes keyed by table name.
 func Volumes() (map[string]Volume, error) {
 	out := map[string]Volume{}
-	sc := bufio.NewScanner(bytes.NewReader(volumesTSV))
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		f := strings.Split(sc.Text(), "\t")
-		if len(f) < 8 {
-			continue
-		}
+	for _, f := range tsvRows(volumesTSV, 8) {
 		rows, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("parse table_volumes.tsv row %q: %w", f[0], err)
@@ -90,5 +78,17 @@ func Volumes() (map[string]Volume, error) {
 		}
 		out[f[0]] = Volume{Table: f[0], Rows: rows, SizeMB: mb, PrimaryKey: none(f[4]), Watermark: none(f[5]), SyncProfile: f[6], ExtractionHow: f[7]}
 	}
-	return out, sc.Err()
+	return out, nil
+}
+
+// tsvRows splits a vendored TSV file into its rows' fields, without the
+// header row and without rows shorter than minFields.
+func tsvRows(data []byte, minFields int) [][]string {
+	var rows [][]string
+	for i, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if f := strings.Split(line, "\t"); i > 0 && len(f) >= minFields {
+			rows = append(rows, f)
+		}
+	}
+	return rows
 }
