@@ -15,13 +15,6 @@ import (
 	"syscall"
 )
 
-// Exit codes: every table succeeded / some failed / configuration error.
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitConfig = 2
-)
-
 // globalFlags are accepted before or after the subcommand name.
 type globalFlags struct {
 	Env       string // --env overrides ETL_ENVIRONMENT/ENVIRONMENT/APP_ENV
