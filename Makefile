@@ -25,8 +25,9 @@ build: ## build bin/pipeline
 test: services ## run every test against the local servers
 	$(GO) test -count=1 -timeout 40m ./...
 
-lint: ## go vet and gofmt
+lint: ## go vet, gofmt and staticcheck (pinned in go.mod's tool directive)
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 demo: services ## seed a demo OpenDental database and run the pipeline on it (again: an incremental day)

@@ -40,6 +40,7 @@ func TestDiscoverAndReplicateCommands(t *testing.T) {
 	code, out, errOut := cli("replicate")
 	assert.Equal(t, exitConfig, code, "no tables.yml yet")
 	assert.Contains(t, errOut, "run `pipeline discover` first")
+	assert.Empty(t, out, "nothing replicated, no summary")
 
 	code, out, errOut = cli("discover")
 	require.Equal(t, exitOK, code, errOut)
