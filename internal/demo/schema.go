@@ -8,18 +8,16 @@ import (
 	"strings"
 
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
-// column is what the generator needs to know about one column, read back
-// from the server's information schema after the tables are created.
+// column is what the generator needs to know about one column: the
+// column as the server describes it after the tables are created, and what
+// the vendored documentation adds.
 type column struct {
-	Name     string
-	DataType string // information_schema DATA_TYPE, e.g. bigint, varchar
-	Type     string // COLUMN_TYPE, e.g. tinyint(1) unsigned
-	Nullable bool
-	MaxLen   int64  // characters, for char/varchar/text
-	FK       string // parent table when the documented foreign key is an existing table
-	Wide     bool   // utf8mb4 column that may hold 4-byte characters
+	schema.Column
+	FK   string // parent table when the documented foreign key is an existing table
+	Wide bool   // utf8mb4 column that may hold 4-byte characters
 }
 
 // table is one table of the demo database.
@@ -60,17 +58,19 @@ func createTables(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	for tbl, col := range wideColumns {
-		var typ, nullable string
-		err := db.QueryRowContext(ctx, `SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS
-			WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?`, tbl, col).Scan(&typ, &nullable)
+		st, err := schema.ReadTable(ctx, db, tbl)
 		if err != nil {
-			return fmt.Errorf("read column %s.%s: %w", tbl, col, err)
+			return fmt.Errorf("read table %s: %w", tbl, err)
+		}
+		c := st.Column(col)
+		if c == nil {
+			return fmt.Errorf("widen %s.%s to utf8mb4: no such column", tbl, col)
 		}
 		null := " NULL"
-		if nullable == "NO" {
+		if !c.Nullable {
 			null = " NOT NULL"
 		}
-		stmt := fmt.Sprintf("ALTER TABLE `%s` MODIFY `%s` %s CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci%s", tbl, col, typ, null)
+		stmt := fmt.Sprintf("ALTER TABLE `%s` MODIFY `%s` %s CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci%s", tbl, col, c.Type, null)
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("widen %s.%s to utf8mb4: %w", tbl, col, err)
 		}
@@ -105,67 +105,36 @@ func readTables(ctx context.Context, db *sql.DB) (map[string]*table, error) {
 		known[d.Name] = true
 	}
 	fks := foreignKeys(known)
+	s, err := schema.Read(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	tables := map[string]*table{}
-	rows, err := db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE,
-			COALESCE(CHARACTER_MAXIMUM_LENGTH, 0), COALESCE(CHARACTER_SET_NAME, '')
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION`)
-	if err != nil {
-		return nil, fmt.Errorf("read columns: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var tn, nullable, charset string
-		var c column
-		if err := rows.Scan(&tn, &c.Name, &c.DataType, &c.Type, &nullable, &c.MaxLen, &charset); err != nil {
-			return nil, fmt.Errorf("read columns: %w", err)
-		}
-		if !known[tn] {
-			continue
-		}
-		c.Nullable = nullable == "YES"
-		c.Wide = charset == "utf8mb4"
-		c.FK = fks[tn][c.Name]
-		t := tables[tn]
-		if t == nil {
-			t = &table{Name: tn, SeqPK: -1}
-			tables[tn] = t
-		}
-		t.Columns = append(t.Columns, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read columns: %w", err)
-	}
-	pk, err := db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX`)
-	if err != nil {
-		return nil, fmt.Errorf("read primary keys: %w", err)
-	}
-	defer pk.Close()
-	for pk.Next() {
-		var tn, cn string
-		if err := pk.Scan(&tn, &cn); err != nil {
-			return nil, fmt.Errorf("read primary keys: %w", err)
-		}
-		if t := tables[tn]; t != nil {
-			t.PK = append(t.PK, cn)
-		}
-	}
-	if err := pk.Err(); err != nil {
-		return nil, fmt.Errorf("read primary keys: %w", err)
-	}
-	for _, t := range tables {
-		if len(t.PK) == 1 {
-			for i, c := range t.Columns {
-				if c.Name == t.PK[0] && isInteger(c.DataType) {
-					t.SeqPK = i
-				}
-			}
+	for tn, st := range s.Tables {
+		if known[tn] {
+			tables[tn] = demoTable(st, fks[tn])
 		}
 	}
 	if len(tables) != len(known) {
 		return nil, fmt.Errorf("read tables: found %d of the %d OpenDental tables; seed the database first (pipeline demo seed)", len(tables), len(known))
 	}
 	return tables, nil
+}
+
+// demoTable is st with the documented foreign keys (column → parent table).
+func demoTable(st *schema.Table, fks map[string]string) *table {
+	t := &table{Name: st.Name, PK: st.PrimaryKey, SeqPK: -1}
+	for _, c := range st.Columns {
+		t.Columns = append(t.Columns, column{Column: c, FK: fks[c.Name], Wide: c.Charset == "utf8mb4"})
+	}
+	if len(t.PK) == 1 {
+		for i, c := range t.Columns {
+			if c.Name == t.PK[0] && isInteger(c.DataType) {
+				t.SeqPK = i
+			}
+		}
+	}
+	return t
 }
 
 func isInteger(dataType string) bool {

@@ -124,7 +124,7 @@ func (g *gen) plain(b []byte, c *column, key int64) []byte {
 		if isInteger(c.DataType) {
 			return strconv.AppendInt(b, key, 10)
 		}
-		return quote(b, "k"+strconv.FormatInt(key, 10), c.MaxLen)
+		return quote(b, "k"+strconv.FormatInt(key, 10), c.MaxLength)
 	}
 	if c.FK != "" && isInteger(c.DataType) {
 		return strconv.AppendInt(b, g.foreignKey(c, key), 10)
@@ -179,7 +179,7 @@ func (g *gen) plain(b []byte, c *column, key int64) []byte {
 		m := 7*60 + 10*r.IntN(66)
 		return quote(b, time.Date(1, 1, 1, m/60, m%60, 0, 0, time.UTC).Format(time.TimeOnly), 0)
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
-		return quote(b, g.text(c), c.MaxLen)
+		return quote(b, g.text(c), c.MaxLength)
 	case "blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary":
 		raw := make([]byte, 8+r.IntN(24))
 		for i := range raw {
@@ -257,7 +257,7 @@ func (g *gen) text(c *column) string {
 		}
 		return sentence(r, 4+r.IntN(12))
 	}
-	if c.MaxLen > 0 && c.MaxLen <= 4 {
+	if c.MaxLength > 0 && c.MaxLength <= 4 {
 		return string(rune('A' + r.IntN(26)))
 	}
 	if c.DataType == "varchar" || c.DataType == "char" {

@@ -19,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -64,7 +64,7 @@ func Importance(name string, rows int64) tables.Importance {
 // watermarks lists a table's change-stamp columns: NOT NULL TIMESTAMP …
 // ON UPDATE columns, the usual OpenDental names first. A nullable one is
 // left out: rows inserted without it stay NULL and no watermark finds them.
-func watermarks(m *replicate.TableMeta) []string {
+func watermarks(m *schema.Table) []string {
 	var out []string
 	for _, c := range m.Columns {
 		if strings.EqualFold(c.DataType, "timestamp") && !c.Nullable && strings.Contains(strings.ToLower(c.Extra), "on update") {
@@ -94,7 +94,7 @@ func BatchSize(avgRowLen int64) int {
 }
 
 // Table builds one table's discovered entry.
-func Table(m *replicate.TableMeta) *tables.Table {
+func Table(m *schema.Table) *tables.Table {
 	t := &tables.Table{
 		Name:            m.Name,
 		PrimaryKey:      slices.Clone(m.PrimaryKey),
@@ -125,16 +125,16 @@ func Table(m *replicate.TableMeta) *tables.Table {
 	return t
 }
 
-func autoInc(m *replicate.TableMeta, col string) bool {
+func autoInc(m *schema.Table, col string) bool {
 	c := m.Column(col)
 	return c != nil && strings.Contains(strings.ToLower(c.Extra), "auto_increment")
 }
 
 // Build returns the discovered configuration of every base table.
-func Build(s *replicate.Schema) *tables.Config {
+func Build(s *schema.Database) *tables.Config {
 	cfg := &tables.Config{Tables: map[string]*tables.Table{}}
 	for name, m := range s.Tables {
-		if name == replicate.CopyStatusTable || name == replicate.DeletedRowsTable {
+		if name == "etl_copy_status" || name == "etl_deleted_rows" {
 			continue
 		}
 		cfg.Tables[name] = Table(m)
@@ -205,14 +205,19 @@ var header = []string{
 	"  exclude, detect_deletes (default true), lookback_seconds, column_types, columns.",
 }
 
+// Doer runs fn on a source connection; *manager.Manager is one (rate limit, retries).
+type Doer interface {
+	Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error
+}
+
 // Run reads the source's information schema through src (three queries),
 // merges with the file at path if it exists, writes the result, and returns
 // what changed and how many tables the file lists.
-func Run(ctx context.Context, src replicate.Doer, path string) ([]string, int, error) {
-	var s *replicate.Schema
+func Run(ctx context.Context, src Doer, path string) ([]string, int, error) {
+	var s *schema.Database
 	if err := src.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		var err error
-		s, err = replicate.ReadSchema(ctx, conn)
+		s, err = schema.Read(ctx, conn)
 		return err
 	}); err != nil {
 		return nil, 0, fmt.Errorf("discover source schema: %w", err)

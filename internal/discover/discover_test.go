@@ -13,7 +13,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/discover"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
-	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -140,22 +140,22 @@ func TestWatermarkCandidates(t *testing.T) {
 	onUpdate := "on update current_timestamp()"
 	cases := []struct {
 		name     string
-		cols     []replicate.Column
+		cols     []schema.Column
 		want     []string
 		strategy tables.Strategy
 	}{
-		{"not null", []replicate.Column{{Name: "T", DataType: "timestamp", Extra: onUpdate}}, []string{"T"}, tables.Incremental},
-		{"nullable", []replicate.Column{{Name: "T", DataType: "timestamp", Nullable: true, Extra: onUpdate}}, nil, tables.FullTable},
-		{"no on update", []replicate.Column{{Name: "T", DataType: "timestamp"}}, nil, tables.FullTable},
-		{"usual names first", []replicate.Column{
+		{"not null", []schema.Column{{Name: "T", DataType: "timestamp", Extra: onUpdate}}, []string{"T"}, tables.Incremental},
+		{"nullable", []schema.Column{{Name: "T", DataType: "timestamp", Nullable: true, Extra: onUpdate}}, nil, tables.FullTable},
+		{"no on update", []schema.Column{{Name: "T", DataType: "timestamp"}}, nil, tables.FullTable},
+		{"usual names first", []schema.Column{
 			{Name: "Other", DataType: "timestamp", Extra: onUpdate}, {Name: "DateTStamp", DataType: "timestamp", Extra: onUpdate},
 			{Name: "SecDateTEdit", DataType: "timestamp", Extra: onUpdate},
 		}, []string{"SecDateTEdit", "DateTStamp", "Other"}, tables.Incremental},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := &replicate.TableMeta{Name: "thing", PrimaryKey: []string{"Id"},
-				Columns: append([]replicate.Column{{Name: "Id", DataType: "bigint"}}, c.cols...)}
+			m := &schema.Table{Name: "thing", PrimaryKey: []string{"Id"},
+				Columns: append([]schema.Column{{Name: "Id", DataType: "bigint"}}, c.cols...)}
 			got := discover.Table(m)
 			assert.Equal(t, c.want, got.WatermarkColumns)
 			assert.Equal(t, c.strategy, got.Strategy)
@@ -169,7 +169,7 @@ func TestWatermarkCandidates(t *testing.T) {
 	}{{"latin1", tables.FullTable}, {"utf8mb3", tables.Incremental}}
 	for _, k := range keys {
 		t.Run("key in "+k.charset, func(t *testing.T) {
-			m := &replicate.TableMeta{Name: "thing", PrimaryKey: []string{"Code"}, Columns: []replicate.Column{
+			m := &schema.Table{Name: "thing", PrimaryKey: []string{"Code"}, Columns: []schema.Column{
 				{Name: "Code", DataType: "varchar", Charset: k.charset}, {Name: "T", DataType: "timestamp", Extra: onUpdate},
 			}}
 			got := discover.Table(m)

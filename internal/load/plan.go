@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
@@ -16,7 +17,7 @@ const maxIdent = 63
 
 // column is one source column with its raw decision.
 type column struct {
-	typemap.Column
+	schema.Column
 	typemap.Mapping
 	Target string // raw column name
 }
@@ -24,7 +25,7 @@ type column struct {
 // plan is everything needed to load one table.
 type plan struct {
 	table     *tables.Table
-	src       *source
+	src       *schema.Table
 	target    string
 	cols      []column
 	key       []int   // indexes into cols of the primary key, in key order
@@ -37,13 +38,13 @@ type signature struct {
 	Key     []string    `json:"key"`
 }
 
-func buildPlan(t *tables.Table, src *source, snake bool) (*plan, error) {
+func buildPlan(t *tables.Table, src *schema.Table, snake bool) (*plan, error) {
 	p := &plan{table: t, src: src, target: rawName(src.Name, snake)}
 	if err := checkIdent("table", src.Name, p.target); err != nil {
 		return nil, err
 	}
 	for name := range t.ColumnTypeOverride {
-		if !slices.ContainsFunc(src.Columns, func(c typemap.Column) bool { return c.Name == name }) {
+		if !slices.ContainsFunc(src.Columns, func(c schema.Column) bool { return c.Name == name }) {
 			return nil, fmt.Errorf("%w: tables.yml %s.column_types names column %q, which the replica table does not have", ErrConfig, src.Name, name)
 		}
 	}
@@ -65,7 +66,7 @@ func buildPlan(t *tables.Table, src *source, snake bool) (*plan, error) {
 		p.cols = append(p.cols, col)
 		sig.Columns = append(sig.Columns, [2]string{col.Target, m.Target})
 	}
-	for _, k := range src.Key {
+	for _, k := range src.PrimaryKey {
 		i := slices.IndexFunc(p.cols, func(c column) bool { return c.Name == k })
 		p.key = append(p.key, i)
 		sig.Key = append(sig.Key, p.cols[i].Target)

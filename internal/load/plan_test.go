@@ -6,21 +6,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
-	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
-func testPlan(t *testing.T, tbl *tables.Table, key []string, cols ...typemap.Column) *plan {
+func testPlan(t *testing.T, tbl *tables.Table, key []string, cols ...schema.Column) *plan {
 	t.Helper()
-	p, err := buildPlan(tbl, &source{Name: tbl.Name, Columns: cols, Key: key}, false)
+	p, err := buildPlan(tbl, &schema.Table{Name: tbl.Name, Columns: cols, PrimaryKey: key}, false)
 	require.NoError(t, err)
 	return p
 }
 
 var (
-	colNum   = typemap.Column{Name: "PatNum", DataType: "bigint", ColumnType: "bigint(20)"}
-	colName  = typemap.Column{Name: "LName", DataType: "varchar", ColumnType: "varchar(100)", Nullable: true}
-	colStamp = typemap.Column{Name: "DateTStamp", DataType: "timestamp", ColumnType: "timestamp"}
+	colNum   = schema.Column{Name: "PatNum", DataType: "bigint", Type: "bigint(20)"}
+	colName  = schema.Column{Name: "LName", DataType: "varchar", Type: "varchar(100)", Nullable: true}
+	colStamp = schema.Column{Name: "DateTStamp", DataType: "timestamp", Type: "timestamp"}
 )
 
 type decideCase struct {
@@ -98,12 +98,12 @@ WHERE ROW(t."LName", t."DateTStamp") IS DISTINCT FROM ROW(EXCLUDED."LName", EXCL
 }
 
 func TestBuildPlanRejects(t *testing.T) {
-	long := typemap.Column{Name: "ThisColumnNameIsFarTooLongForPostgreSQLWhichKeepsOnlySixtyThreeBytes", DataType: "int", ColumnType: "int(11)"}
-	_, err := buildPlan(&tables.Table{Name: "t"}, &source{Name: "t", Columns: []typemap.Column{long}}, false)
+	long := schema.Column{Name: "ThisColumnNameIsFarTooLongForPostgreSQLWhichKeepsOnlySixtyThreeBytes", DataType: "int", Type: "int(11)"}
+	_, err := buildPlan(&tables.Table{Name: "t"}, &schema.Table{Name: "t", Columns: []schema.Column{long}}, false)
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), "silently truncate")
 
-	_, err = buildPlan(&tables.Table{Name: "t", WatermarkColumns: []string{"Gone"}}, &source{Name: "t", Columns: []typemap.Column{colNum}}, false)
+	_, err = buildPlan(&tables.Table{Name: "t", WatermarkColumns: []string{"Gone"}}, &schema.Table{Name: "t", Columns: []schema.Column{colNum}}, false)
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), `"Gone"`)
 }

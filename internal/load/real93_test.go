@@ -22,6 +22,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
@@ -33,7 +34,7 @@ var genTexts = []string{"", "plain", "tab\there", "new\nline", `back\slash`, "qu
 // genValue is a small generic generator from the column type: row i,
 // column j. Dates include zero and partial-zero values; text includes the
 // characters COPY gives meaning to.
-func genValue(c typemap.Column, key bool, i, j int) any {
+func genValue(c schema.Column, key bool, i, j int) any {
 	if key {
 		return strconv.Itoa(i + 1)
 	}
@@ -91,8 +92,8 @@ func genValue(c typemap.Column, key bool, i, j int) any {
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
 		s := genTexts[(i+j)%len(genTexts)]
 		var max int
-		if k := strings.IndexByte(c.ColumnType, '('); k >= 0 {
-			fmt.Sscanf(c.ColumnType[k+1:], "%d", &max)
+		if k := strings.IndexByte(c.Type, '('); k >= 0 {
+			fmt.Sscanf(c.Type[k+1:], "%d", &max)
 		}
 		if max > 0 && len([]rune(s)) > max {
 			s = string([]rune(s)[:max])
@@ -104,7 +105,7 @@ func genValue(c typemap.Column, key bool, i, j int) any {
 
 // canonical is a value's comparable text, computed independently on both
 // sides: the MySQL value as PostgreSQL should hold it.
-func canonicalMySQL(c typemap.Column, v sql.RawBytes) string {
+func canonicalMySQL(c schema.Column, v sql.RawBytes) string {
 	if v == nil {
 		return "∅"
 	}
@@ -126,7 +127,7 @@ func canonicalMySQL(c typemap.Column, v sql.RawBytes) string {
 	return s
 }
 
-func canonicalPG(c typemap.Column, v *string) string {
+func canonicalPG(c schema.Column, v *string) string {
 	if v == nil {
 		return "∅"
 	}
@@ -164,7 +165,7 @@ func TestReal93EndToEnd(t *testing.T) {
 
 	ddls := opendental.Real93()
 	require.Len(t, ddls, 93)
-	srcs := map[string]*source{}
+	srcs := map[string]*schema.Table{}
 	for _, d := range ddls {
 		_, err := fixture.Exec(d.SQL)
 		require.NoError(t, err, d.Name)
@@ -175,9 +176,9 @@ func TestReal93EndToEnd(t *testing.T) {
 			insertGenerated(t, fixture, src, i)
 		}
 	}
-	schema, err := replicate.ReadSchema(ctx, fixture)
+	srcSchema, err := schema.Read(ctx, fixture)
 	require.NoError(t, err)
-	cfg := discover.Build(schema)
+	cfg := discover.Build(srcSchema)
 	nextSecond()
 	replicateAll := func() {
 		t.Helper()
@@ -258,14 +259,14 @@ func TestReal93EndToEnd(t *testing.T) {
 func nextSecond() { time.Sleep(1100 * time.Millisecond) }
 
 // insertGenerated inserts generated row i into the source table.
-func insertGenerated(t *testing.T, db *sql.DB, src *source, i int) {
+func insertGenerated(t *testing.T, db *sql.DB, src *schema.Table, i int) {
 	t.Helper()
 	cols := make([]string, len(src.Columns))
 	marks := make([]string, len(src.Columns))
 	args := make([]any, len(src.Columns))
 	for j, c := range src.Columns {
 		cols[j], marks[j] = typemap.QuoteMySQL(c.Name), "?"
-		args[j] = genValue(c, len(src.Key) > 0 && src.Key[0] == c.Name, i, j)
+		args[j] = genValue(c, len(src.PrimaryKey) > 0 && src.PrimaryKey[0] == c.Name, i, j)
 	}
 	_, err := db.Exec("INSERT INTO "+typemap.QuoteMySQL(src.Name)+" ("+strings.Join(cols, ",")+") VALUES ("+strings.Join(marks, ",")+")", args...)
 	require.NoError(t, err, src.Name)
@@ -273,7 +274,7 @@ func insertGenerated(t *testing.T, db *sql.DB, src *source, i int) {
 
 // assertSameContent compares every table of the source with its raw copy,
 // row by row in key order, through the canonical text of each value.
-func assertSameContent(t *testing.T, my *sql.DB, pg *pgxpool.Pool, ddls []opendental.TableDDL, srcs map[string]*source) {
+func assertSameContent(t *testing.T, my *sql.DB, pg *pgxpool.Pool, ddls []opendental.TableDDL, srcs map[string]*schema.Table) {
 	t.Helper()
 	ctx := context.Background()
 	pc, err := pg.Acquire(ctx)
@@ -283,8 +284,8 @@ func assertSameContent(t *testing.T, my *sql.DB, pg *pgxpool.Pool, ddls []opende
 	require.NoError(t, err)
 	for _, d := range ddls {
 		src := srcs[d.Name]
-		require.NotEmpty(t, src.Key, d.Name)
-		order := typemap.QuoteMySQL(src.Key[0])
+		require.NotEmpty(t, src.PrimaryKey, d.Name)
+		order := typemap.QuoteMySQL(src.PrimaryKey[0])
 		exprs := make([]string, len(src.Columns))
 		pgExprs := make([]string, len(src.Columns))
 		for j, c := range src.Columns {
@@ -313,7 +314,7 @@ func assertSameContent(t *testing.T, my *sql.DB, pg *pgxpool.Pool, ddls []opende
 		require.NoError(t, rows.Err())
 		rows.Close()
 
-		prows, err := pc.Query(ctx, "SELECT "+strings.Join(pgExprs, ",")+" FROM "+qualified(d.Name)+" t ORDER BY t."+typemap.QuotePG(src.Key[0]))
+		prows, err := pc.Query(ctx, "SELECT "+strings.Join(pgExprs, ",")+" FROM "+qualified(d.Name)+" t ORDER BY t."+typemap.QuotePG(src.PrimaryKey[0]))
 		require.NoError(t, err)
 		for prows.Next() {
 			pv, err := prows.Values()

@@ -12,15 +12,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
-	"github.com/opendental-pipeline/pipeline/internal/typemap"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
-
-// source is a replica table as information_schema describes it.
-type source struct {
-	Name    string
-	Columns []typemap.Column
-	Key     []string // primary-key columns in key order; nil when none
-}
 
 // errNotInReplica: tables.yml names a table replication has not created yet.
 var errNotInReplica = errors.New("is not in the replica")
@@ -69,43 +62,15 @@ type queryer interface {
 }
 
 // describe reads the columns and primary key of a replica table.
-func describe(ctx context.Context, q queryer, table string) (*source, error) {
-	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE = 'YES',
-			COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0), COALESCE(CHARACTER_SET_NAME, '')
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
-		ORDER BY ORDINAL_POSITION`, table)
-	if err != nil {
-		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
-	}
-	defer rows.Close()
-	s := &source{Name: table}
-	for rows.Next() {
-		var c typemap.Column
-		if err := rows.Scan(&c.Name, &c.DataType, &c.ColumnType, &c.Nullable, &c.Precision, &c.Scale, &c.CharacterSet); err != nil {
-			return nil, fmt.Errorf("describe replica table %s: %w", table, err)
-		}
-		s.Columns = append(s.Columns, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
-	}
-	if len(s.Columns) == 0 {
+func describe(ctx context.Context, q schema.Querier, table string) (*schema.Table, error) {
+	t, err := schema.ReadTable(ctx, q, table)
+	if errors.Is(err, schema.ErrNoTable) {
 		return nil, fmt.Errorf("table %s %w; run `pipeline replicate` first or remove it from tables.yml", table, errNotInReplica)
 	}
-	krows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, table)
 	if err != nil {
-		return nil, fmt.Errorf("read primary key of replica table %s: %w", table, err)
+		return nil, fmt.Errorf("describe replica table %s: %w", table, err)
 	}
-	defer krows.Close()
-	for krows.Next() {
-		var k string
-		if err := krows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("read primary key of replica table %s: %w", table, err)
-		}
-		s.Key = append(s.Key, k)
-	}
-	return s, krows.Err()
+	return t, nil
 }
 
 // deletions streams the table's recorded deletes after afterID, up to maxID

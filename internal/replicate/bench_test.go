@@ -15,6 +15,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -52,7 +53,7 @@ func benchManager() *manager.Options {
 
 // grow fills a table to about n rows: 500 generated rows, then doubled by
 // INSERT … SELECT (keys renumbered by AUTO_INCREMENT).
-func grow(b *testing.B, e *env, meta *replicate.TableMeta, n int) {
+func grow(b *testing.B, e *env, meta *schema.Table, n int) {
 	fillTable(b, e.fixture, meta, min(n, 500), 1)
 	var cols []string
 	for _, c := range meta.Columns {
@@ -74,14 +75,14 @@ var benchTables = []string{"patient", "procedurelog", "appointment", "claimproc"
 func BenchmarkFullCopy(b *testing.B) {
 	e := newEnv(b)
 	e.createTables(b, pick(opendental.Real93(), benchTables...))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(b, err)
 	rows := benchRows()
 	for _, n := range benchTables {
 		grow(b, e, src.Tables[n], rows)
 	}
 	cfg := e.config(b, 0)
-	s, err := replicate.ReadSchema(context.Background(), e.fixture)
+	s, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(b, err)
 	var total int64
 	var mb float64
@@ -124,7 +125,7 @@ func BenchmarkIncremental408(b *testing.B) {
 	ddls := opendental.Full408()
 	require.Len(b, ddls, 408)
 	e.createTables(b, ddls)
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(b, err)
 	rows := 100
 	if n, err := strconv.Atoi(os.Getenv("BENCH_ROWS_408")); err == nil && n > 0 {
@@ -174,7 +175,7 @@ func BenchmarkIncremental408(b *testing.B) {
 
 // touchOnePercent updates 1% (at least one row) of every table with a key,
 // changing its first numeric non-key column (ON UPDATE stamps move with it).
-func touchOnePercent(b *testing.B, e *env, s *replicate.Schema) int64 {
+func touchOnePercent(b *testing.B, e *env, s *schema.Database) int64 {
 	var total int64
 	for _, m := range s.Tables {
 		if len(m.PrimaryKey) == 0 {
@@ -200,7 +201,7 @@ func touchOnePercent(b *testing.B, e *env, s *replicate.Schema) int64 {
 	return total
 }
 
-func isKeyCol(m *replicate.TableMeta, col string) bool {
+func isKeyCol(m *schema.Table, col string) bool {
 	for _, k := range m.PrimaryKey {
 		if strings.EqualFold(k, col) {
 			return true

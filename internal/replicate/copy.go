@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -17,7 +18,7 @@ import (
 type tableJob struct {
 	r    *runner
 	cfg  *tables.Table
-	src  *TableMeta
+	src  *schema.Table
 	st   *State // nil before the first run
 	res  *TableResult
 	conn *sql.Conn // replica session
@@ -36,7 +37,7 @@ type tableJob struct {
 	srcKeys map[string]bool
 }
 
-func newTableJob(r *runner, cfg *tables.Table, src *TableMeta, st *State, res *TableResult) *tableJob {
+func newTableJob(r *runner, cfg *tables.Table, src *schema.Table, st *State, res *TableResult) *tableJob {
 	j := &tableJob{r: r, cfg: cfg, src: src, st: st, res: res, wmIdx: -1}
 	sel := make([]string, len(src.Columns))
 	for i, c := range src.Columns {

@@ -265,7 +265,7 @@ func (j *tableJob) deleteIn(ctx context.Context, tx *sql.Tx, keys [][]string) (i
 	return total, nil
 }
 
-func readKeys(ctx context.Context, q Querier, query string, args []any, width int) ([][]string, error) {
+func readKeys(ctx context.Context, q querier, query string, args []any, width int) ([][]string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 // rowHash is a SQL expression hashing a row's exact bytes to 64 bits: every
 // column as binary text (FLOAT as DOUBLE so all its digits count), NULL
 // distinct from any value; both sides use the same column types.
-func rowHash(cols []Column) string {
+func rowHash(cols []schema.Column) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		v := quoteIdent(c.Name)

@@ -19,6 +19,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -63,7 +64,7 @@ func (e *env) createTables(t testing.TB, ddls []opendental.TableDDL) {
 
 func (e *env) config(t testing.TB, batch int) *tables.Config {
 	t.Helper()
-	s, err := replicate.ReadSchema(context.Background(), e.fixture)
+	s, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	cfg := discover.Build(s)
 	for _, tb := range cfg.Tables {
@@ -91,7 +92,7 @@ func (e *env) run(t testing.TB, cfg *tables.Config, opts replicate.Options) repl
 
 // fingerprint is a table's row count and an order-independent content
 // checksum over every column's exact bytes (FLOAT as DOUBLE: all digits).
-func fingerprint(t testing.TB, db *sql.DB, table string, cols []replicate.Column) string {
+func fingerprint(t testing.TB, db *sql.DB, table string, cols []schema.Column) string {
 	t.Helper()
 	var parts []string
 	for _, c := range cols {
@@ -112,9 +113,9 @@ func fingerprint(t testing.TB, db *sql.DB, table string, cols []replicate.Column
 // columns in the same order with the same types, same rows, same bytes.
 func (e *env) assertSame(t testing.TB) {
 	t.Helper()
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
-	rep, err := replicate.ReadSchema(context.Background(), e.replica)
+	rep, err := schema.Read(context.Background(), e.replica)
 	require.NoError(t, err)
 	for name, s := range src.Tables {
 		r := rep.Tables[name]
@@ -189,7 +190,7 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	ddls := opendental.Real93()
 	require.Len(t, ddls, 93)
 	e.createTables(t, ddls)
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	for i, d := range ddls {
 		fillTable(t, e.fixture, src.Tables[d.Name], 130, uint64(i))
@@ -294,7 +295,7 @@ func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
 func TestReplicateResumesAfterKill(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient", "procedurelog", "appointment"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	for i, n := range []string{"patient", "procedurelog", "appointment"} {
 		fillTable(t, e.fixture, src.Tables[n], 200, uint64(i))
@@ -364,7 +365,7 @@ func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
 func TestReplicateSchemaDrift(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient", "claimproc"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["patient"], 60, 1)
 	fillTable(t, e.fixture, src.Tables["claimproc"], 60, 2)
@@ -399,7 +400,7 @@ func TestReplicateSchemaDrift(t *testing.T) {
 func TestReplicateFullRefreshAndDryRun(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["definition"], 30, 1)
 	fillTable(t, e.fixture, src.Tables["provider"], 30, 2)
@@ -468,7 +469,7 @@ func (r roDoer) Close() error { return r.d.Close() }
 func TestSourceSessionIsReadOnly(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition", "patient"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["definition"], 30, 1)
 	fillTable(t, e.fixture, src.Tables["patient"], 30, 2)
@@ -577,7 +578,7 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "clinic"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["clinic"], 130, 1)
 	cfg := e.config(t, 40)
@@ -667,7 +668,7 @@ func (c cutDoer) Close() error { return c.d.Close() }
 func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient"))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["patient"], 50, 1)
 	cfg := e.config(t, 20)
@@ -722,7 +723,7 @@ func TestSourceConnectionCap(t *testing.T) {
 	e := newEnv(t)
 	names := []string{"definition", "provider", "clinic", "fee", "carrier", "employee"}
 	e.createTables(t, pick(opendental.Real93(), names...))
-	src, err := replicate.ReadSchema(context.Background(), e.fixture)
+	src, err := schema.Read(context.Background(), e.fixture)
 	require.NoError(t, err)
 	for i, n := range names {
 		fillTable(t, e.fixture, src.Tables[n], 20, uint64(i))

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 // rowFile accumulates rows in the text format of LOAD DATA (tab-separated,
@@ -69,8 +71,8 @@ var readerSeq atomic.Int64
 // server's warning count, which must be zero for an exact copy.
 func loadRows(ctx context.Context, ex interface {
 	execer
-	Querier
-}, table string, cols []Column, f *rowFile) (int, error) {
+	querier
+}, table string, cols []schema.Column, f *rowFile) (int, error) {
 	if f.rows == 0 {
 		return 0, nil
 	}
@@ -96,7 +98,7 @@ func loadRows(ctx context.Context, ex interface {
 
 // loadColumns is the column list of LOAD DATA. A YEAR given as the text
 // "0000" would load as 2000, so YEAR goes through a variable as a number.
-func loadColumns(cols []Column) string {
+func loadColumns(cols []schema.Column) string {
 	var list, set []string
 	for i, c := range cols {
 		if strings.EqualFold(c.DataType, "year") {
@@ -114,7 +116,7 @@ func loadColumns(cols []Column) string {
 	return out
 }
 
-func firstWarnings(ctx context.Context, q Querier) string {
+func firstWarnings(ctx context.Context, q querier) string {
 	rows, err := q.QueryContext(ctx, "SHOW WARNINGS LIMIT 3")
 	if err != nil {
 		return "warnings unreadable: " + err.Error()

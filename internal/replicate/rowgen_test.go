@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 // Test fixtures: a small generic row generator driven by column types, with
@@ -21,7 +21,7 @@ import (
 
 var texts = []string{"", "plain", "tab\there", "new\nline", `back\slash`, "quote'\"", "nul\x00byte", "crlf\r\n", "é€ü", `\N`, "  padded  "}
 
-func genValue(r *rand.Rand, c replicate.Column, seq int) any {
+func genValue(r *rand.Rand, c schema.Column, seq int) any {
 	if c.Nullable && r.IntN(8) == 0 {
 		return nil
 	}
@@ -101,10 +101,10 @@ func truncRunes(s string, n int) string {
 
 // fillTable inserts n generated rows into table (auto-increment keys and
 // timestamp columns take their defaults).
-func fillTable(t testing.TB, db *sql.DB, meta *replicate.TableMeta, n int, seed uint64) {
+func fillTable(t testing.TB, db *sql.DB, meta *schema.Table, n int, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
-	var cols []replicate.Column
+	var cols []schema.Column
 	for _, c := range meta.Columns {
 		if strings.Contains(strings.ToLower(c.Extra), "auto_increment") || strings.EqualFold(c.DataType, "timestamp") {
 			continue
@@ -143,7 +143,7 @@ func fillTable(t testing.TB, db *sql.DB, meta *replicate.TableMeta, n int, seed 
 	}
 }
 
-func isKey(m *replicate.TableMeta, col string) bool {
+func isKey(m *schema.Table, col string) bool {
 	for _, k := range m.PrimaryKey {
 		if strings.EqualFold(k, col) {
 			return true

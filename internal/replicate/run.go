@@ -24,6 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -224,15 +225,15 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	}
 	defer r.restoreSessions(ctx)
 
-	var src *Schema
+	var src *schema.Database
 	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 		var err error
-		src, err = ReadSchema(ctx, c)
+		src, err = schema.Read(ctx, c)
 		return err
 	}); err != nil {
 		return Summary{}, fmt.Errorf("read source schema: %w", err)
 	}
-	r.srcNow = src.Now
+	r.srcNow = src.Now.Format(schema.TimeLayout)
 	if !opts.DryRun {
 		lock, err := deps.Replica.Conn(ctx)
 		if err != nil {
@@ -253,7 +254,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 			return Summary{}, err
 		}
 	}
-	rep, err := ReadSchema(ctx, deps.Replica)
+	rep, err := schema.Read(ctx, deps.Replica)
 	if err != nil {
 		return Summary{}, fmt.Errorf("read replica schema: %w", err)
 	}
@@ -341,8 +342,8 @@ func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
 // plan is one table's work as decided from the schemas and state in memory.
 type plan struct {
 	cfg    *tables.Table
-	src    *TableMeta
-	rep    *TableMeta
+	src    *schema.Table
+	rep    *schema.Table
 	st     *State
 	res    *TableResult
 	create bool
@@ -354,7 +355,7 @@ type plan struct {
 
 // plan decides what to do with a table without touching any database, so
 // that unchanged tables cost nothing beyond the run's three schema queries.
-func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *TableResult) *plan {
+func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *State, res *TableResult) *plan {
 	if src == nil {
 		res.Err = fmt.Errorf("table %s is in tables.yml but not in the source database; remove it or set exclude: true", t.Name)
 		res.Plan = "missing at source"
@@ -426,7 +427,7 @@ func (r *runner) plan(t *tables.Table, src, rep *TableMeta, st *State, res *Tabl
 // last successful run: its UPDATE_TIME (kept exactly by MyISAM) is the one
 // recorded then, and that time was already past when the copy began, so no
 // later write can share its second.
-func unchanged(src *TableMeta, st *State) bool {
+func unchanged(src *schema.Table, st *State) bool {
 	return st.Status == StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
 		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
 }

@@ -7,116 +7,20 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
-// Column is one column as information_schema describes it.
-type Column struct {
-	Name     string
-	Type     string // COLUMN_TYPE, e.g. varchar(255)
-	DataType string // DATA_TYPE, e.g. varchar
-	Nullable bool
-	Extra    string
-	Charset  string // CHARACTER_SET_NAME of text columns, "" otherwise
-}
-
-// TableMeta is what replication needs to know about one table of a schema.
-type TableMeta struct {
-	Name       string
-	Columns    []Column
-	PrimaryKey []string
-	Rows       int64 // TABLE_ROWS: exact for MyISAM, an estimate for InnoDB
-	DataBytes  int64
-	AvgRowLen  int64
-	UpdateTime string // MyISAM: last data change (UTC text); "" when the engine does not know
-	Engine     string
-}
-
-// Schema is a database's tables plus the server's clock when it was read.
-type Schema struct {
-	Tables map[string]*TableMeta
-	Now    string // server UTC_TIMESTAMP() as text
-}
-
-// Querier is a *sql.DB, *sql.Conn or *sql.Tx.
-type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// ReadSchema reads every base table of the connection's current database with
-// three information_schema queries, whatever the number of tables.
-func ReadSchema(ctx context.Context, q Querier) (*Schema, error) {
-	s := &Schema{Tables: map[string]*TableMeta{}}
-	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(TABLE_ROWS,0), COALESCE(DATA_LENGTH,0), COALESCE(AVG_ROW_LENGTH,0),"+
-		" UPDATE_TIME, COALESCE(ENGINE,''), UTC_TIMESTAMP() FROM information_schema.TABLES"+
-		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
-	if err != nil {
-		return nil, fmt.Errorf("read information_schema.TABLES: %w", err)
-	}
-	for rows.Next() {
-		var t TableMeta
-		var upd sql.NullString
-		if err := rows.Scan(&t.Name, &t.Rows, &t.DataBytes, &t.AvgRowLen, &upd, &t.Engine, &s.Now); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read information_schema.TABLES: %w", err)
-		}
-		t.UpdateTime = upd.String
-		s.Tables[t.Name] = &t
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read information_schema.TABLES: %w", err)
-	}
-	if s.Now == "" {
-		if err := scanOne(ctx, q, "SELECT UTC_TIMESTAMP()", &s.Now); err != nil {
-			return nil, fmt.Errorf("read server clock: %w", err)
-		}
-	}
-	rows, err = q.QueryContext(ctx, "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, EXTRA, COALESCE(CHARACTER_SET_NAME,'')"+
-		" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
-	if err != nil {
-		return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
-	}
-	for rows.Next() {
-		var tn, nullable string
-		var c Column
-		if err := rows.Scan(&tn, &c.Name, &c.Type, &c.DataType, &nullable, &c.Extra, &c.Charset); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
-		}
-		c.Nullable = nullable == "YES"
-		if t := s.Tables[tn]; t != nil {
-			t.Columns = append(t.Columns, c)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
-	}
-	rows, err = q.QueryContext(ctx, "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS"+
-		" WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX")
-	if err != nil {
-		return nil, fmt.Errorf("read information_schema.STATISTICS: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var tn, cn string
-		if err := rows.Scan(&tn, &cn); err != nil {
-			return nil, fmt.Errorf("read information_schema.STATISTICS: %w", err)
-		}
-		if t := s.Tables[tn]; t != nil {
-			t.PrimaryKey = append(t.PrimaryKey, cn)
-		}
-	}
-	return s, rows.Err()
-}
+// querier is a *sql.DB, *sql.Conn or *sql.Tx.
+type querier = schema.Querier
 
 // scanOne reads the single row of a query without arguments into dest.
-func scanOne(ctx context.Context, q Querier, query string, dest ...any) error {
+func scanOne(ctx context.Context, q querier, query string, dest ...any) error {
 	return scanOneArgs(ctx, q, query, nil, dest...)
 }
 
 // scanOneArgs reads the single row of query into dest (sql.ErrNoRows when none).
-func scanOneArgs(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
+func scanOneArgs(ctx context.Context, q querier, query string, args []any, dest ...any) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -132,36 +36,6 @@ func scanOneArgs(ctx context.Context, q Querier, query string, args []any, dest 
 		return err
 	}
 	return rows.Close()
-}
-
-// Column returns the named column (case-insensitively) or nil.
-func (t *TableMeta) Column(name string) *Column {
-	for i := range t.Columns {
-		if strings.EqualFold(t.Columns[i].Name, name) {
-			return &t.Columns[i]
-		}
-	}
-	return nil
-}
-
-// KeyTravels reports whether the primary key's values, as read from the
-// source (raw bytes), can be sent back unchanged as query arguments over a
-// UTF-8 connection, for keyset paging and delete detection: integers,
-// binary strings and UTF-8 or ASCII text can; text in another character set
-// (latin1…) cannot, and such a table is copied whole like a keyless one.
-func (t *TableMeta) KeyTravels() bool {
-	for _, k := range t.PrimaryKey {
-		c := t.Column(k)
-		if c == nil {
-			return false
-		}
-		switch cs := strings.ToLower(c.Charset); {
-		case cs == "", cs == "binary", cs == "ascii", strings.HasPrefix(cs, "utf8"):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Change is one schema difference applied to a replica table.
@@ -257,10 +131,10 @@ func columnDefs(create string) map[string]string {
 
 // diffColumns lists the ALTER TABLE clauses that make the replica's columns
 // equal the source's (names, order, types, nullability), with what changed.
-func diffColumns(table string, src, rep *TableMeta, defs map[string]string) ([]string, []Change, error) {
+func diffColumns(table string, src, rep *schema.Table, defs map[string]string) ([]string, []Change, error) {
 	var clauses []string
 	var changes []Change
-	have := map[string]Column{}
+	have := map[string]schema.Column{}
 	for _, c := range rep.Columns {
 		have[strings.ToLower(c.Name)] = c
 	}
@@ -311,14 +185,14 @@ func diffColumns(table string, src, rep *TableMeta, defs map[string]string) ([]s
 	return clauses, changes, nil
 }
 
-func typeText(c Column) string {
+func typeText(c schema.Column) string {
 	if c.Nullable {
 		return c.Type + " NULL"
 	}
 	return c.Type + " NOT NULL"
 }
 
-func sameOrder(a, b *TableMeta) bool {
+func sameOrder(a, b *schema.Table) bool {
 	if len(a.Columns) != len(b.Columns) {
 		return false
 	}
@@ -332,7 +206,7 @@ func sameOrder(a, b *TableMeta) bool {
 
 // needsDDL reports whether the replica table differs from the source in
 // columns (cheap: compares the information_schema reads already in memory).
-func needsDDL(src, rep *TableMeta) bool {
+func needsDDL(src, rep *schema.Table) bool {
 	if rep == nil || len(src.Columns) != len(rep.Columns) {
 		return true
 	}

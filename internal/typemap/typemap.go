@@ -9,21 +9,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
-
-// Column is one column as information_schema.COLUMNS describes it.
-type Column struct {
-	Name         string
-	DataType     string // DATA_TYPE, e.g. "int", "varchar"
-	ColumnType   string // COLUMN_TYPE, e.g. "int(10) unsigned", "decimal(10,2)", "enum('a','b')"
-	Nullable     bool
-	Precision    int64 // NUMERIC_PRECISION (decimal) or bit width (bit)
-	Scale        int64 // NUMERIC_SCALE
-	CharacterSet string
-}
-
-// Unsigned reports whether the column is an unsigned number.
-func (c Column) Unsigned() bool { return strings.Contains(strings.ToLower(c.ColumnType), "unsigned") }
 
 // Conv is how a value read in MySQL's text protocol becomes a COPY text field.
 type Conv int
@@ -57,18 +45,18 @@ type Mapping struct {
 // ErrUnknownType is returned for a MySQL type this mapping does not know.
 var ErrUnknownType = fmt.Errorf("unknown MySQL type")
 
-// Map decides the raw column of c. override, when not empty, is the
+// Map decides the raw column of c (as internal/schema read it). override, when not empty, is the
 // tables.yml column_types entry: it replaces the PostgreSQL type while the
 // value conversion still follows the MySQL type (PostgreSQL casts the text).
-func Map(c Column, override string) (Mapping, error) {
+func Map(c schema.Column, override string) (Mapping, error) {
 	m, err := mapType(c)
 	if err != nil && override == "" {
-		return Mapping{}, fmt.Errorf("map column %q: %w %q; set tables.yml column_types.%s to a PostgreSQL type", c.Name, err, c.ColumnType, c.Name)
+		return Mapping{}, fmt.Errorf("map column %q: %w %q; set tables.yml column_types.%s to a PostgreSQL type", c.Name, err, c.Type, c.Name)
 	}
 	if err != nil { // unknown type with an override: read as text, let PostgreSQL cast
 		m = Mapping{Conv: ConvText, Reason: "unknown MySQL type, read as text"}
 	}
-	m.Source = c.ColumnType
+	m.Source = c.Type
 	m.SelectExpr = QuoteMySQL(c.Name)
 	if m.Conv == ConvNumber && (c.DataType == "float") {
 		// MySQL prints FLOAT with 6 significant digits, which loses bits;
@@ -84,7 +72,7 @@ func Map(c Column, override string) (Mapping, error) {
 	return m, nil
 }
 
-func mapType(c Column) (Mapping, error) {
+func mapType(c schema.Column) (Mapping, error) {
 	u := c.Unsigned()
 	switch strings.ToLower(c.DataType) {
 	case "tinyint":
@@ -109,7 +97,7 @@ func mapType(c Column) (Mapping, error) {
 	case "decimal", "numeric":
 		p, s := c.Precision, c.Scale
 		if p == 0 {
-			p, s = parsePS(c.ColumnType)
+			p, s = parsePS(c.Type)
 		}
 		return Mapping{Target: fmt.Sprintf("numeric(%d,%d)", p, s), Conv: ConvNumber, Reason: "exact decimal, same precision and scale"}, nil
 	case "float":
@@ -119,7 +107,7 @@ func mapType(c Column) (Mapping, error) {
 	case "bit":
 		n := c.Precision
 		if n == 0 {
-			n, _ = parsePS(c.ColumnType)
+			n, _ = parsePS(c.Type)
 		}
 		if n == 0 {
 			n = 1

@@ -6,53 +6,55 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 func TestMap(t *testing.T) {
 	tests := []struct {
-		col    Column
+		col    schema.Column
 		target string
 		conv   Conv
 	}{
-		{Column{Name: "a", DataType: "tinyint", ColumnType: "tinyint(1)"}, "smallint", ConvNumber},
-		{Column{Name: "a", DataType: "tinyint", ColumnType: "tinyint(3) unsigned"}, "smallint", ConvNumber},
-		{Column{Name: "a", DataType: "smallint", ColumnType: "smallint(5) unsigned"}, "integer", ConvNumber},
-		{Column{Name: "a", DataType: "smallint", ColumnType: "smallint(6)"}, "smallint", ConvNumber},
-		{Column{Name: "a", DataType: "mediumint", ColumnType: "mediumint(8) unsigned"}, "integer", ConvNumber},
-		{Column{Name: "a", DataType: "int", ColumnType: "int(11)"}, "integer", ConvNumber},
-		{Column{Name: "a", DataType: "int", ColumnType: "int(10) unsigned"}, "bigint", ConvNumber},
-		{Column{Name: "a", DataType: "bigint", ColumnType: "bigint(20)"}, "bigint", ConvNumber},
-		{Column{Name: "a", DataType: "bigint", ColumnType: "bigint(20) unsigned"}, "numeric(20,0)", ConvNumber},
-		{Column{Name: "a", DataType: "decimal", ColumnType: "decimal(65,30)", Precision: 65, Scale: 30}, "numeric(65,30)", ConvNumber},
-		{Column{Name: "a", DataType: "decimal", ColumnType: "decimal(10,2) unsigned"}, "numeric(10,2)", ConvNumber},
-		{Column{Name: "a", DataType: "float", ColumnType: "float"}, "real", ConvNumber},
-		{Column{Name: "a", DataType: "double", ColumnType: "double"}, "double precision", ConvNumber},
-		{Column{Name: "a", DataType: "bit", ColumnType: "bit(1)", Precision: 1}, "bit(1)", ConvBit},
-		{Column{Name: "a", DataType: "bit", ColumnType: "bit(64)"}, "bit(64)", ConvBit},
-		{Column{Name: "a", DataType: "bit", ColumnType: "bit"}, "bit(1)", ConvBit},
-		{Column{Name: "a", DataType: "year", ColumnType: "year(4)"}, "smallint", ConvNumber},
-		{Column{Name: "a", DataType: "date", ColumnType: "date"}, "date", ConvDate},
-		{Column{Name: "a", DataType: "datetime", ColumnType: "datetime(6)"}, "timestamp", ConvDatetime},
-		{Column{Name: "a", DataType: "timestamp", ColumnType: "timestamp"}, "timestamptz", ConvTimestamp},
-		{Column{Name: "a", DataType: "time", ColumnType: "time"}, "interval", ConvInterval},
-		{Column{Name: "a", DataType: "varchar", ColumnType: "varchar(255)"}, "text", ConvText},
-		{Column{Name: "a", DataType: "char", ColumnType: "char(2)"}, "text", ConvText},
-		{Column{Name: "a", DataType: "longtext", ColumnType: "longtext"}, "text", ConvText},
-		{Column{Name: "a", DataType: "json", ColumnType: "json"}, "text", ConvText},
-		{Column{Name: "a", DataType: "enum", ColumnType: "enum('a','b')"}, "text", ConvText},
-		{Column{Name: "a", DataType: "set", ColumnType: "set('a','b')"}, "text", ConvText},
-		{Column{Name: "a", DataType: "mediumblob", ColumnType: "mediumblob"}, "bytea", ConvBytes},
-		{Column{Name: "a", DataType: "varbinary", ColumnType: "varbinary(16)"}, "bytea", ConvBytes},
-		{Column{Name: "a", DataType: "geometry", ColumnType: "geometry"}, "bytea", ConvBytes},
-		{Column{Name: "a", DataType: "point", ColumnType: "point"}, "bytea", ConvBytes},
+		{schema.Column{Name: "a", DataType: "tinyint", Type: "tinyint(1)"}, "smallint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "tinyint", Type: "tinyint(3) unsigned"}, "smallint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "smallint", Type: "smallint(5) unsigned"}, "integer", ConvNumber},
+		{schema.Column{Name: "a", DataType: "smallint", Type: "smallint(6)"}, "smallint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "mediumint", Type: "mediumint(8) unsigned"}, "integer", ConvNumber},
+		{schema.Column{Name: "a", DataType: "int", Type: "int(11)"}, "integer", ConvNumber},
+		{schema.Column{Name: "a", DataType: "int", Type: "int(10) unsigned"}, "bigint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "bigint", Type: "bigint(20)"}, "bigint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "bigint", Type: "bigint(20) unsigned"}, "numeric(20,0)", ConvNumber},
+		{schema.Column{Name: "a", DataType: "decimal", Type: "decimal(65,30)", Precision: 65, Scale: 30}, "numeric(65,30)", ConvNumber},
+		{schema.Column{Name: "a", DataType: "decimal", Type: "decimal(10,2) unsigned"}, "numeric(10,2)", ConvNumber},
+		{schema.Column{Name: "a", DataType: "float", Type: "float"}, "real", ConvNumber},
+		{schema.Column{Name: "a", DataType: "double", Type: "double"}, "double precision", ConvNumber},
+		{schema.Column{Name: "a", DataType: "bit", Type: "bit(1)", Precision: 1}, "bit(1)", ConvBit},
+		{schema.Column{Name: "a", DataType: "bit", Type: "bit(64)"}, "bit(64)", ConvBit},
+		{schema.Column{Name: "a", DataType: "bit", Type: "bit"}, "bit(1)", ConvBit},
+		{schema.Column{Name: "a", DataType: "year", Type: "year(4)"}, "smallint", ConvNumber},
+		{schema.Column{Name: "a", DataType: "date", Type: "date"}, "date", ConvDate},
+		{schema.Column{Name: "a", DataType: "datetime", Type: "datetime(6)"}, "timestamp", ConvDatetime},
+		{schema.Column{Name: "a", DataType: "timestamp", Type: "timestamp"}, "timestamptz", ConvTimestamp},
+		{schema.Column{Name: "a", DataType: "time", Type: "time"}, "interval", ConvInterval},
+		{schema.Column{Name: "a", DataType: "varchar", Type: "varchar(255)"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "char", Type: "char(2)"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "longtext", Type: "longtext"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "json", Type: "json"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "enum", Type: "enum('a','b')"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "set", Type: "set('a','b')"}, "text", ConvText},
+		{schema.Column{Name: "a", DataType: "mediumblob", Type: "mediumblob"}, "bytea", ConvBytes},
+		{schema.Column{Name: "a", DataType: "varbinary", Type: "varbinary(16)"}, "bytea", ConvBytes},
+		{schema.Column{Name: "a", DataType: "geometry", Type: "geometry"}, "bytea", ConvBytes},
+		{schema.Column{Name: "a", DataType: "point", Type: "point"}, "bytea", ConvBytes},
 	}
 	for _, tt := range tests {
-		t.Run(tt.col.ColumnType, func(t *testing.T) {
+		t.Run(tt.col.Type, func(t *testing.T) {
 			m, err := Map(tt.col, "")
 			require.NoError(t, err)
 			assert.Equal(t, tt.target, m.Target)
 			assert.Equal(t, tt.conv, m.Conv)
-			assert.Equal(t, tt.col.ColumnType, m.Source)
+			assert.Equal(t, tt.col.Type, m.Source)
 			assert.NotEmpty(t, m.Reason)
 			if tt.conv == ConvBit {
 				assert.Equal(t, tt.target, fmt.Sprintf("bit(%d)", m.Bits), "width for the encoder")
@@ -62,23 +64,23 @@ func TestMap(t *testing.T) {
 }
 
 func TestMapFloatReadWidened(t *testing.T) {
-	m, err := Map(Column{Name: "x`y", DataType: "float", ColumnType: "float"}, "")
+	m, err := Map(schema.Column{Name: "x`y", DataType: "float", Type: "float"}, "")
 	require.NoError(t, err)
 	assert.Equal(t, "(`x``y` + 0e0)", m.SelectExpr)
 }
 
 func TestMapOverrideAndUnknown(t *testing.T) {
-	m, err := Map(Column{Name: "IsHidden", DataType: "tinyint", ColumnType: "tinyint(1)"}, "boolean")
+	m, err := Map(schema.Column{Name: "IsHidden", DataType: "tinyint", Type: "tinyint(1)"}, "boolean")
 	require.NoError(t, err)
 	assert.Equal(t, "boolean", m.Target)
 	assert.True(t, m.Override)
 	assert.Equal(t, ConvNumber, m.Conv)
 
-	_, err = Map(Column{Name: "odd", DataType: "vector", ColumnType: "vector(3)"}, "")
+	_, err = Map(schema.Column{Name: "odd", DataType: "vector", Type: "vector(3)"}, "")
 	require.ErrorIs(t, err, ErrUnknownType)
 	assert.Contains(t, err.Error(), "column_types.odd")
 
-	m, err = Map(Column{Name: "odd", DataType: "vector", ColumnType: "vector(3)"}, "text")
+	m, err = Map(schema.Column{Name: "odd", DataType: "vector", Type: "vector(3)"}, "text")
 	require.NoError(t, err)
 	assert.Equal(t, ConvText, m.Conv)
 }
