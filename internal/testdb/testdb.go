@@ -6,6 +6,13 @@
 // Server addresses come from TESTDB_MYSQL_HOST/PORT/USER/PASSWORD and
 // TESTDB_PG_HOST/PORT/USER/PASSWORD, defaulting to the local services that
 // scripts/services.sh brings up (root on 127.0.0.1, no password).
+//
+// It also measures what code costs the source server, without changing any
+// server setting but userstat=1: SourceUser creates a SELECT-only user for a
+// test database, UserCost and TableCosts read the server's counters for it
+// (queries, rows examined, rows sent), and Metered puts a proxy in front of
+// the server that charges every single statement its rows examined (see
+// cost.go and meter.go for how, and what each figure means).
 package testdb
 
 import (
