@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -130,16 +131,29 @@ func autoInc(m *schema.Table, col string) bool {
 	return c != nil && strings.Contains(strings.ToLower(c.Extra), "auto_increment")
 }
 
-// Build returns the discovered configuration of every base table.
+// Build returns the discovered configuration of every base table, except
+// those named in the pipeline's reserved namespace (see Refused).
 func Build(s *schema.Database) *tables.Config {
 	cfg := &tables.Config{Tables: map[string]*tables.Table{}}
 	for name, m := range s.Tables {
-		if name == "etl_copy_status" || name == "etl_deleted_rows" {
-			continue
+		if !state.Reserved(name) {
+			cfg.Tables[name] = Table(m)
 		}
-		cfg.Tables[name] = Table(m)
 	}
 	return cfg
+}
+
+// Refused explains, per source table Build leaves out, why and what to do,
+// in name order.
+func Refused(s *schema.Database) []string {
+	var out []string
+	for name := range s.Tables {
+		if err := state.CheckName(name); err != nil {
+			out = append(out, "refused "+err.Error())
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Merge refreshes old with the discovered facts (keys, columns, estimates)
@@ -212,7 +226,8 @@ type Doer interface {
 
 // Run reads the source's information schema through src (three queries),
 // merges with the file at path if it exists, writes the result, and returns
-// what changed and how many tables the file lists.
+// what changed (and which tables were refused, see Refused) and how many
+// tables the file lists.
 func Run(ctx context.Context, src Doer, path string) ([]string, int, error) {
 	var s *schema.Database
 	if err := src.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
@@ -236,6 +251,7 @@ func Run(ctx context.Context, src Doer, path string) ([]string, int, error) {
 		return nil, 0, fmt.Errorf("read existing tables config: %w", err)
 	}
 	merged, changes := Merge(old, found)
+	changes = append(changes, Refused(s)...)
 	data, err := tables.Marshal(merged, header)
 	if err != nil {
 		return nil, 0, err

@@ -178,3 +178,42 @@ func TestWatermarkCandidates(t *testing.T) {
 		})
 	}
 }
+
+// Source tables named like the pipeline's old bookkeeping (etl_copy_status,
+// etl_deleted_rows) are ordinary tables and are listed; a table in the
+// reserved namespace (_pipeline_…) is refused, with its name and the fix,
+// not silently skipped.
+func TestDiscoverReservedAndFormerBookkeepingNames(t *testing.T) {
+	t.Parallel()
+	db, _ := testdb.MySQL(t, "discover")
+	for _, q := range []string{
+		"CREATE TABLE etl_copy_status (Id INT NOT NULL PRIMARY KEY, Note TEXT)",
+		"CREATE TABLE etl_deleted_rows (Id INT NOT NULL PRIMARY KEY)",
+		"CREATE TABLE _pipeline_notes (Id INT NOT NULL PRIMARY KEY)",
+		"CREATE TABLE patient (PatNum BIGINT NOT NULL PRIMARY KEY)",
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	src := manager.New(db, mo)
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), "tables.yml")
+	changes, n, err := discover.Run(context.Background(), src, path)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	cfg, err := tables.Load(path)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"etl_copy_status", "etl_deleted_rows", "patient"}, cfg.Names())
+	var refused []string
+	for _, c := range changes {
+		if strings.HasPrefix(c, "refused") {
+			refused = append(refused, c)
+		}
+	}
+	require.Len(t, refused, 1, "changes: %q", changes)
+	assert.Contains(t, refused[0], "_pipeline_notes")
+	assert.Contains(t, refused[0], "reserved")
+	assert.Contains(t, refused[0], "rename the table at the source")
+}

@@ -2,18 +2,44 @@ package load
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
-const bookkeepingDDL = `CREATE TABLE etl_copy_status (table_name VARCHAR(64) PRIMARY KEY, change_seq BIGINT NOT NULL,
+// legacyBookkeepingDDL is the replica state as an older version named it
+// (before the reserved prefix).
+const legacyBookkeepingDDL = `CREATE TABLE etl_copy_status (table_name VARCHAR(64) PRIMARY KEY, change_seq BIGINT NOT NULL,
 	status VARCHAR(20), last_run_end DATETIME NULL) ENGINE=InnoDB;
 CREATE TABLE etl_deleted_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL,
 	pk_values LONGTEXT NOT NULL, detected_at DATETIME(6) NOT NULL, KEY (table_name, id)) ENGINE=InnoDB`
+
+// replicaState creates the replica's state tables as replicate does.
+func (e *env) replicaState(t *testing.T) {
+	t.Helper()
+	require.NoError(t, state.Ensure(context.Background(), e.my))
+}
+
+// changeSeq sets a table's replica change_seq (as replication's commits move it).
+func changeSeq(table string, seq int) string {
+	return fmt.Sprintf("INSERT INTO %s (table_name, status, change_seq) VALUES ('%s', 'ok', %d) ON DUPLICATE KEY UPDATE change_seq = %d",
+		state.CopyStatusTable, table, seq, seq)
+}
+
+// deleted records deleted keys (JSON arrays) as replication does.
+func deleted(table string, keys ...string) string {
+	rows := make([]string, len(keys))
+	for i, k := range keys {
+		rows[i] = fmt.Sprintf("('%s', '%s', NOW(6))", table, k)
+	}
+	return "INSERT INTO " + state.DeletedRowsTable + " (table_name, pk_values, detected_at) VALUES " + strings.Join(rows, ", ")
+}
 
 func patientConfig() *tables.Config {
 	return &tables.Config{Tables: map[string]*tables.Table{
@@ -39,11 +65,12 @@ func xmins(t *testing.T, e *env) map[int64]string {
 
 func TestIncrementalUpdateInsertDelete(t *testing.T) {
 	e := newEnv(t)
-	e.exec(t, bookkeepingDDL,
+	e.replicaState(t)
+	e.exec(t,
 		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), Birthdate date NOT NULL, DateTStamp timestamp NOT NULL DEFAULT current_timestamp()) ENGINE=InnoDB",
 		`INSERT INTO patient VALUES (1, 'Alpha', '0000-00-00', '2024-01-01 10:00:00'), (2, 'Beta', '1980-05-05', '2024-01-01 09:00:00'),
 			(3, 'Gamma', '1990-01-01', '2024-01-01 08:00:00'), (5, 'Epsilon', '1970-01-01', '2023-12-31 00:00:00')`,
-		"INSERT INTO etl_copy_status VALUES ('patient', 1, 'ok', NULL)",
+		changeSeq("patient", 1),
 	)
 	cfg := patientConfig()
 	res := e.run(t, cfg, Options{})
@@ -64,8 +91,8 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 		"UPDATE patient SET LName = 'Beta2', DateTStamp = '2024-01-02 00:00:00' WHERE PatNum = 2",
 		"INSERT INTO patient VALUES (4, 'Delta', '2000-02-29', '2024-01-02 00:00:01')",
 		"DELETE FROM patient WHERE PatNum = 3",
-		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('patient', '["3"]', NOW(6))`,
-		"UPDATE etl_copy_status SET change_seq = 2 WHERE table_name = 'patient'",
+		deleted("patient", `["3"]`),
+		changeSeq("patient", 2),
 	)
 	res = e.run(t, cfg, Options{})
 	r = byName(res, "patient")
@@ -94,7 +121,7 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 	// A row the watermark cannot see (older stamp) makes the counts differ:
 	// the table fails loudly and nothing is applied.
 	e.exec(t, "INSERT INTO patient VALUES (6, 'Old', '2001-01-01', '2020-01-01 00:00:00')",
-		"UPDATE etl_copy_status SET change_seq = 3 WHERE table_name = 'patient'")
+		changeSeq("patient", 3))
 	res = e.run(t, cfg, Options{})
 	r = byName(res, "patient")
 	assert.Equal(t, StatusFailed, r.Status)
@@ -113,7 +140,8 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 
 func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 	e := newEnv(t)
-	e.exec(t, bookkeepingDDL,
+	e.replicaState(t)
+	e.exec(t,
 		"CREATE TABLE `order` (`select` int NOT NULL, `Mixed Case` varchar(20) NOT NULL, `with space` int, stamp datetime NOT NULL, PRIMARY KEY (`select`, `Mixed Case`)) ENGINE=InnoDB",
 		"INSERT INTO `order` VALUES (1, 'a', 10, '2024-01-01'), (1, 'b', 20, '2024-01-01'), (2, 'a', 30, '2024-01-01')",
 	)
@@ -123,11 +151,11 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 	r := byName(e.run(t, cfg, Options{}), "order")
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	e.exec(t, "DELETE FROM `order` WHERE `select` = 1 AND `Mixed Case` = 'b'",
-		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('order', '["1", "b"]', NOW(6)), ('other', '["1"]', NOW(6))`,
+		deleted("order", `["1", "b"]`), deleted("other", `["1"]`),
 		"UPDATE `order` SET `with space` = 31, stamp = '2024-01-02' WHERE `select` = 2")
 	r = byName(e.run(t, cfg, Options{}), "order")
 	require.Equal(t, StatusOK, r.Status, r.Error)
-	assert.Equal(t, ModeIncremental, r.Mode, "no etl_copy_status row: always loaded")
+	assert.Equal(t, ModeIncremental, r.Mode, "no copy status row: always loaded")
 	assert.EqualValues(t, 1, r.RowsDeleted)
 	assert.EqualValues(t, 1, r.RowsWritten)
 	got := e.texts(t, `SELECT string_agg("select" || "Mixed Case" || "with space", ',' ORDER BY 1) FROM raw."order"`)
@@ -141,13 +169,14 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 // delete does not remove the row the same load brings back.
 func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
 	e := newEnv(t)
-	e.exec(t, bookkeepingDDL,
+	e.replicaState(t)
+	e.exec(t,
 		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
 		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')")
 	cfg := patientConfig()
 	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
 	e.exec(t, "DELETE FROM patient WHERE PatNum IN (1, 2)",
-		`INSERT INTO etl_deleted_rows (table_name, pk_values, detected_at) VALUES ('patient', '["1"]', NOW(6)), ('patient', '["2"]', NOW(6))`,
+		deleted("patient", `["1"]`, `["2"]`),
 		"INSERT INTO patient VALUES (2, 'Bob again', '2024-01-02 00:00:00')")
 	r := byName(e.run(t, cfg, Options{}), "patient")
 	require.Equal(t, StatusOK, r.Status, r.Error)
@@ -155,4 +184,27 @@ func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
 	assert.EqualValues(t, 1, r.RowsDeleted, "only key 1: key 2 came back")
 	got := e.texts(t, `SELECT string_agg("PatNum" || ':' || "LName", ',' ORDER BY "PatNum") FROM raw.patient`)
 	assert.Equal(t, "2:Bob again", *got[0])
+}
+
+// A replica written by an older version (state under etl_…) is loaded:
+// the load renames the state tables, reads change_seq and applies the
+// recorded deletes, and nothing is left under the old names.
+func TestLoadMigratesALegacyReplica(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, legacyBookkeepingDDL,
+		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
+		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')",
+		"INSERT INTO etl_copy_status VALUES ('patient', 1, 'ok', NULL)")
+	cfg := patientConfig()
+	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
+	assert.Equal(t, ModeUnchanged, byName(e.run(t, cfg, Options{}), "patient").Mode, "change_seq read under the new name")
+	var old int
+	require.NoError(t, e.my.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'etl\\_%'").Scan(&old))
+	assert.Zero(t, old, "the old names are gone")
+
+	e.exec(t, "DELETE FROM patient WHERE PatNum = 1", deleted("patient", `["1"]`), changeSeq("patient", 2))
+	r := byName(e.run(t, cfg, Options{}), "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.EqualValues(t, 1, r.RowsDeleted)
+	assert.EqualValues(t, 1, r.RawRows)
 }

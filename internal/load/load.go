@@ -18,20 +18,16 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
-	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
 // Schema is where raw tables and the load state live.
 const Schema = string(catalog.SchemaRaw)
 
-// Names of the replication phase's bookkeeping tables in the replica (the
-// data-path contract) and of the load state table in raw.
-const (
-	CopyStatusTable  = replicate.CopyStatusTable
-	DeletedRowsTable = replicate.DeletedRowsTable
-	StatusTable      = "etl_load_status"
-)
+// StatusTable is the load state table in raw. (The replica's bookkeeping
+// tables, which the load reads, are internal/state's.)
+const StatusTable = "etl_load_status"
 
 // Mode is how one table is loaded.
 type Mode string
@@ -135,7 +131,7 @@ type Loader struct {
 }
 
 // New returns a Loader. cfg may be nil: then every base table of the replica
-// (except the etl_ bookkeeping tables) is loaded with default options.
+// (except the pipeline's own, see internal/state) is loaded with default options.
 func New(replica connections.ReplicationDB, raw connections.AnalyticsRawDB, cfg *tables.Config, log *slog.Logger) *Loader {
 	if log == nil {
 		log = slog.Default()
@@ -157,10 +153,16 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 		if err := ensureStatusTable(ctx, l.raw); err != nil {
 			return nil, err
 		}
+		// A replica written by an older version keeps its state under the
+		// old names until the next replicate run; rename them now (the one
+		// write the load makes to the replica).
+		if err := state.Migrate(ctx, l.replica); err != nil {
+			return nil, err
+		}
 	}
-	seqs, err := readChangeSeqs(ctx, l.replica)
+	seqs, err := state.ChangeSeqs(ctx, l.replica)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read replica: %w", err)
 	}
 	// Tables are taken in run order by the workers; results keep that order.
 	results := make([]TableResult, len(list))

@@ -26,7 +26,7 @@ var (
 type decideCase struct {
 	name   string
 	p      *plan
-	st     *state
+	st     *loadState
 	exists bool
 	seqs   map[string]int64
 	full   bool
@@ -38,25 +38,25 @@ func TestDecide(t *testing.T) {
 	incr := &tables.Table{Name: "patient", Strategy: tables.Incremental, WatermarkColumns: []string{"DateTStamp"}}
 	p := testPlan(t, incr, []string{"PatNum"}, colNum, colName, colStamp)
 	sig, wm, seq, other := p.signature, "2024-01-01 00:00:00", int64(7), `{"columns":[["PatNum","bigint"]],"key":["PatNum"]}`
-	good := &state{Status: StatusOK, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}
+	good := &loadState{Status: StatusOK, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}
 	tests := []decideCase{
 		{"flag", p, good, true, nil, true, ModeFull, "--full-refresh"},
 		{"new table", p, nil, false, nil, false, ModeFull, "raw table does not exist yet"},
 		{"raw table without state", p, nil, true, nil, false, ModeFull, "no load state for the existing raw table"},
-		{"schema changed", p, &state{Status: StatusOK, Signature: &other, Watermark: &wm}, true, nil, false, ModeFull, "schema changed: rebuild"},
+		{"schema changed", p, &loadState{Status: StatusOK, Signature: &other, Watermark: &wm}, true, nil, false, ModeFull, "schema changed: rebuild"},
 		{"change_seq loaded", p, good, true, map[string]int64{"patient": 7}, false, ModeUnchanged, "replica change_seq 7 already loaded"},
 		{"change_seq moved", p, good, true, map[string]int64{"patient": 8}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
 		{"untracked", p, good, true, nil, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
-		{"last load failed", p, &state{Status: StatusFailed, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}, true, map[string]int64{"patient": 7}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
-		{"no watermark yet", p, &state{Status: StatusOK, Signature: &sig}, true, nil, false, ModeFull, "no watermark loaded yet"},
+		{"last load failed", p, &loadState{Status: StatusFailed, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}, true, map[string]int64{"patient": 7}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
+		{"no watermark yet", p, &loadState{Status: StatusOK, Signature: &sig}, true, nil, false, ModeFull, "no watermark loaded yet"},
 	}
 	noKey := testPlan(t, &tables.Table{Name: "log", Strategy: tables.Incremental, WatermarkColumns: []string{"DateTStamp"}}, nil, colName, colStamp)
 	nk := noKey.signature
 	fullTable := testPlan(t, &tables.Table{Name: "def", Strategy: tables.FullTable}, []string{"PatNum"}, colNum, colName)
 	ft := fullTable.signature
 	tests = append(tests,
-		decideCase{"no key", noKey, &state{Status: StatusOK, Signature: &nk, Watermark: &wm}, true, nil, false, ModeFull, "no primary key"},
-		decideCase{"full_table", fullTable, &state{Status: StatusOK, Signature: &ft}, true, nil, false, ModeFull, "extraction_strategy full_table"},
+		decideCase{"no key", noKey, &loadState{Status: StatusOK, Signature: &nk, Watermark: &wm}, true, nil, false, ModeFull, "no primary key"},
+		decideCase{"full_table", fullTable, &loadState{Status: StatusOK, Signature: &ft}, true, nil, false, ModeFull, "extraction_strategy full_table"},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,17 +106,4 @@ func TestBuildPlanRejects(t *testing.T) {
 	_, err = buildPlan(&tables.Table{Name: "t", WatermarkColumns: []string{"Gone"}}, &schema.Table{Name: "t", Columns: []schema.Column{colNum}}, false)
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), `"Gone"`)
-}
-
-func TestParseKey(t *testing.T) {
-	got, err := parseKey([]byte(`["1", "b c"]`), 2)
-	require.NoError(t, err)
-	assert.Equal(t, []any{"1", "b c"}, got)
-	got, err = parseKey([]byte(`[18446744073709551615]`), 1)
-	require.NoError(t, err)
-	assert.Equal(t, []any{"18446744073709551615"}, got, "numbers kept digit for digit")
-	for _, bad := range []string{`["1"]`, `{"PatNum": 1}`, `[null, "x"]`, `not json`} {
-		_, err := parseKey([]byte(bad), 2)
-		assert.Error(t, err, bad)
-	}
 }

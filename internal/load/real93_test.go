@@ -23,6 +23,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
@@ -210,10 +211,10 @@ func TestReal93EndToEnd(t *testing.T) {
 
 	// Nothing changed at the source: replication moves no change_seq, so
 	// the load skips every table.
-	before, err := replicate.ChangeSeqs(ctx, replica)
+	before, err := state.ChangeSeqs(ctx, replica)
 	require.NoError(t, err)
 	replicateAll()
-	after, err := replicate.ChangeSeqs(ctx, replica)
+	after, err := state.ChangeSeqs(ctx, replica)
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "replication moved no change_seq")
 	for _, r := range e.run(t, cfg, Options{}).Tables {

@@ -24,8 +24,8 @@ var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + 
 	rows_deleted    bigint NOT NULL DEFAULT 0,
 	raw_rows        bigint,
 	conversions     jsonb NOT NULL DEFAULT '{}', -- column -> kind -> count, last load
-	last_deleted_id bigint NOT NULL DEFAULT 0,   -- highest etl_deleted_rows id applied
-	change_seq      bigint,                      -- replica etl_copy_status.change_seq loaded
+	last_deleted_id bigint NOT NULL DEFAULT 0,   -- highest replica _pipeline_deleted_rows id applied
+	change_seq      bigint,                      -- replica _pipeline_copy_status.change_seq loaded
 	signature       text,                        -- column names and types of the raw table
 	started_at      timestamptz,
 	finished_at     timestamptz,
@@ -50,8 +50,8 @@ func ensureStatusTable(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// state is a table's row of etl_load_status.
-type state struct {
+// loadState is a table's row of etl_load_status.
+type loadState struct {
 	Target        string
 	Status        string
 	Watermark     *string
@@ -60,8 +60,8 @@ type state struct {
 	Signature     *string
 }
 
-func readState(ctx context.Context, q pgxQuerier, table string) (*state, error) {
-	var s state
+func readState(ctx context.Context, q pgxQuerier, table string) (*loadState, error) {
+	var s loadState
 	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, change_seq, signature FROM `+
 		typemap.QuotePG(Schema)+`.`+StatusTable+` WHERE table_name = $1`, table).
 		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.ChangeSeq, &s.Signature)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
@@ -141,7 +142,7 @@ func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]i
 }
 
 // decide picks the table's mode and says why.
-func decide(p *plan, st *state, exists bool, seqs map[string]int64, fullRefresh bool) (Mode, string, []string) {
+func decide(p *plan, st *loadState, exists bool, seqs map[string]int64, fullRefresh bool) (Mode, string, []string) {
 	var changes []string
 	if exists && st != nil && st.Signature != nil && *st.Signature != p.signature {
 		changes = schemaChanges(*st.Signature, p.signature)
@@ -190,6 +191,12 @@ func (p *plan) ddl(m Mode, swap []string) []string {
 	return nil
 }
 
+// queryer is the replica connection (the snapshot's).
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // snapshot is what the load reads from the replica before the rows, in the
 // same repeatable-read snapshot as the rows.
 type snapshot struct {
@@ -204,7 +211,7 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+typemap.QuoteMySQL(p.src.Name)).Scan(&s.count); err != nil {
 		return nil, fmt.Errorf("count replica rows of %s: %w", p.src.Name, err)
 	}
-	seq, ok, err := tableChangeSeq(ctx, tx, p.src.Name)
+	seq, ok, err := state.ChangeSeq(ctx, tx, p.src.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +228,7 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 		}
 	}
 	if len(p.key) > 0 {
-		if s.maxDelID, err = maxDeletionID(ctx, tx, p.src.Name); err != nil {
+		if s.maxDelID, err = state.MaxDeletionID(ctx, tx, p.src.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -229,7 +236,7 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 }
 
 // full builds the table beside the live one and swaps it in.
-func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
+func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *loadState, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
 	// One transaction from CREATE to swap: a failure leaves nothing behind,
 	// and COPY FREEZE (allowed into a table created in the same transaction)
 	// writes rows already frozen, sparing the first readers and vacuum from
@@ -289,7 +296,7 @@ func (l *Loader) full(ctx context.Context, rc *sql.Conn, p *plan, st *state, sna
 // It returns the live table's row count afterwards: the COPY's count when the
 // new table is renamed in (nothing else writes to it), the INSERT's when rows
 // are moved, so the check against the replica needs no extra scan.
-func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *state, copied int64, r *TableResult) (int64, error) {
+func swap(ctx context.Context, ptx pgx.Tx, p *plan, st *loadState, copied int64, r *TableResult) (int64, error) {
 	views, err := viewCount(ctx, ptx, p)
 	if err != nil {
 		return 0, err
@@ -329,7 +336,7 @@ func viewCount(ctx context.Context, q pgxQuerier, p *plan) (int, error) {
 // rows moved under them (new columns added first); else the new table
 // renamed in. changes describe the shape change for the error when views
 // block it.
-func (p *plan) swapSQL(st *state, views int, changes []string) ([]string, error) {
+func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, error) {
 	tmp := p.tmpName()
 	if views > 0 {
 		added, ok := addedColumns(st, p)
@@ -358,7 +365,7 @@ func (p *plan) swapSQL(st *state, views int, changes []string) ([]string, error)
 // addedColumns returns the planned columns the live table lacks, with ok
 // false unless every live column is kept with its type and the key is the
 // same: only then can the live table take the new rows in place.
-func addedColumns(st *state, p *plan) (added []column, ok bool) {
+func addedColumns(st *loadState, p *plan) (added []column, ok bool) {
 	if st == nil || st.Signature == nil {
 		return nil, false
 	}
@@ -387,7 +394,7 @@ func addedColumns(st *state, p *plan) (added []column, ok bool) {
 
 // incremental upserts the rows at or after the watermark (minus lookback)
 // and applies the recorded deletes, all in one transaction.
-func (l *Loader) incremental(ctx context.Context, rc *sql.Conn, p *plan, st *state, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
+func (l *Loader) incremental(ctx context.Context, rc *sql.Conn, p *plan, st *loadState, snap *snapshot, counts []typemap.Counts, progress func(int64, bool), r *TableResult) error {
 	ptx, err := l.raw.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin incremental load: %w", err)
@@ -456,7 +463,7 @@ func (p *plan) watermarkCond(loaded string) string {
 	return col + " >= " + sqlLiteral(loaded)
 }
 
-// applyDeletes removes the keys recorded in etl_deleted_rows (afterID,
+// applyDeletes removes the keys recorded in the replica's deleted-rows log (afterID,
 // maxID] from raw, except keys present among the staged changed rows (a
 // key deleted and then inserted again).
 func applyDeletes(ctx context.Context, tx queryer, ptx pgx.Tx, p *plan, afterID, maxID int64) (int64, error) {
@@ -473,7 +480,7 @@ func applyDeletes(ctx context.Context, tx queryer, ptx pgx.Tx, p *plan, afterID,
 	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_delete ("+strings.Join(defs, ", ")+") ON COMMIT DROP"); err != nil {
 		return 0, fmt.Errorf("create delete staging: %w", err)
 	}
-	dels, err := readDeletions(ctx, tx, p.src.Name, afterID, maxID, len(p.key))
+	dels, err := state.ReadDeletions(ctx, tx, state.DeletionRange{Table: p.src.Name, After: afterID, Through: maxID, KeyLen: len(p.key)})
 	if err != nil {
 		return 0, err
 	}
@@ -482,7 +489,7 @@ func applyDeletes(ctx context.Context, tx queryer, ptx pgx.Tx, p *plan, afterID,
 		return 0, fmt.Errorf("stage deletes of %s: %w", p.src.Name, err)
 	}
 	if err := dels.Close(); err != nil {
-		return 0, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, p.src.Name, err)
+		return 0, fmt.Errorf("read %s of %s: %w", state.DeletedRowsTable, p.src.Name, err)
 	}
 	tag, err := ptx.Exec(ctx, "DELETE FROM "+qualified(p.target)+" t USING pg_temp.etl_delete d WHERE "+strings.Join(match, " AND ")+
 		" AND NOT EXISTS (SELECT 1 FROM pg_temp.etl_stage s WHERE "+strings.Join(stageMatch, " AND ")+")")

@@ -16,6 +16,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -153,7 +154,7 @@ func BenchmarkIncremental408(b *testing.B) {
 		sum, d := run()
 		noChange = d
 		for _, t := range sum.Tables {
-			require.Equal(b, replicate.ModeSkip, t.Mode, t.Table)
+			require.Equal(b, state.ModeSkip, t.Mode, t.Table)
 		}
 		changedRows = touchOnePercent(b, e, src)
 		nextSecond()

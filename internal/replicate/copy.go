@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -19,7 +20,7 @@ type tableJob struct {
 	r    *runner
 	cfg  *tables.Table
 	src  *schema.Table
-	st   *State // nil before the first run
+	st   *state.Row // nil before the first run
 	res  *TableResult
 	conn *sql.Conn // replica session
 
@@ -37,7 +38,7 @@ type tableJob struct {
 	srcKeys map[string]bool
 }
 
-func newTableJob(r *runner, cfg *tables.Table, src *schema.Table, st *State, res *TableResult) *tableJob {
+func newTableJob(r *runner, cfg *tables.Table, src *schema.Table, st *state.Row, res *TableResult) *tableJob {
 	j := &tableJob{r: r, cfg: cfg, src: src, st: st, res: res, wmIdx: -1}
 	sel := make([]string, len(src.Columns))
 	for i, c := range src.Columns {
@@ -94,7 +95,7 @@ func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *
 			f.add(vals)
 			last = rawStrings(vals, idx)
 			if f.keepKeys {
-				f.keys = append(f.keys, keyJSON(last))
+				f.keys = append(f.keys, state.EncodeKey(last))
 			}
 		}
 		return rows.Err()
@@ -105,8 +106,9 @@ func (j *tableJob) readSource(ctx context.Context, query string, args []any, f *
 	return last, nil
 }
 
-// commitChunk writes f and the state that describes it in one transaction.
-func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string]any) error {
+// commitChunk writes f and the state that describes it (u, to which it
+// adds the rows and the change_seq bump) in one transaction.
+func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, u *state.Update) error {
 	tx, err := j.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin replica transaction for %s: %w", j.cfg.Name, err)
@@ -115,7 +117,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, state map[string
 	if _, err := loadRows(ctx, tx, j.cfg.Name, j.src.Columns, f); err != nil {
 		return err
 	}
-	if err := stateWrite(ctx, tx, j.cfg.Name, true, int64(f.rows), state); err != nil {
+	if err := u.AddRows(int64(f.rows)).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -166,16 +168,12 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		pre = append(pre, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, q, &startWM) })
 	}
 	if lastKey == nil {
-		if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{
-			"mode": ModeFull, "status": StatusRunning, "last_key": nil, "start_watermark": nil,
-			"rows_copied": 0, "source_update_time": nullStr(j.src.UpdateTime), "source_started_at": j.r.srcNow,
-			"last_run_start": time.Now().UTC(), "error": nil,
-		}); err != nil {
+		if err := state.For(j.cfg.Name).Mode(state.ModeFull).Status(state.StatusRunning).ClearLastKey().
+			StartWatermark(sql.NullString{}).Rows(0).Source(j.src.UpdateTime, j.r.srcNow).
+			RunStart(time.Now()).ClearError().Exec(ctx, j.conn); err != nil {
 			return err
 		}
-	} else if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{
-		"status": StatusRunning, "last_run_start": time.Now().UTC(), "error": nil,
-	}); err != nil {
+	} else if err := state.For(j.cfg.Name).Status(state.StatusRunning).RunStart(time.Now()).ClearError().Exec(ctx, j.conn); err != nil {
 		return err
 	}
 	f := rowFile{keepKeys: lastKey == nil}
@@ -193,15 +191,15 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		if err != nil {
 			return err
 		}
-		state := map[string]any{"last_key": keyJSON(last)}
+		u := state.For(j.cfg.Name).LastKey(state.EncodeKey(last))
 		if pre != nil {
-			state["start_watermark"] = startWM
+			u.StartWatermark(startWM)
 			pre = nil
 		}
 		if f.rows == 0 {
 			if lastKey == nil {
 				j.srcKeys = map[string]bool{} // the source table is empty
-				if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{"start_watermark": startWM}); err != nil {
+				if err := state.For(j.cfg.Name).StartWatermark(startWM).Exec(ctx, j.conn); err != nil {
 					return err
 				}
 			}
@@ -210,7 +208,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		if lastKey == nil && f.rows < n {
 			j.srcKeys = keysOf(&f)
 		}
-		if err := j.commitChunk(ctx, &f, state); err != nil {
+		if err := j.commitChunk(ctx, &f, u); err != nil {
 			return err
 		}
 		lastKey = last
@@ -219,7 +217,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			break
 		}
 	}
-	j.res.Mode = ModeFull
+	j.res.Mode = state.ModeFull
 	return nil
 }
 
@@ -229,10 +227,8 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 // it stops before the source's clock second at the start, so a row changed
 // while the copy runs always carries a later stamp than the one recorded.
 func (j *tableJob) incremental(ctx context.Context) error {
-	if err := stateUpdate(ctx, j.conn, j.cfg.Name, false, map[string]any{
-		"mode": ModeIncremental, "status": StatusRunning, "rows_copied": 0, "source_update_time": nullStr(j.src.UpdateTime),
-		"source_started_at": j.r.srcNow, "last_run_start": time.Now().UTC(), "error": nil,
-	}); err != nil {
+	if err := state.For(j.cfg.Name).Mode(state.ModeIncremental).Status(state.StatusRunning).Rows(0).
+		Source(j.src.UpdateTime, j.r.srcNow).RunStart(time.Now()).ClearError().Exec(ctx, j.conn); err != nil {
 		return err
 	}
 	order := []string{j.wm}
@@ -278,7 +274,7 @@ func (j *tableJob) incremental(ctx context.Context) error {
 		if f.rows == 0 {
 			break
 		}
-		if err := j.commitChunk(ctx, &f, map[string]any{"watermark": last[0], "last_key": keyJSON(last[1:])}); err != nil {
+		if err := j.commitChunk(ctx, &f, state.For(j.cfg.Name).Watermark(last[0]).LastKey(state.EncodeKey(last[1:]))); err != nil {
 			return err
 		}
 		cursor = last
@@ -286,7 +282,7 @@ func (j *tableJob) incremental(ctx context.Context) error {
 			break
 		}
 	}
-	j.res.Mode = ModeIncremental
+	j.res.Mode = state.ModeIncremental
 	return nil
 }
 
@@ -311,11 +307,9 @@ func lookback(wm, dataType string, secs int) string {
 // by key, so the source is read in one query: they are expected to be small.
 func (j *tableJob) shadowCopy(ctx context.Context) error {
 	name := j.cfg.Name
-	shadow, old := shadowName(name, "shadow"), shadowName(name, "old")
-	if err := stateUpdate(ctx, j.conn, name, false, map[string]any{
-		"mode": ModeShadow, "status": StatusRunning, "source_update_time": nullStr(j.src.UpdateTime),
-		"source_started_at": j.r.srcNow, "last_run_start": time.Now().UTC(), "error": nil,
-	}); err != nil {
+	shadow, old := state.TempName("shadow", name), state.TempName("old", name)
+	if err := state.For(name).Mode(state.ModeShadow).Status(state.StatusRunning).Source(j.src.UpdateTime, j.r.srcNow).
+		RunStart(time.Now()).ClearError().Exec(ctx, j.conn); err != nil {
 		return err
 	}
 	for _, q := range []string{
@@ -373,43 +367,27 @@ func (j *tableJob) shadowCopy(ctx context.Context) error {
 	if _, err := j.conn.ExecContext(ctx, "DROP TABLE "+quoteIdent(old)); err != nil {
 		return fmt.Errorf("drop previous copy of %s: %w", name, err)
 	}
-	if err := stateUpdate(ctx, j.conn, name, true, map[string]any{"rows_copied": total}); err != nil {
+	if err := state.For(name).Rows(total).BumpChangeSeq().Exec(ctx, j.conn); err != nil {
 		return err
 	}
-	j.res.Mode = ModeShadow
+	j.res.Mode = state.ModeShadow
 	j.res.RowsRead += total
 	j.res.RowsWritten += total
 	return nil
 }
 
-func shadowName(table, suffix string) string {
-	s := table + "__" + suffix
-	if len(s) > 64 {
-		s = s[len(s)-64:]
-	}
-	return s
-}
-
-func nullStr(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 // finish records a successful run of the table.
 func (j *tableJob) finish(ctx context.Context) error {
-	set := map[string]any{"status": StatusOK, "last_run_end": time.Now().UTC(), "error": nil, "last_key": nil}
-	if j.res.Mode == ModeFull {
+	u := state.For(j.cfg.Name).Status(state.StatusOK).RunEnd(time.Now()).ClearError()
+	switch j.res.Mode {
+	case state.ModeFull:
 		// start_watermark was taken before the first chunk of this copy was read.
-		if _, err := j.conn.ExecContext(ctx, "UPDATE `"+CopyStatusTable+"` SET watermark=start_watermark WHERE table_name=?", j.cfg.Name); err != nil {
-			return fmt.Errorf("update %s for %s: %w", CopyStatusTable, j.cfg.Name, err)
-		}
+		u.WatermarkFromStart().ClearLastKey()
+	case state.ModeIncremental: // last_key is the resume point within the watermark
+	default:
+		u.ClearLastKey()
 	}
-	if j.res.Mode == ModeIncremental {
-		delete(set, "last_key")
-	}
-	return stateUpdate(ctx, j.conn, j.cfg.Name, false, set)
+	return u.Exec(ctx, j.conn)
 }
 
 // fail records a failed run; it writes even when ctx was cancelled.
@@ -420,16 +398,11 @@ func (j *tableJob) fail(ctx context.Context, err error) {
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg
 	}
-	if len(msg) > 4000 {
-		msg = msg[:4000]
-	}
-	var ex execer = j.r.deps.Replica
+	var ex state.Execer = j.r.deps.Replica
 	if j.conn != nil {
 		ex = j.conn
 	}
-	if werr := stateUpdate(wctx, ex, j.cfg.Name, false, map[string]any{
-		"status": StatusFailed, "error": msg, "last_run_end": time.Now().UTC(),
-	}); werr != nil {
+	if werr := state.For(j.cfg.Name).Status(state.StatusFailed).Error(msg).RunEnd(time.Now()).Exec(wctx, ex); werr != nil {
 		j.r.log.Error("record failure", "table", j.cfg.Name, "err", werr)
 	}
 }

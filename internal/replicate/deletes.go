@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
 // detectDeletes removes from the replica the rows deleted at the source and
-// records each in etl_deleted_rows, in the same commit. It costs one COUNT
+// records each in the deleted-rows log (internal/state), in the same commit. It costs one COUNT
 // per side when nothing was deleted (for an integer key, of the rows up to
 // the replica's highest key: an index range on the source); otherwise it walks
 // the replica's keys in spans (see checkSpans).
@@ -167,10 +169,10 @@ func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum b
 	}
 	have := make(map[string]bool, len(srcKeys))
 	for _, k := range srcKeys {
-		have[keyJSON(k)] = true
+		have[state.EncodeKey(k)] = true
 	}
 	for _, k := range repKeys {
-		if !have[keyJSON(k)] {
+		if !have[state.EncodeKey(k)] {
 			*gone = append(*gone, k)
 		}
 	}
@@ -193,7 +195,7 @@ func (j *tableJob) deleteMissing(ctx context.Context, countQ string) error {
 	}
 	var gone [][]string
 	for _, k := range keys {
-		if !j.srcKeys[keyJSON(k)] {
+		if !j.srcKeys[state.EncodeKey(k)] {
 			gone = append(gone, k)
 		}
 	}
@@ -223,7 +225,7 @@ func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
 	if err != nil {
 		return err
 	}
-	if err := stateUpdate(ctx, tx, name, true, nil); err != nil {
+	if err := state.For(name).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -234,22 +236,20 @@ func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
 }
 
 // deleteIn deletes the keys from the replica table and records them in
-// etl_deleted_rows inside tx; the caller bumps change_seq and commits.
+// the deleted-rows log inside tx; the caller bumps change_seq and commits.
 func (j *tableJob) deleteIn(ctx context.Context, tx *sql.Tx, keys [][]string) (int64, error) {
 	name := j.cfg.Name
 	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(j.key)), ",") + ")"
 	var total int64
-	now := time.Now().UTC()
+	now := time.Now()
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 1000)]
 		keys = keys[len(batch):]
-		var del, rec []string
-		var dargs, rargs []any
+		var del []string
+		var dargs []any
 		for _, k := range batch {
 			del = append(del, tuple)
 			dargs = append(dargs, params(k, j.keyTypes)...)
-			rec = append(rec, "(?,?,?)")
-			rargs = append(rargs, name, keyJSON(k), now)
 		}
 		q := "DELETE FROM " + quoteIdent(name) + " WHERE (" + identList(j.key) + ") IN (" + strings.Join(del, ",") + ")"
 		res, err := tx.ExecContext(ctx, q, dargs...)
@@ -258,8 +258,8 @@ func (j *tableJob) deleteIn(ctx context.Context, tx *sql.Tx, keys [][]string) (i
 		}
 		n, _ := res.RowsAffected()
 		total += n
-		if _, err := tx.ExecContext(ctx, "INSERT INTO `"+DeletedRowsTable+"` (table_name, pk_values, detected_at) VALUES "+strings.Join(rec, ","), rargs...); err != nil {
-			return 0, fmt.Errorf("record deleted rows of %s: %w", name, err)
+		if err := state.RecordDeletes(ctx, tx, name, batch, now); err != nil {
+			return 0, err
 		}
 	}
 	return total, nil

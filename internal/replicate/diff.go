@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
 // rowHash is a SQL expression hashing a row's exact bytes to 64 bits: every
@@ -34,10 +35,8 @@ func rowHash(cols []schema.Column) string {
 // that returns one row.
 func (j *tableJob) diffCopy(ctx context.Context) error {
 	name, key := j.cfg.Name, j.key[0]
-	if err := stateUpdate(ctx, j.conn, name, false, map[string]any{
-		"mode": ModeDiff, "status": StatusRunning, "rows_copied": 0, "source_update_time": nullStr(j.src.UpdateTime),
-		"source_started_at": j.r.srcNow, "last_run_start": time.Now().UTC(), "error": nil,
-	}); err != nil {
+	if err := state.For(name).Mode(state.ModeDiff).Status(state.StatusRunning).Rows(0).Source(j.src.UpdateTime, j.r.srcNow).
+		RunStart(time.Now()).ClearError().Exec(ctx, j.conn); err != nil {
 		return err
 	}
 	hash := rowHash(j.src.Columns)
@@ -62,7 +61,7 @@ func (j *tableJob) diffCopy(ctx context.Context) error {
 		j.res.Chunks++
 		if sc == 0 {
 			// Past the source's last key: replica rows beyond it were deleted.
-			j.res.Mode = ModeDiff
+			j.res.Mode = state.ModeDiff
 			return j.diffRange(ctx, after, nil)
 		}
 		hi := param(maxKey.String, j.keyTypes[0])
@@ -82,7 +81,7 @@ func (j *tableJob) diffCopy(ctx context.Context) error {
 		}
 		after = hi
 		if sc < int64(n) {
-			j.res.Mode = ModeDiff
+			j.res.Mode = state.ModeDiff
 			return j.diffRange(ctx, after, nil) // the tail beyond the last source key
 		}
 	}
@@ -129,7 +128,7 @@ func (j *tableJob) diffRange(ctx context.Context, lo, hi any) error {
 			return fmt.Errorf("read replica keys of %s: %w", name, err)
 		}
 		for _, k := range repKeys {
-			if !have[keyJSON(k)] {
+			if !have[state.EncodeKey(k)] {
 				gone = append(gone, k)
 			}
 		}
@@ -149,7 +148,7 @@ func (j *tableJob) diffRange(ctx context.Context, lo, hi any) error {
 	if err != nil {
 		return err
 	}
-	if err := stateWrite(ctx, tx, name, true, int64(f.rows), nil); err != nil {
+	if err := state.For(name).AddRows(int64(f.rows)).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

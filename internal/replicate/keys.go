@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"database/sql"
-	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,11 +80,6 @@ func params(vals []string, types []string) []any {
 		out[i] = param(v, types[i])
 	}
 	return out
-}
-
-func keyJSON(vals []string) string {
-	b, _ := json.Marshal(vals)
-	return string(b)
 }
 
 // rawRow returns n raw values and the Scan destinations pointing at them.

@@ -20,6 +20,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -202,14 +203,14 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	res := byTable(sum)
 	require.Len(t, res, 93)
 	for _, r := range sum.Tables {
-		assert.Equal(t, replicate.ModeFull, r.Mode, r.Table)
+		assert.Equal(t, state.ModeFull, r.Mode, r.Table)
 		assert.GreaterOrEqual(t, r.Chunks, 1, r.Table)
 	}
 	assert.Equal(t, int64(130), res["patient"].RowsWritten)
 	assert.Equal(t, 4, res["patient"].Chunks)
 	e.assertSame(t)
 	var wm, srcMax string
-	require.NoError(t, e.replica.QueryRow("SELECT watermark FROM etl_copy_status WHERE table_name='patient'").Scan(&wm))
+	require.NoError(t, e.replica.QueryRow("SELECT watermark FROM _pipeline_copy_status WHERE table_name='patient'").Scan(&wm))
 	require.NoError(t, e.source.QueryRow("SELECT MAX(DateTStamp) FROM patient").Scan(&srcMax))
 	assert.Equal(t, srcMax, wm, "a full copy leaves the source's MAX(watermark) at its start")
 
@@ -235,20 +236,20 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	nextSecond()
 	sum = e.run(t, cfg, replicate.Options{})
 	res = byTable(sum)
-	assert.Equal(t, replicate.ModeIncremental, res["patient"].Mode)
+	assert.Equal(t, state.ModeIncremental, res["patient"].Mode)
 	assert.Equal(t, int64(3), res["patient"].RowsDeleted)
 	assert.Equal(t, int64(10), res["procedurelog"].RowsDeleted)
 	assert.Equal(t, int64(1), res["definition"].RowsDeleted)
-	assert.Equal(t, replicate.ModeDiff, res["clinic"].Mode)
+	assert.Equal(t, state.ModeDiff, res["clinic"].Mode)
 	assert.Equal(t, int64(2), res["clinic"].RowsDeleted)
 	// Ranges follow the source's keys: 1-40 same, 41-80 (50 changed), 81-121 (90 gone), then 122-129 and 500.
 	assert.Equal(t, int64(40+40+9), res["clinic"].RowsWritten, "only the ranges that differ are copied")
-	assert.Equal(t, replicate.ModeSkip, res["allergy"].Mode, "untouched table skipped by UPDATE_TIME")
+	assert.Equal(t, state.ModeSkip, res["allergy"].Mode, "untouched table skipped by UPDATE_TIME")
 	e.assertSame(t)
 
 	// Deletes are recorded for the loader, keys as JSON string arrays.
 	var keys []string
-	rows, err := e.replica.Query("SELECT pk_values FROM etl_deleted_rows WHERE table_name='patient' ORDER BY id")
+	rows, err := e.replica.Query("SELECT pk_values FROM _pipeline_deleted_rows WHERE table_name='patient' ORDER BY id")
 	require.NoError(t, err)
 	for rows.Next() {
 		var k string
@@ -259,18 +260,18 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	assert.ElementsMatch(t, []string{`["5"]`, `["77"]`, `["129"]`}, keys)
 
 	// change_seq moved for changed tables only.
-	seqs, err := replicate.ChangeSeqs(context.Background(), e.replica)
+	seqs, err := state.ChangeSeqs(context.Background(), e.replica)
 	require.NoError(t, err)
 	before := seqs
 	nextSecond()
 	sum = e.run(t, cfg, replicate.Options{})
 	for _, r := range sum.Tables {
-		assert.Equal(t, replicate.ModeSkip, r.Mode, "nothing changed: %s", r.Table)
+		assert.Equal(t, state.ModeSkip, r.Mode, "nothing changed: %s", r.Table)
 	}
-	seqs, err = replicate.ChangeSeqs(context.Background(), e.replica)
+	seqs, err = state.ChangeSeqs(context.Background(), e.replica)
 	require.NoError(t, err)
 	assert.Equal(t, before, seqs)
-	assert.Equal(t, int64(93), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status WHERE status='ok'"))
+	assert.Equal(t, int64(93), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE status='ok'"))
 }
 
 func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
@@ -286,7 +287,7 @@ func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
 	nextSecond()
 	sum := e.run(t, cfg, replicate.Options{})
 	r := byTable(sum)["stamped"]
-	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, state.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(100), r.RowsRead)
 	assert.Equal(t, 15, r.Chunks)
 	e.assertSame(t)
@@ -319,7 +320,7 @@ func TestReplicateResumesAfterKill(t *testing.T) {
 	first := sum.Tables[0].Table
 	copied := count(t, e.replica, "SELECT COUNT(*) FROM `"+first+"`")
 	assert.Equal(t, int64(5*25), copied, "five committed chunks survive the kill")
-	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status WHERE status='failed' AND error LIKE 'interrupted%'"))
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE status='failed' AND error LIKE 'interrupted%'"))
 
 	sum = e.run(t, cfg, replicate.Options{})
 	r := byTable(sum)[first]
@@ -349,7 +350,7 @@ func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
 	cfg := e.config(t, 2)
 	require.Equal(t, tables.FullTable, cfg.Tables["nokey"].Strategy)
 	sum := e.run(t, cfg, replicate.Options{})
-	assert.Equal(t, replicate.ModeShadow, byTable(sum)["nokey"].Mode)
+	assert.Equal(t, state.ModeShadow, byTable(sum)["nokey"].Mode)
 	e.assertSame(t)
 
 	_, err = e.fixture.Exec("DELETE FROM nokey WHERE A = 2; INSERT INTO nokey VALUES (3,'c','2021-02-03')")
@@ -358,8 +359,9 @@ func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
 	sum = e.run(t, cfg, replicate.Options{})
 	assert.Equal(t, int64(4), byTable(sum)["nokey"].RowsWritten)
 	e.assertSame(t)
-	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows"), "no-key tables record no deletes")
-	assert.Equal(t, int64(0), count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE 'nokey\\_\\_%'"))
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_deleted_rows"), "no-key tables record no deletes")
+	assert.Equal(t, int64(0), count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME IN (?, ?)",
+		state.TempName("shadow", "nokey"), state.TempName("old", "nokey")), "no shadow table left behind")
 }
 
 func TestReplicateSchemaDrift(t *testing.T) {
@@ -393,7 +395,7 @@ func TestReplicateSchemaDrift(t *testing.T) {
 		"patient: changed column Email from varchar(100) NULL to varchar(300) NOT NULL",
 		"patient: changed column Gender from tinyint(3) unsigned NOT NULL to int(11) NOT NULL",
 	}, got)
-	assert.Equal(t, replicate.ModeFull, res["patient"].Mode, "drift re-copies the table")
+	assert.Equal(t, state.ModeFull, res["patient"].Mode, "drift re-copies the table")
 	e.assertSame(t)
 }
 
@@ -412,9 +414,9 @@ func TestReplicateFullRefreshAndDryRun(t *testing.T) {
 	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE()"), "a dry run writes nothing")
 
 	e.run(t, cfg, replicate.Options{Tables: []string{"definition"}})
-	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status"))
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status"))
 	sum = e.run(t, cfg, replicate.Options{Tables: []string{"definition"}, FullRefresh: true})
-	assert.Equal(t, replicate.ModeFull, sum.Tables[0].Mode)
+	assert.Equal(t, state.ModeFull, sum.Tables[0].Mode)
 	assert.Equal(t, int64(30), sum.Tables[0].RowsWritten)
 
 	_, err = replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg},
@@ -493,12 +495,12 @@ func TestSourceSessionIsReadOnly(t *testing.T) {
 	for _, q := range []string{
 		"INSERT INTO definition (Category, ItemOrder, ItemName, ItemValue, ItemColor, IsHidden) VALUES (1,1,'x','',0,0)",
 		"DELETE FROM definition",
-		"CREATE TABLE etl_copy_status (a int)",
+		"CREATE TABLE _pipeline_copy_status (a int)",
 	} {
 		_, err := e.source.Exec(q)
 		assert.Error(t, err, q)
 	}
-	assert.Zero(t, count(t, e.fixture, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE 'etl%'"))
+	assert.Zero(t, count(t, e.fixture, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE '\\_pipeline\\_%'"))
 }
 
 func TestReplicateRefusesConcurrentRun(t *testing.T) {
@@ -568,7 +570,7 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 
 	sum = e.run(t, cfg, replicate.Options{})
 	r := byTable(sum)["stamped"]
-	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, state.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(141), r.RowsRead, "from the last committed watermark (inclusive) on")
 	e.assertSame(t)
 }
@@ -586,7 +588,7 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	nextSecond()
 	e.run(t, cfg, replicate.Options{})
 	seq := func() int64 {
-		return count(t, e.replica, "SELECT change_seq FROM etl_copy_status WHERE table_name='clinic'")
+		return count(t, e.replica, "SELECT change_seq FROM _pipeline_copy_status WHERE table_name='clinic'")
 	}
 	before := seq()
 
@@ -594,7 +596,7 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	require.NoError(t, err)
 	nextSecond()
 	r := byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
-	assert.Equal(t, replicate.ModeDiff, r.Mode)
+	assert.Equal(t, state.ModeDiff, r.Mode)
 	assert.Equal(t, int64(40), r.RowsWritten, "one range of 40 rows")
 	assert.Equal(t, before+1, seq())
 	e.assertSame(t)
@@ -616,7 +618,7 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	nextSecond()
 	before = seq()
 	r = byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
-	assert.Equal(t, replicate.ModeDiff, r.Mode)
+	assert.Equal(t, state.ModeDiff, r.Mode)
 	assert.Zero(t, r.RowsWritten)
 	assert.Equal(t, before, seq(), "nothing written, change_seq unchanged")
 	e.assertSame(t)
@@ -733,7 +735,7 @@ func TestSourceConnectionCap(t *testing.T) {
 	}{{0, 1}, {2, 2}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("source_connections=%d", c.conns), func(t *testing.T) {
-			_, err := e.replica.Exec("DROP TABLE IF EXISTS " + strings.Join(append(names, replicate.CopyStatusTable, replicate.DeletedRowsTable), ","))
+			_, err := e.replica.Exec("DROP TABLE IF EXISTS " + strings.Join(append(names, state.CopyStatusTable, state.DeletedRowsTable), ","))
 			require.NoError(t, err)
 			mo := manager.DefaultOptions()
 			mo.RateLimit = 0
@@ -771,7 +773,7 @@ func TestReplicateLookback(t *testing.T) {
 			require.NoError(t, err)
 			nextSecond()
 			r := byTable(e.run(t, cfg, replicate.Options{}))["stamped"]
-			assert.Equal(t, replicate.ModeIncremental, r.Mode)
+			assert.Equal(t, state.ModeIncremental, r.Mode)
 			assert.Equal(t, c.want, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'late'"))
 		})
 	}
@@ -805,10 +807,10 @@ func TestReplicateCompositeKey(t *testing.T) {
 	}
 	nextSecond()
 	r = byTable(e.run(t, cfg, replicate.Options{}))["pairs"]
-	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, state.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(2), r.RowsDeleted)
 	e.assertSame(t)
-	rows, err := e.replica.Query("SELECT pk_values FROM etl_deleted_rows WHERE table_name = 'pairs'")
+	rows, err := e.replica.Query("SELECT pk_values FROM _pipeline_deleted_rows WHERE table_name = 'pairs'")
 	require.NoError(t, err)
 	var keys []string
 	for rows.Next() {
@@ -862,7 +864,7 @@ func TestReplicateSourceInLocalTime(t *testing.T) {
 	require.NoError(t, err)
 	nextSecond()
 	r := byTable(e.run(t, cfg, opts))["stamped"]
-	assert.Equal(t, replicate.ModeIncremental, r.Mode)
+	assert.Equal(t, state.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(10), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'changed'"))
 	e.assertSame(t)
 }
@@ -896,12 +898,12 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 			// a watermark taken at the end of the copy would pass row 1 by.
 			OnChunk: once("UPDATE stamped SET V = 'during full' WHERE Id = 1", "DELETE FROM stamped WHERE Id = 2",
 				"DO SLEEP(1.1)", "UPDATE stamped SET V = 'ahead' WHERE Id = 29"),
-		}, replicate.ModeFull},
-		{"next run", replicate.Options{}, replicate.ModeIncremental},
+		}, state.ModeFull},
+		{"next run", replicate.Options{}, state.ModeIncremental},
 		{"incremental, rows 3 and 15 changed after the first chunk", replicate.Options{
 			OnChunk: once("UPDATE stamped SET V = 'during incr' WHERE Id = 3", "DELETE FROM stamped WHERE Id = 15"),
-		}, replicate.ModeIncremental},
-		{"next run", replicate.Options{}, replicate.ModeIncremental},
+		}, state.ModeIncremental},
+		{"next run", replicate.Options{}, state.ModeIncremental},
 	}
 	for i, s := range steps {
 		if i == 2 {
@@ -914,7 +916,7 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 	}
 	e.assertSame(t)
 	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V LIKE 'during%'"))
-	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows"))
+	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_deleted_rows"))
 }
 
 // detect_deletes: false leaves rows deleted at the source in the replica and
@@ -941,7 +943,7 @@ func TestReplicateDetectDeletesPerTable(t *testing.T) {
 			nextSecond()
 			e.run(t, cfg, replicate.Options{})
 			assert.Equal(t, c.left, count(t, e.replica, "SELECT COUNT(*) FROM plain"))
-			assert.Equal(t, c.noted, count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows WHERE table_name = 'plain'"))
+			assert.Equal(t, c.noted, count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_deleted_rows WHERE table_name = 'plain'"))
 		})
 	}
 }
@@ -969,7 +971,7 @@ func TestReplicateLatin1TextKey(t *testing.T) {
 			require.NoError(t, err)
 			nextSecond()
 			r := byTable(e.run(t, cfg, replicate.Options{}))["lk"]
-			assert.Equal(t, replicate.ModeShadow, r.Mode)
+			assert.Equal(t, state.ModeShadow, r.Mode)
 			e.assertSame(t)
 		})
 	}
@@ -1082,11 +1084,89 @@ func TestReplicateDeleteSpans(t *testing.T) {
 
 			assert.Equal(t, want, r.RowsDeleted)
 			assert.Equal(t, 2000-want, count(t, e.replica, "SELECT COUNT(*) FROM stamped"))
-			assert.Equal(t, want, count(t, e.replica, "SELECT COUNT(*) FROM etl_deleted_rows WHERE table_name = 'stamped'"))
+			assert.Equal(t, want, count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_deleted_rows WHERE table_name = 'stamped'"))
 			if c.where != "" {
 				assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE "+c.where), "deleted rows left in the replica")
 			}
 			assert.LessOrEqual(t, calls, c.maxCalls, "source calls of the run")
 		})
 	}
+}
+
+// The pipeline's tables in the replica live under the reserved prefix
+// _pipeline_: source tables called etl_copy_status and etl_deleted_rows
+// (our tables' former names) are ordinary tables that replicate like any
+// other, and a source table named _pipeline_… is refused, by name, with the
+// fix: reported when tables.yml does not list it, failed when it does.
+func TestReplicateReservedAndFormerBookkeepingNames(t *testing.T) {
+	e := newEnv(t)
+	for _, q := range []string{
+		"CREATE TABLE etl_copy_status (Id INT NOT NULL PRIMARY KEY, Note VARCHAR(20) NOT NULL) ENGINE=MyISAM",
+		"CREATE TABLE etl_deleted_rows (Id INT NOT NULL PRIMARY KEY, pk_values TEXT NULL) ENGINE=MyISAM",
+		"CREATE TABLE _pipeline_notes (Id INT NOT NULL PRIMARY KEY) ENGINE=MyISAM",
+		"INSERT INTO etl_copy_status VALUES (1, 'one'), (2, 'two')",
+		"INSERT INTO etl_deleted_rows VALUES (7, '[\"x\"]')",
+		"INSERT INTO _pipeline_notes VALUES (1)",
+	} {
+		_, err := e.fixture.Exec(q)
+		require.NoError(t, err, q)
+	}
+	cfg := e.config(t, 10)
+	sum := e.run(t, cfg, replicate.Options{})
+	res := byTable(sum)
+	require.Contains(t, res, "etl_copy_status")
+	require.Contains(t, res, "etl_deleted_rows")
+	assert.Equal(t, []string{"_pipeline_notes"}, sum.Reserved)
+	assert.Empty(t, sum.Unlisted)
+	var out strings.Builder
+	sum.Write(&out)
+	assert.Contains(t, out.String(), "_pipeline_notes")
+	assert.Contains(t, out.String(), "rename them at the source")
+	for _, tb := range []string{"etl_copy_status", "etl_deleted_rows"} {
+		st, err := schema.ReadTable(context.Background(), e.fixture, tb)
+		require.NoError(t, err)
+		assert.Equal(t, fingerprint(t, e.fixture, tb, st.Columns), fingerprint(t, e.replica, tb, st.Columns), "content of %s", tb)
+	}
+	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE status = 'ok'"), "our state, beside the copies")
+
+	cfg.Tables["_pipeline_notes"] = &tables.Table{Name: "_pipeline_notes", PrimaryKey: []string{"Id"}, Strategy: tables.FullTable, Importance: tables.Standard}
+	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	require.NoError(t, err)
+	res = byTable(sum)
+	require.Error(t, res["_pipeline_notes"].Err)
+	assert.ErrorIs(t, res["_pipeline_notes"].Err, state.ErrReserved)
+	assert.ErrorContains(t, res["_pipeline_notes"].Err, "_pipeline_notes")
+	assert.NoError(t, res["etl_copy_status"].Err)
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME = '_pipeline_notes'"))
+}
+
+// A replica written by an older version keeps its state under etl_…: the
+// next run renames the state tables and carries on from that state (an
+// unchanged table is still skipped), even when the source now has a table
+// called etl_copy_status of its own.
+func TestReplicateMigratesFormerStateTables(t *testing.T) {
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "definition"))
+	src, err := schema.Read(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables["definition"], 20, 1)
+	cfg := e.config(t, 10)
+	nextSecond()
+	e.run(t, cfg, replicate.Options{})
+	_, err = e.replica.Exec("RENAME TABLE _pipeline_copy_status TO etl_copy_status, _pipeline_deleted_rows TO etl_deleted_rows")
+	require.NoError(t, err)
+	seq := count(t, e.replica, "SELECT change_seq FROM etl_copy_status WHERE table_name = 'definition'")
+
+	_, err = e.fixture.Exec("CREATE TABLE etl_copy_status (Id INT NOT NULL PRIMARY KEY) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = e.fixture.Exec("INSERT INTO etl_copy_status VALUES (1), (2), (3)")
+	require.NoError(t, err)
+	cfg.Tables["etl_copy_status"] = &tables.Table{Name: "etl_copy_status", PrimaryKey: []string{"Id"}, Strategy: tables.FullTable, Importance: tables.Standard}
+	nextSecond()
+	res := byTable(e.run(t, cfg, replicate.Options{}))
+	assert.Equal(t, state.ModeSkip, res["definition"].Mode, "the migrated state says definition is unchanged")
+	assert.Equal(t, seq, count(t, e.replica, "SELECT change_seq FROM _pipeline_copy_status WHERE table_name = 'definition'"))
+	assert.Equal(t, int64(3), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status"), "the source's own etl_copy_status, copied")
+	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME = 'etl_deleted_rows'"))
+	e.assertSame(t)
 }

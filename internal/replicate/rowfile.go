@@ -13,6 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
 // rowFile accumulates rows in the text format of LOAD DATA (tab-separated,
@@ -70,7 +71,7 @@ var readerSeq atomic.Int64
 // upsert by primary key: re-running a chunk is harmless) and returns the
 // server's warning count, which must be zero for an exact copy.
 func loadRows(ctx context.Context, ex interface {
-	execer
+	state.Execer
 	querier
 }, table string, cols []schema.Column, f *rowFile) (int, error) {
 	if f.rows == 0 {

@@ -2,7 +2,8 @@
 // MySQL: creates and follows each table's definition, copies in short
 // primary-key chunks (full, incremental on a watermark, or whole via a shadow
 // table when there is no key), removes rows deleted at the source, and keeps
-// its state in the replica (etl_copy_status, etl_deleted_rows).
+// its state in the replica (internal/state: _pipeline_copy_status,
+// _pipeline_deleted_rows).
 //
 // The source is only ever read: every source query runs through the manager
 // (rate limit, retries) on at most Options.SourceConns connections.
@@ -25,6 +26,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -87,6 +89,7 @@ type Summary struct {
 	Duration time.Duration
 	DryRun   bool
 	Unlisted []string // source tables tables.yml does not list (not copied), sorted
+	Reserved []string // source tables named with state.Prefix, which cannot be copied, sorted
 }
 
 // Failed counts the tables that failed.
@@ -123,6 +126,10 @@ func (s Summary) Write(w io.Writer) {
 		len(s.Tables), s.Failed(), read, written, deleted, s.Duration.Seconds())
 	if len(s.Unlisted) > 0 {
 		fmt.Fprintf(w, "%d source tables not in tables.yml, not copied (run `pipeline discover`): %s\n", len(s.Unlisted), strings.Join(s.Unlisted, ", "))
+	}
+	if len(s.Reserved) > 0 {
+		fmt.Fprintf(w, "%d source tables not copied: names starting with %s are reserved for the pipeline's own tables in the replica (rename them at the source): %s\n",
+			len(s.Reserved), state.Prefix, strings.Join(s.Reserved, ", "))
 	}
 }
 
@@ -250,7 +257,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		defer func() {
 			_, _ = lock.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(CONCAT('pipeline_replicate:', DATABASE()))")
 		}()
-		if err := EnsureState(ctx, deps.Replica); err != nil {
+		if err := state.Ensure(ctx, deps.Replica); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -258,20 +265,25 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("read replica schema: %w", err)
 	}
-	states := map[string]*State{}
-	if _, ok := rep.Tables[CopyStatusTable]; ok {
-		if states, err = LoadStates(ctx, deps.Replica); err != nil {
-			return Summary{}, err
-		}
+	states, err := state.ReadAll(ctx, deps.Replica)
+	if err != nil {
+		return Summary{}, err
 	}
 
 	sum := Summary{DryRun: opts.DryRun}
 	for name := range src.Tables {
-		if _, ok := deps.Tables.Tables[name]; !ok && name != CopyStatusTable && name != DeletedRowsTable {
+		switch _, listed := deps.Tables.Tables[name]; {
+		case state.Reserved(name) && !listed:
+			sum.Reserved = append(sum.Reserved, name)
+		case !listed:
 			sum.Unlisted = append(sum.Unlisted, name)
 		}
 	}
 	sort.Strings(sum.Unlisted)
+	sort.Strings(sum.Reserved)
+	if len(sum.Reserved) > 0 {
+		log.Warn("source tables named with the reserved prefix "+state.Prefix+" cannot be replicated; rename them at the source", "tables", sum.Reserved)
+	}
 	if len(sum.Unlisted) > 0 {
 		log.Warn("source tables not in tables.yml are not copied; run `pipeline discover`", "count", len(sum.Unlisted))
 	}
@@ -287,11 +299,11 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	if !opts.DryRun {
 		var unchanged []string
 		for _, res := range sum.Tables {
-			if res.Mode == ModeSkip && res.Err == nil {
+			if res.Mode == state.ModeSkip && res.Err == nil {
 				unchanged = append(unchanged, res.Table)
 			}
 		}
-		if err := touchRunEnd(ctx, deps.Replica, unchanged, time.Now().UTC()); err != nil {
+		if err := state.MarkUnchanged(ctx, deps.Replica, unchanged, time.Now()); err != nil {
 			return Summary{}, err
 		}
 		r.runAll(ctx, jobs)
@@ -344,7 +356,7 @@ type plan struct {
 	cfg    *tables.Table
 	src    *schema.Table
 	rep    *schema.Table
-	st     *State
+	st     *state.Row
 	res    *TableResult
 	create bool
 	alter  bool
@@ -355,7 +367,12 @@ type plan struct {
 
 // plan decides what to do with a table without touching any database, so
 // that unchanged tables cost nothing beyond the run's three schema queries.
-func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *State, res *TableResult) *plan {
+func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *state.Row, res *TableResult) *plan {
+	if err := state.CheckName(t.Name); err != nil {
+		res.Err = err
+		res.Plan = "reserved name"
+		return nil
+	}
 	if src == nil {
 		res.Err = fmt.Errorf("table %s is in tables.yml but not in the source database; remove it or set exclude: true", t.Name)
 		res.Plan = "missing at source"
@@ -381,35 +398,35 @@ func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *State, res *T
 	incremental := t.Strategy.IsIncremental() && hasKey && src.Column(t.Watermark()) != nil
 	switch {
 	case len(src.PrimaryKey) == 0:
-		p.mode = ModeShadow
+		p.mode = state.ModeShadow
 		notes = append(notes, "whole copy into a shadow table (no primary key)")
 	case !hasKey:
-		p.mode = ModeShadow
+		p.mode = state.ModeShadow
 		notes = append(notes, "whole copy into a shadow table (primary key text is not UTF-8: cannot page on it)")
 	case r.opts.FullRefresh || p.create || p.alter || st == nil:
-		p.mode = ModeFull
+		p.mode = state.ModeFull
 		notes = append(notes, "full copy in key chunks")
 	case unfinishedFull(st):
-		p.mode = ModeFull
+		p.mode = state.ModeFull
 		if st.LastKey.Valid {
 			notes = append(notes, "resume full copy after key "+st.LastKey.String)
 		} else {
 			notes = append(notes, "restart interrupted full copy")
 		}
 	case unchanged(src, st):
-		p.mode = ModeSkip
+		p.mode = state.ModeSkip
 		notes = append(notes, "unchanged since last run")
 	case incremental:
-		p.mode = ModeIncremental
+		p.mode = state.ModeIncremental
 		notes = append(notes, fmt.Sprintf("incremental on %s from %s", t.Watermark(), st.Watermark.String))
 	case len(src.PrimaryKey) == 1 && src.Rows > int64(batchSize(t)):
-		p.mode = ModeDiff
+		p.mode = state.ModeDiff
 		notes = append(notes, "compare key ranges by checksum, copy those that differ")
 	default:
-		p.mode = ModeFull
+		p.mode = state.ModeFull
 		notes = append(notes, "full copy in key chunks (upsert)")
 	}
-	if hasKey && t.DeletesEnabled() && p.mode != ModeSkip && !p.create {
+	if hasKey && t.DeletesEnabled() && p.mode != state.ModeSkip && !p.create {
 		notes = append(notes, "detect deletes")
 	}
 	if t.Strategy.IsIncremental() && !incremental && hasKey {
@@ -417,7 +434,7 @@ func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *State, res *T
 	}
 	res.Mode = p.mode
 	res.Plan = strings.Join(notes, "; ")
-	if p.mode == ModeSkip {
+	if p.mode == state.ModeSkip {
 		return nil
 	}
 	return p
@@ -427,16 +444,16 @@ func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *State, res *T
 // last successful run: its UPDATE_TIME (kept exactly by MyISAM) is the one
 // recorded then, and that time was already past when the copy began, so no
 // later write can share its second.
-func unchanged(src *schema.Table, st *State) bool {
-	return st.Status == StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
+func unchanged(src *schema.Table, st *state.Row) bool {
+	return st.Status == state.StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
 		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
 }
 
 // unfinishedFull reports whether the last full copy of a table did not
 // complete: it is continued (or, killed before its first chunk, restarted)
 // as a full copy, whose end also builds the indexes left out at creation.
-func unfinishedFull(st *State) bool {
-	return st != nil && st.Mode == ModeFull && st.Status != StatusOK
+func unfinishedFull(st *state.Row) bool {
+	return st != nil && st.Mode == state.ModeFull && st.Status != state.StatusOK
 }
 
 func batchSize(t *tables.Table) int {
@@ -516,11 +533,11 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	}
 	var err error
 	switch p.mode {
-	case ModeShadow:
+	case state.ModeShadow:
 		err = j.shadowCopy(ctx)
-	case ModeDiff:
+	case state.ModeDiff:
 		err = j.diffCopy(ctx)
-	case ModeIncremental:
+	case state.ModeIncremental:
 		err = j.incremental(ctx)
 	default:
 		err = j.fullCopy(ctx, r.opts.FullRefresh || p.create || p.alter)
@@ -528,12 +545,12 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 	if err != nil {
 		return err
 	}
-	if p.mode == ModeFull && (p.create || p.alter || unfinishedFull(p.st)) {
+	if p.mode == state.ModeFull && (p.create || p.alter || unfinishedFull(p.st)) {
 		if err := r.ensureIndexes(ctx, j.conn, p); err != nil {
 			return err
 		}
 	}
-	if p.mode != ModeShadow && p.mode != ModeDiff && p.cfg.DeletesEnabled() && !p.create { // diff removes deletes itself
+	if p.mode != state.ModeShadow && p.mode != state.ModeDiff && p.cfg.DeletesEnabled() && !p.create { // diff removes deletes itself
 		if err := j.detectDeletes(ctx); err != nil {
 			return err
 		}
@@ -552,7 +569,7 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 	if p.create {
 		full := replicaDDL(create)
 		ddl := full
-		if p.mode == ModeFull {
+		if p.mode == state.ModeFull {
 			ddl, _ = splitIndexes(full) // built after the copy by ensureIndexes
 		}
 		_, err := conn.ExecContext(ctx, ddl)
