@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"database/sql"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -97,14 +96,5 @@ func rawStrings(vals []sql.RawBytes, idx []int) []string {
 	for i, j := range idx {
 		out[i] = string(vals[j])
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
