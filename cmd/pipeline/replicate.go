@@ -12,6 +12,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
 // errReplicateFailed is returned when some tables failed; the summary says which.
@@ -50,6 +51,9 @@ func runReplicate(ctx context.Context, g *globalFlags, args []string, stdout, st
 	}
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication}
 	err := withApp(ctx, g, stderr, dbs, func(ctx context.Context, d replicateDeps) error {
+		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
+			return err // before anything is written or locked
+		}
 		if len(d.Settings.Tables.Tables) == 0 {
 			return fmt.Errorf("%w: %s lists no tables; run `pipeline discover` first", providers.ErrInvalidConfig, d.Settings.TablesPath())
 		}

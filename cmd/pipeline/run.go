@@ -11,6 +11,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
 type runDeps struct {
@@ -52,6 +53,9 @@ func runRun(ctx context.Context, g *globalFlags, args []string, stdout, stderr i
 	}
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
 	err := withApp(ctx, g, stderr, dbs, func(ctx context.Context, d runDeps) error {
+		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
+			return err // before anything is written or locked
+		}
 		if len(d.Settings.Tables.Tables) == 0 {
 			return fmt.Errorf("%w: %s lists no tables; run `pipeline discover` first", providers.ErrInvalidConfig, d.Settings.TablesPath())
 		}

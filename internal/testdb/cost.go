@@ -36,8 +36,8 @@ import (
 //   - SELECT_COMMANDS counts SELECT statements; OTHER_COMMANDS counts SET, DO
 //     and the like; SHOW statements are not counted at all.
 //
-// SourceUser creates such a user (SELECT only, like the clinic's), UserCost
-// reads its totals and TableCosts the per-table ones. Meter (meter.go) goes
+// SourceUser creates such a user (SELECT only, like the clinic's; ReplicaUser
+// one with every privilege on one database), UserCost reads its totals and TableCosts the per-table ones. Meter (meter.go) goes
 // down to single statements.
 //
 // Caveats: FLUSH USER_STATISTICS or SET GLOBAL userstat=0 by someone else
@@ -49,10 +49,29 @@ import (
 // ends. It also turns on the server's user statistics (userstat=1).
 func SourceUser(t testing.TB, db providers.DBConfig) providers.DBConfig {
 	t.Helper()
+	cfg := MySQLConfig(db.Name, catalog.DatabaseSource)
+	cfg.User, cfg.Password = newUser(t, db.Name, "SELECT")
+	return cfg
+}
+
+// ReplicaUser creates a fresh MariaDB user with every privilege on the
+// database of db only, and returns a replication config that logs in as it:
+// a user of its own, so UserCost and Metered see exactly what the code
+// under test did to the replica. Dropped when the test ends.
+func ReplicaUser(t testing.TB, db providers.DBConfig) providers.DBConfig {
+	t.Helper()
+	cfg := MySQLConfig(db.Name, catalog.DatabaseReplication)
+	cfg.User, cfg.Password = newUser(t, db.Name, "ALL PRIVILEGES")
+	return cfg
+}
+
+// newUser creates a user granted privileges on database, with userstat on.
+func newUser(t testing.TB, database, privileges string) (user, password string) {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	user := "pipeline_test_u" + hex.EncodeToString(b)
-	password := "pw" + hex.EncodeToString(b)
+	user = "pipeline_test_u" + hex.EncodeToString(b)
+	password = "pw" + hex.EncodeToString(b)
 	admin := adminMySQL(t)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -60,10 +79,10 @@ func SourceUser(t testing.TB, db providers.DBConfig) providers.DBConfig {
 	for _, stmt := range []string{
 		"SET GLOBAL userstat = 1",
 		fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, password),
-		fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", strings.ReplaceAll(db.Name, "`", "``"), user),
+		fmt.Sprintf("GRANT %s ON `%s`.* TO '%s'@'%%'", privileges, strings.ReplaceAll(database, "`", "``"), user),
 	} {
 		if _, err := admin.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("testdb: create source user %s: %v", user, err)
+			t.Fatalf("testdb: create user %s: %v", user, err)
 		}
 	}
 	t.Cleanup(func() {
@@ -73,9 +92,7 @@ func SourceUser(t testing.TB, db providers.DBConfig) providers.DBConfig {
 			t.Errorf("testdb: drop user %s: %v", user, err)
 		}
 	})
-	cfg := MySQLConfig(db.Name, catalog.DatabaseSource)
-	cfg.User, cfg.Password = user, password
-	return cfg
+	return user, password
 }
 
 // adminMySQL is a root connection to the test server (no database).
