@@ -19,7 +19,8 @@
 // MinConns = 0 means the pool never connects eagerly. The idle time limit
 // hands idle connections back to the clinic's server after five minutes.
 //
-// MySQL sessions (every new connection, both source and replica):
+// MySQL sessions are set up here, once per new connection, per role (the
+// data path sets no session variable of its own):
 //
 //   - utf8mb4 (SET NAMES utf8mb4 COLLATE utf8mb4_general_ci).
 //   - ParseTime is off: DATE/DATETIME/TIMESTAMP come back as raw bytes
@@ -34,6 +35,21 @@
 //     written in UTC on both sides, so they copy exactly (a local zone with
 //     DST would make one autumn hour ambiguous and lose it). TIMESTAMP text is
 //     therefore UTC; DATETIME is zone-less and unaffected.
+//   - Source role (cfg.Database source): character_set_results = binary.
+//     Values come back as the server stores them, never converted to UTF-8:
+//     a latin1 column's 'é' arrives as the byte E9 and replicate writes that
+//     byte into the replica's latin1 column through LOAD DATA … CHARACTER SET
+//     binary, so the copy is byte for byte. (Converted to UTF-8 it would land
+//     as two latin1 characters.) Metadata (information_schema, SHOW CREATE
+//     TABLE) is UTF-8 text either way. Anyone reading source text for
+//     display must convert it by the column's character set.
+//   - Replication role (cfg.Database replication), shared by the replicate
+//     writer and the load reader: sql_mode = ReplicaSQLMode, which adds
+//     NO_AUTO_VALUE_ON_ZERO (a 0 in an AUTO_INCREMENT column is kept as 0, as
+//     the source holds it), and foreign_key_checks = 0 (rows arrive in key
+//     chunks, not in dependency order). Results stay utf8mb4: the load reads
+//     text as UTF-8, latin1 columns converted by the server. Neither setting
+//     changes what a SELECT returns, so the reader needs no session of its own.
 //   - Source (cfg.ReadOnly): SET SESSION TRANSACTION READ ONLY on every new
 //     connection. On MariaDB 10.11 (@@tx_read_only=1) this rejects INSERT,
 //     UPDATE, DELETE, REPLACE, LOAD DATA, CREATE/ALTER/DROP/TRUNCATE/RENAME
@@ -78,9 +94,10 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
-// Session settings of every MySQL connection; see the package comment.
+// Session settings of MySQL connections; see the package comment.
 const (
 	SessionSQLMode   = "STRICT_ALL_TABLES,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION"
+	ReplicaSQLMode   = "NO_AUTO_VALUE_ON_ZERO," + SessionSQLMode // in the order the server prints it
 	SessionTimeZone  = "+00:00"
 	SessionCharset   = "utf8mb4"
 	SessionCollation = "utf8mb4_general_ci"
@@ -136,14 +153,28 @@ func mysqlConfig(cfg providers.DBConfig) *mysql.Config {
 	mc.MultiStatements = false
 	mc.InterpolateParams = false
 	mc.Logger = driverLogger{}
-	mc.Params = map[string]string{
-		"sql_mode":  "'" + SessionSQLMode + "'",
-		"time_zone": "'" + SessionTimeZone + "'",
-	}
+	mc.Params = sessionParams(cfg)
 	if name := appName(cfg); !strings.ContainsAny(name, ",:") {
 		mc.ConnectionAttributes = "program_name:" + name
 	}
 	return mc
+}
+
+// sessionParams are the session variables set on every new connection of
+// cfg's role (the driver sends them as SET statements after connecting).
+func sessionParams(cfg providers.DBConfig) map[string]string {
+	p := map[string]string{
+		"sql_mode":  "'" + SessionSQLMode + "'",
+		"time_zone": "'" + SessionTimeZone + "'",
+	}
+	switch cfg.Database {
+	case catalog.DatabaseSource:
+		p["character_set_results"] = "binary"
+	case catalog.DatabaseReplication:
+		p["sql_mode"] = "'" + ReplicaSQLMode + "'"
+		p["foreign_key_checks"] = "0"
+	}
+	return p
 }
 
 // readOnlyConnector makes every new source connection read-only at the

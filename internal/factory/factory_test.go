@@ -241,6 +241,55 @@ func TestSourceSessionsAreReadOnly(t *testing.T) {
 	assert.Equal(t, 1, tables, "no table created")
 }
 
+// Each role's sessions are set up by the factory alone, on every new
+// connection: the source returns values as stored (a latin1 byte stays one
+// byte), the replica writer keeps a 0 in an AUTO_INCREMENT column and
+// checks no foreign keys, and every role reads TIMESTAMPs in UTC.
+func TestMySQLSessionsPerRole(t *testing.T) {
+	fixture, cfg := testdb.MySQL(t, "factory_roles")
+	ctx := ctxT(t)
+	_, err := fixture.ExecContext(ctx, "CREATE TABLE t (Id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, L VARCHAR(5) CHARACTER SET latin1 NOT NULL) ENGINE=InnoDB")
+	require.NoError(t, err)
+	_, err = fixture.ExecContext(ctx, "INSERT INTO t (L) VALUES (_latin1 X'E9')")
+	require.NoError(t, err)
+
+	type session struct {
+		mode, tz, results string
+		fk                int
+	}
+	cases := []struct {
+		role    catalog.DatabaseType
+		want    session
+		latin1E string // hex of the bytes of 'é' read from the latin1 column
+	}{
+		{catalog.DatabaseSource, session{SessionSQLMode, SessionTimeZone, "binary", 1}, "E9"},
+		{catalog.DatabaseReplication, session{ReplicaSQLMode, SessionTimeZone, "utf8mb4", 0}, "C3A9"},
+	}
+	for _, c := range cases {
+		t.Run(string(c.role), func(t *testing.T) {
+			rc := cfg
+			rc.Database, rc.ReadOnly = c.role, c.role == catalog.DatabaseSource
+			db := openMySQL(t, rc)
+			db.SetMaxIdleConns(0) // every query below on a fresh connection
+			var got session
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT @@sql_mode, @@time_zone, @@character_set_results, @@foreign_key_checks").
+				Scan(&got.mode, &got.tz, &got.results, &got.fk))
+			assert.Equal(t, c.want, got)
+			var l []byte
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT L FROM t").Scan(&l))
+			assert.Equal(t, c.latin1E, fmt.Sprintf("%X", l))
+		})
+	}
+
+	// The replica writer keeps a zero key as the source holds it.
+	db := openMySQL(t, cfg)
+	_, err = db.ExecContext(ctx, "INSERT INTO t (Id, L) VALUES (0, 'z')")
+	require.NoError(t, err)
+	var zero int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM t WHERE Id = 0").Scan(&zero))
+	assert.Equal(t, 1, zero, "NO_AUTO_VALUE_ON_ZERO: 0 stays 0")
+}
+
 func TestPostgresReadOnlyAndSessionParams(t *testing.T) {
 	_, cfg := testdb.Postgres(t, "factory_pg")
 	ctx := ctxT(t)
@@ -287,7 +336,7 @@ func TestMySQLSessionKeepsEveryValue(t *testing.T) {
 
 	var mode, tz, cs string
 	require.NoError(t, w.QueryRowContext(ctx, "SELECT @@sql_mode, @@time_zone, @@character_set_connection").Scan(&mode, &tz, &cs))
-	assert.Equal(t, SessionSQLMode, mode)
+	assert.Equal(t, ReplicaSQLMode, mode, "w is a replication-role session")
 	assert.Equal(t, SessionTimeZone, tz)
 	assert.Equal(t, "utf8mb4", cs)
 

@@ -13,20 +13,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
 type env struct {
-	my *sql.DB
-	pg *pgxpool.Pool
+	my      *sql.DB // writes the test's replica data
+	replica *sql.DB // what the loader reads through: factory-built, as the CLI opens it
+	pg      *pgxpool.Pool
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	my, _ := testdb.MySQL(t, "load")
+	my, cfg := testdb.MySQL(t, "load")
+	replica, err := factory.New().MySQL(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { replica.Close() })
 	pg, _ := testdb.Postgres(t, "load")
-	return &env{my: my, pg: pg}
+	return &env{my: my, replica: replica, pg: pg}
 }
 
 func (e *env) exec(t *testing.T, stmts ...string) {
@@ -39,7 +44,7 @@ func (e *env) exec(t *testing.T, stmts ...string) {
 }
 
 func (e *env) loader(cfg *tables.Config) *Loader {
-	return New(connections.ReplicationDB{DB: e.my}, connections.AnalyticsRawDB{Pool: e.pg}, cfg, slog.New(slog.DiscardHandler))
+	return New(connections.ReplicationDB{DB: e.replica}, connections.AnalyticsRawDB{Pool: e.pg}, cfg, slog.New(slog.DiscardHandler))
 }
 
 func (e *env) run(t *testing.T, cfg *tables.Config, opts Options) *Result {

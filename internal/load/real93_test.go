@@ -162,7 +162,7 @@ func TestReal93EndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { replica.Close() })
 	pg, _ := testdb.Postgres(t, "load")
-	e := &env{my: replica, pg: pg}
+	e := &env{my: replica, replica: replica, pg: pg}
 
 	ddls := opendental.Real93()
 	require.Len(t, ddls, 93)

@@ -53,10 +53,6 @@ func (l *Loader) doTable(ctx context.Context, t *tables.Table, seqs map[string]i
 		return fmt.Errorf("connect to replica: %w", err)
 	}
 	defer rc.Close()
-	// TIMESTAMP text in UTC (written with +00); the factory sets it too.
-	if _, err := rc.ExecContext(ctx, "SET time_zone = '+00:00'"); err != nil {
-		return fmt.Errorf("set replica session time zone: %w", err)
-	}
 	src, err := describe(ctx, rc, t.Name)
 	if opts.DryRun && errors.Is(err, errNotInReplica) {
 		// `pipeline run --dry-run` plans the load before replication has

@@ -12,6 +12,7 @@ package replicate
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -142,12 +143,11 @@ type runner struct {
 }
 
 type sourceSlot struct {
-	d    Doer
-	last *sql.Conn // session already set up
+	d Doer
 }
 
-// source runs fn on a source connection, waiting for a free one, with the
-// session reading values in UTC and as raw bytes (no charset conversion).
+// source runs fn on a source connection, waiting for a free one. The
+// factory set the session up (read-only, UTC, values as stored).
 func (r *runner) source(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
 	var s *sourceSlot
 	select {
@@ -156,38 +156,12 @@ func (r *runner) source(ctx context.Context, fn func(ctx context.Context, conn *
 		return ctx.Err()
 	}
 	defer func() { r.pool <- s }()
-	return s.d.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		if s.last != conn {
-			if _, err := conn.ExecContext(ctx, "SET SESSION time_zone='+00:00', character_set_results=binary"); err != nil {
-				return fmt.Errorf("set up source session: %w", err)
-			}
-			s.last = conn
-		}
-		return fn(ctx, conn)
-	})
+	return s.d.Do(ctx, fn)
 }
 
-// Replica session modes: strict (a value that would change is an error),
-// zero dates kept, a zero in an AUTO_INCREMENT column kept as 0.
-const (
-	replicaSQLMode = "STRICT_ALL_TABLES,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
-	lenientSQLMode = "ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
-)
-
-// restoreSessions gives the source connections back to their pool with the
-// factory's result character set, as other users of the pool expect it.
-func (r *runner) restoreSessions(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for range cap(r.pool) {
-		s := <-r.pool
-		if s.last != nil {
-			if _, err := s.last.ExecContext(ctx, "SET SESSION character_set_results=utf8mb4"); err != nil {
-				r.log.Warn("restore source session", "err", err)
-			}
-		}
-	}
-}
+// lenientSQLMode is the replica's session mode without STRICT_ALL_TABLES,
+// for applying schema drift (see syncSchema).
+const lenientSQLMode = "ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
 
 // DefaultWorkers is the default number of tables copied in parallel.
 func DefaultWorkers() int { return max(2, min(4, 2*runtime.NumCPU())) }
@@ -230,7 +204,6 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		}
 		r.pool <- &sourceSlot{d: d}
 	}
-	defer r.restoreSessions(ctx)
 
 	var src *schema.Database
 	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
@@ -518,9 +491,6 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 }
 
 func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
-	if _, err := j.conn.ExecContext(ctx, "SET SESSION sql_mode='"+replicaSQLMode+"', time_zone='+00:00', foreign_key_checks=0"); err != nil {
-		return fmt.Errorf("set up replica session: %w", err)
-	}
 	if p.create || p.alter {
 		changes, err := r.syncSchema(ctx, j.conn, p)
 		p.res.Changes = changes
@@ -600,12 +570,15 @@ func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Cha
 	// The source changed existing values as it altered (e.g. NULL to '' for a
 	// new NOT NULL); the replica's rows are re-copied right after, so the
 	// ALTER may convert them the same lenient way.
-	if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode='"+lenientSQLMode+"'"); err != nil {
-		return nil, fmt.Errorf("set up replica session: %w", err)
+	if _, err := conn.ExecContext(ctx, "SET @pipeline_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '"+lenientSQLMode+"'"); err != nil {
+		return nil, fmt.Errorf("relax replica sql_mode: %w", err)
 	}
 	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(name)+" "+strings.Join(clauses, ", "))
-	if _, rerr := conn.ExecContext(ctx, "SET SESSION sql_mode='"+replicaSQLMode+"'"); rerr != nil && err == nil {
-		err = rerr
+	if _, rerr := conn.ExecContext(ctx, "SET SESSION sql_mode = @pipeline_sql_mode"); rerr != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // never pool a session left lenient
+		if err == nil {
+			err = rerr
+		}
 	}
 	if err != nil {
 		return changes, fmt.Errorf("apply schema drift to replica %s (%d changes): %w", name, len(changes), err)
