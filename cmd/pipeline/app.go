@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -28,15 +27,15 @@ import (
 //		Source *connections.SourceDB
 //	}
 //
-//	func runDiscover(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int {
-//		// … parse args; usage errors return exitConfig …
-//		err := withApp(ctx, g, stderr, []catalog.DatabaseType{catalog.DatabaseSource},
+//	func runDiscover(ctx context.Context, c *call) int {
+//		// … parse c.args; usage errors return exitConfig …
+//		err := withApp(ctx, c, []catalog.DatabaseType{catalog.DatabaseSource},
 //			func(ctx context.Context, d discoverDeps) error {
 //				src := manager.New(d.Source.DB, d.Manager) // rate limit and retries from pipeline.yml
 //				defer src.Close()
 //				return discover.Run(ctx, src, d.Settings.TablesPath(), d.Logger)
 //			})
-//		return exitCode(stderr, "discover", err)
+//		return c.exit(ctx, err)
 //	}
 type Deps struct {
 	fx.In
@@ -52,7 +51,8 @@ type Deps struct {
 // environment.
 type settingsLoader func(g *globalFlags) (*providers.Settings, error)
 
-// loadSettings reads the configuration the CLI was pointed at.
+// loadSettings reads the configuration the CLI was pointed at through the
+// wire injector providers.Load: the one place Settings are built.
 func loadSettings(g *globalFlags) (*providers.Settings, error) {
 	return providers.Load(providers.ConfigDirFlag(g.ConfigDir), providers.EnvOverride(g.Env), providers.OSEnv())
 }
@@ -63,44 +63,30 @@ func loadSettings(g *globalFlags) (*providers.Settings, error) {
 //  1. load the configuration (--config-dir, --env, environment variables) and
 //     validate the variables of dbs, the databases the command needs; any
 //     problem returns a providers.ErrInvalidConfig error before a database
-//     is touched (exitCode turns it into exit 2);
-//  2. build the app: logger, providers, factory and the connection module of
-//     the environment (connections.ProdModule or TestModule), and populate D;
-//  3. start it: every handle in D is pinged, failing fast with the
-//     database's name and host;
+//     is touched (exit 2);
+//  2. build the app (appGraph) with those very settings and populate D;
+//  3. start it: every handle in D is pinged, failing fast with a
+//     *factory.PingError naming the database;
 //  4. call fn, then stop the app, which closes every pool it opened, even
 //     when fn failed.
 //
 // D must be an fx.In struct, usually embedding Deps. A handle in D whose
 // database is not in dbs still works, but a config problem in it is then
 // reported alone rather than together with the others.
-func withApp[D any](ctx context.Context, g *globalFlags, stderr io.Writer, dbs []catalog.DatabaseType, fn func(ctx context.Context, d D) error) error {
-	return withAppSettings(ctx, g, stderr, loadSettings, dbs, fn)
-}
-
-func withAppSettings[D any](ctx context.Context, g *globalFlags, stderr io.Writer, load settingsLoader, dbs []catalog.DatabaseType, fn func(ctx context.Context, d D) error) error {
-	level, err := logLevel(g.LogLevel)
+func withApp[D any](ctx context.Context, c *call, dbs []catalog.DatabaseType, fn func(ctx context.Context, d D) error) error {
+	settings, logger, err := c.settings(ctx, dbs)
 	if err != nil {
 		return err
-	}
-	settings, err := load(g)
-	if err != nil {
-		return err
-	}
-	if len(dbs) > 0 {
-		if err := settings.Validate(dbs...); err != nil {
-			return err
-		}
 	}
 	var d D
-	app := fx.New(appOptions(g, settings, newLogger(stderr, level)), fx.Populate(&d))
+	app := fx.New(appGraph(settings, logger), fx.Populate(&d))
 	if err := app.Err(); err != nil {
 		return fmt.Errorf("building the application: %w", err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout(settings))
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		return fmt.Errorf("starting: %w", err) // fx has already stopped what started
+		return err // fx has already stopped what started; exit() names the database
 	}
 	runErr := fn(ctx, d)
 	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
@@ -111,57 +97,61 @@ func withAppSettings[D any](ctx context.Context, g *globalFlags, stderr io.Write
 	return runErr
 }
 
-// appOptions is the application graph for settings: one logger (fx's own
-// events through it at debug level), the providers, the factory and the
-// connection handles of the settings' environment. Tests build the same
-// graph and swap the configuration with fx.Replace.
-func appOptions(g *globalFlags, settings *providers.Settings, logger *slog.Logger) fx.Option {
-	return fx.Options(
-		fx.Supply(logger),
-		fx.WithLogger(func(l *slog.Logger) fxevent.Logger {
-			fl := &fxevent.SlogLogger{Logger: l.With("component", "fx")}
-			fl.UseLogLevel(slog.LevelDebug)
-			return fl
-		}),
-		graph(g, settings.Environment),
-		fx.Replace(settings), // loaded and validated once, before the app
-
-	)
+// settings loads and validates the configuration for dbs and makes the
+// command's logger.
+func (c *call) settings(ctx context.Context, dbs []catalog.DatabaseType) (*providers.Settings, *slog.Logger, error) {
+	level, err := logLevel(c.g.LogLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	load := c.load
+	if load == nil {
+		load = loadSettings
+	}
+	settings, err := load(c.g)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(dbs) > 0 {
+		if err := settings.Validate(dbs...); err != nil {
+			return nil, nil, err
+		}
+	}
+	logger := newLogger(ctx, c.stderr, level)
+	if !settings.PipelineExists && settings.ConfigDir != "" {
+		logger.Debug("no pipeline.yml: the defaults apply", "config_dir", settings.ConfigDir)
+	}
+	return settings, logger, nil
 }
 
-// graph is the application graph of env: providers.Module builds *Settings
-// from the command line and the process environment (appOptions and tests
-// replace it with a concrete value), factory.Module opens pools, and the
-// connection module of env provides every handle with its lifecycle hook.
-func graph(g *globalFlags, env providers.Environment) fx.Option {
+// appGraph is the application graph of the run with settings s: the
+// logger (fx's own events through it at debug level), s itself, the
+// factory, the managers' options and the connection handles of s's
+// environment. Production and the tests build the app with this very
+// function; tests only pass other settings.
+func appGraph(s *providers.Settings, logger *slog.Logger) fx.Option {
 	conns := connections.ProdModule
-	if env == providers.Test {
+	if s.Environment == providers.Test {
 		conns = connections.TestModule
 	}
 	return fx.Options(
-		fx.Supply(providers.ConfigDirFlag(g.ConfigDir), providers.EnvOverride(g.Env), providers.OSEnv()),
-		providers.Module,
+		fx.Supply(logger),
+		fx.WithLogger(fxLogger),
+		providers.Module(s),
 		factory.Module,
 		manager.Module,
-		fx.Decorate(managerOptions),
 		conns,
 	)
 }
 
-// managerOptions applies pipeline.yml to the managers' defaults: the
-// replication section's rate_limit_ms and max_retries, and the source's
-// pool_timeout, since Deps.Manager is what source managers (discover,
-// replicate) are built with.
-func managerOptions(o manager.Options, p *providers.PipelineConfig) manager.Options {
-	o.MaxRetries = p.Replication.MaxRetries
-	o.RateLimit = p.Replication.RateLimit()
-	o.PoolTimeout = p.Pool(catalog.DatabaseSource).PoolTimeout
-	return o
-}
-
-// newLogger is the program's one logger: text lines on stderr.
-func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+// fxLogger sends fx's events, its errors included, to the logger at debug
+// level: a failed start is reported once, by exit(), as one line naming the
+// database, not as fx's lines naming Go functions.
+func fxLogger(l *slog.Logger) fxevent.Logger {
+	fl := &fxevent.SlogLogger{Logger: l.With("component", "fx")}
+	fl.UseLogLevel(slog.LevelDebug)
+	fl.UseErrorLevel(slog.LevelDebug)
+	return fl
 }
 
 // logLevel parses --log-level ("" is info).
@@ -187,17 +177,4 @@ func startTimeout(s *providers.Settings) time.Duration {
 		}
 	}
 	return 2*longest + 5*time.Second
-}
-
-// exitCode prints err (if any) as "pipeline <cmd>: …" and maps it to the
-// exit code: 0 none, 2 a configuration error, 1 anything else.
-func exitCode(stderr io.Writer, cmd string, err error) int {
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "pipeline %s: %v\n", cmd, err)
-	if errors.Is(err, providers.ErrInvalidConfig) {
-		return exitConfig
-	}
-	return exitFailed
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -18,48 +17,48 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
-	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
 const secret = "s3cr3t-XYZ"
 
-// allHandles asks for every connection handle, so fx has to be able to
-// build each of them.
-type allHandles struct {
-	fx.In
-	Settings     *providers.Settings
-	Source       *connections.SourceDB
-	Replication  *connections.ReplicationDB
-	Analytics    *connections.AnalyticsDB
-	Raw          *connections.AnalyticsRawDB
-	Staging      *connections.AnalyticsStagingDB
-	Intermediate *connections.AnalyticsIntermediateDB
-	Marts        *connections.AnalyticsMartsDB
-}
-
+// The graph fx.ValidateApp checks is the one production runs: appGraph,
+// given the settings the wire injector built for each environment.
 func TestGraphIsComplete(t *testing.T) {
+	t.Parallel()
 	for _, env := range providers.EnvironmentValues() {
 		t.Run(string(env), func(t *testing.T) {
-			// The graph as production builds it, *Settings from the command
-			// line inputs (no fx.Replace): every handle and Deps resolve.
-			err := fx.ValidateApp(fx.NopLogger,
-				fx.Supply(slog.New(slog.DiscardHandler)),
-				graph(&globalFlags{}, env),
-				fx.Invoke(func(allHandles, Deps, manager.Options) {}),
-			)
+			s, err := providers.Load(providers.ConfigDirFlag(t.TempDir()), providers.EnvOverride(env), providers.EnvVars{})
+			require.NoError(t, err)
+			require.Equal(t, env, s.Environment)
+			err = fx.ValidateApp(appGraph(s, slog.New(slog.DiscardHandler)),
+				fx.Invoke(func(connections.Handles, Deps) {}))
 			assert.NoError(t, err)
 		})
 	}
 	// And a missing piece is caught: without the factory nothing opens.
 	err := fx.ValidateApp(fx.NopLogger,
 		fx.Supply(slog.New(slog.DiscardHandler)),
-		fx.Supply(providers.ConfigDirFlag(""), providers.EnvOverride(""), providers.EnvVars{}),
-		providers.Module, connections.ProdModule,
-		fx.Invoke(func(allHandles) {}),
-	)
+		providers.Module(providers.NewTestSettings(nil, nil, nil)), connections.TestModule,
+		fx.Invoke(func(connections.Handles) {}))
 	assert.ErrorContains(t, err, "factory.Factory")
+}
+
+// fx receives the very Settings value the command loaded (no second
+// build), and the managers' options are projected from it.
+func TestAppUsesTheLoadedSettings(t *testing.T) {
+	t.Parallel()
+	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("replication:\n  rate_limit_ms: 250\n  max_retries: 5\nconnections:\n  source:\n    pool_timeout: 7\n"))
+	require.NoError(t, err)
+	settings := providers.NewTestSettings(pipe, nil, nil)
+	var d Deps
+	app := fx.New(appGraph(settings, slog.New(slog.DiscardHandler)), fx.Populate(&d))
+	require.NoError(t, app.Err())
+	assert.Same(t, settings, d.Settings)
+	assert.Equal(t, 250*time.Millisecond, d.Manager.RateLimit)
+	assert.Equal(t, 5, d.Manager.MaxRetries)
+	assert.Equal(t, 7*time.Second, d.Manager.PoolTimeout)
 }
 
 // testVars points the test environment at fresh databases on the real
@@ -111,22 +110,22 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	require.NoError(t, err)
 	settings := providers.NewTestSettings(pipe, nil, vars)
 
-	var h allHandles
+	var h connections.Handles
 	var logs bytes.Buffer
-	// The test graph: the real graph with the configuration swapped by
-	// fx.Replace of a concrete value; no file or process variable is read.
-	app := fx.New(appOptions(&globalFlags{}, settings, newLogger(&logs, slog.LevelDebug)), fx.Populate(&h))
+	// The production graph with test settings; no file or process variable
+	// is read.
+	app := fx.New(appGraph(settings, newLogger(context.Background(), &logs, slog.LevelDebug)), fx.Populate(&h))
 	require.NoError(t, app.Err())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, app.Start(ctx))
 
 	var got string
-	require.NoError(t, h.Source.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&got))
+	require.NoError(t, h.SourceDB.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&got))
 	assert.Equal(t, srcName, got, "the source handle is the fresh test database")
-	require.NoError(t, h.Raw.QueryRow(ctx, "SELECT current_database() || '/' || current_schema()").Scan(&got))
+	require.NoError(t, h.AnalyticsRawDB.QueryRow(ctx, "SELECT current_database() || '/' || current_schema()").Scan(&got))
 	assert.Equal(t, pgName+"/raw", got)
-	require.NoError(t, h.Marts.QueryRow(ctx, "SELECT current_schema()").Scan(&got))
+	require.NoError(t, h.AnalyticsMartsDB.QueryRow(ctx, "SELECT current_schema()").Scan(&got))
 	assert.Equal(t, "marts", got)
 
 	replName := vars["TEST_MYSQL_REPLICATION_DB"]
@@ -145,7 +144,7 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 	assert.Eventually(t, func() bool { return pgSessions(t, pgName) == 0 }, 10*time.Second, 50*time.Millisecond,
 		"no analytics connection left after Stop")
 	t.Logf("sessions gone %s after Stop", time.Since(stopped).Round(time.Millisecond))
-	assert.Equal(t, 0, h.Source.Stats().OpenConnections)
+	assert.Equal(t, 0, h.SourceDB.Stats().OpenConnections)
 	assert.Contains(t, logs.String(), "component=fx", "fx's events go through the one logger")
 	assert.Contains(t, logs.String(), "OnStop hook executed")
 	assert.NotContains(t, logs.String(), secret)
@@ -171,21 +170,18 @@ type lazyDeps struct {
 }
 
 func TestWithAppBuildsOnlyWhatIsAsked(t *testing.T) {
+	t.Parallel()
 	vars, srcName, _ := testVars(t)
 	for k := range vars {
 		if strings.HasPrefix(k, "TEST_POSTGRES_ANALYTICS_") || strings.HasPrefix(k, "TEST_MYSQL_REPLICATION_") {
 			delete(vars, k)
 		}
 	}
-	var stderr bytes.Buffer
+	c, _, stderr := testCall("discover", vars)
 	var source *sql.DB
-	err := withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(vars),
-		[]catalog.DatabaseType{catalog.DatabaseSource},
+	err := withApp(context.Background(), c, []catalog.DatabaseType{catalog.DatabaseSource},
 		func(ctx context.Context, d lazyDeps) error {
 			source = d.Source.DB
-			require.NotNil(t, d.Settings)
-			require.NotNil(t, d.Logger)
-			assert.Equal(t, manager.DefaultOptions().MaxRetries, d.Manager.MaxRetries)
 			var name string
 			require.NoError(t, d.Source.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&name))
 			assert.Equal(t, srcName, name)
@@ -200,81 +196,33 @@ func TestWithAppBuildsOnlyWhatIsAsked(t *testing.T) {
 		Deps
 		Replication *connections.ReplicationDB
 	}
-	err = withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(vars), nil,
+	err = withApp(context.Background(), c, nil,
 		func(context.Context, replDeps) error { t.Fatal("fn must not run"); return nil })
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "TEST_MYSQL_REPLICATION_HOST is not set")
-	assert.Equal(t, exitConfig, exitCode(&stderr, "x", err))
+	assert.Equal(t, exitConfig, c.exit(context.Background(), err))
+	assert.Contains(t, stderr.String(), "TEST_MYSQL_REPLICATION_HOST is not set")
 }
 
-func fixed(vars map[string]string) settingsLoader {
-	return func(*globalFlags) (*providers.Settings, error) {
-		return providers.NewTestSettings(nil, nil, vars), nil
-	}
+// testCall is a call of the command name whose settings are the test
+// environment's with vars, in memory: no file or process variable is read.
+func testCall(name string, vars map[string]string) (c *call, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	c = &call{name: name, g: &globalFlags{}, stdout: stdout, stderr: stderr,
+		load: func(*globalFlags) (*providers.Settings, error) { return providers.NewTestSettings(nil, nil, vars), nil }}
+	return c, stdout, stderr
 }
 
 func TestWithAppConfigErrorTouchesNothing(t *testing.T) {
-	var stderr bytes.Buffer
+	t.Parallel()
+	c, _, stderr := testCall("replicate", map[string]string{"TEST_OPENDENTAL_SOURCE_HOST": "127.0.0.1", "TEST_OPENDENTAL_SOURCE_DB": "prod"})
 	called := false
-	err := withAppSettings(context.Background(), &globalFlags{}, &stderr,
-		fixed(map[string]string{"TEST_OPENDENTAL_SOURCE_HOST": "127.0.0.1", "TEST_OPENDENTAL_SOURCE_DB": "prod"}),
-		[]catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication},
+	err := withApp(context.Background(), c, []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication},
 		func(context.Context, Deps) error { called = true; return nil })
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
 	assert.False(t, called)
 	for _, want := range []string{`TEST_OPENDENTAL_SOURCE_DB="prod" has no "test"`, "TEST_OPENDENTAL_SOURCE_USER is not set", "TEST_MYSQL_REPLICATION_HOST is not set"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	assert.Equal(t, exitConfig, exitCode(&stderr, "replicate", err))
+	assert.Equal(t, exitConfig, c.exit(context.Background(), err))
 	assert.Contains(t, stderr.String(), "pipeline replicate: invalid configuration")
-}
-
-func TestOnStartFailureNamesDatabaseAndHostNotPassword(t *testing.T) {
-	vars, _, _ := testVars(t)
-	tests := []struct {
-		name   string
-		change map[string]string
-		want   []string
-	}{
-		{name: "wrong password", change: map[string]string{"TEST_OPENDENTAL_SOURCE_PASSWORD": secret},
-			want: []string{"source", vars["TEST_OPENDENTAL_SOURCE_HOST"] + ":" + vars["TEST_OPENDENTAL_SOURCE_PORT"], "Access denied"}},
-		{name: "nothing listening", change: map[string]string{"TEST_OPENDENTAL_SOURCE_PORT": "1", "TEST_OPENDENTAL_SOURCE_PASSWORD": secret},
-			want: []string{"source", vars["TEST_OPENDENTAL_SOURCE_HOST"] + ":1"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			v := map[string]string{}
-			for k, val := range vars {
-				v[k] = val
-			}
-			for k, val := range tt.change {
-				v[k] = val
-			}
-			var stderr bytes.Buffer
-			err := withAppSettings(context.Background(), &globalFlags{}, &stderr, fixed(v),
-				[]catalog.DatabaseType{catalog.DatabaseSource},
-				func(context.Context, lazyDeps) error { t.Fatal("fn must not run"); return nil })
-			require.Error(t, err)
-			assert.NotErrorIs(t, err, providers.ErrInvalidConfig)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-			assert.Equal(t, exitFailed, exitCode(&stderr, "discover", err))
-			assert.NotContains(t, err.Error(), secret)
-			assert.NotContains(t, stderr.String(), secret, "logs and printed error")
-		})
-	}
-}
-
-func TestManagerOptionsFromPipelineConfig(t *testing.T) {
-	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("replication:\n  rate_limit_ms: 250\n  max_retries: 5\nconnections:\n  source:\n    pool_timeout: 7\n"))
-	require.NoError(t, err)
-	var opts manager.Options
-	app := fx.New(appOptions(&globalFlags{}, providers.NewTestSettings(pipe, nil, nil), newLogger(io.Discard, slog.LevelInfo)), fx.Populate(&opts))
-	require.NoError(t, app.Err())
-	assert.Equal(t, 250*time.Millisecond, opts.RateLimit)
-	assert.Equal(t, 5, opts.MaxRetries)
-	assert.Equal(t, 7*time.Second, opts.PoolTimeout, "the source's pool_timeout bounds the wait for a source connection")
-	assert.Equal(t, manager.DefaultOptions().BaseBackoff, opts.BaseBackoff, "the rest stays default")
-	assert.NotNil(t, opts.Logger, "retries log to the app's logger")
 }

@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,52 +13,65 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
-// errCheckFailed is returned when a connection of the check failed; the
-// table already says which.
-var errCheckFailed = errors.New("some connections failed")
+// checkFailed is returned when connections of the check failed; the table
+// already says which. It wraps their errors, so the exit code tells a
+// refused login (2) and unreachable servers (4) from other failures (1).
+type checkFailed struct {
+	failed, total int
+	errs          []error
+}
+
+func (e *checkFailed) Error() string {
+	return fmt.Sprintf("%d of %d connections failed", e.failed, e.total)
+}
+
+func (e *checkFailed) Unwrap() []error { return e.errs }
 
 // runCheck validates the configuration of every catalogue database, then
 // connects to each database (and each schema of a database with schemas)
 // and prints database, host:port, ok/error, server version and round-trip
-// time. Exit 0 when all are ok, 1 when any failed, 2 for a config error.
-func runCheck(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	g.register(fs)
+// time. A schema that does not exist yet (dbt's, before dbt first ran; raw,
+// before the first load) is reported as such, not as a failure. Exit 0 when
+// every connection is ok; see exitFor for the others.
+func runCheck(ctx context.Context, c *call) int {
+	fs := c.flags()
 	listVars := fs.Bool("vars", false, "list the environment variables of the chosen environment and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitConfig
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pipeline check: unexpected arguments %q\n", fs.Args())
-		return exitConfig
+	if code, ok := c.parse(fs); !ok {
+		return code
 	}
 	if *listVars {
-		env, err := providers.DetectEnvironment(g.Env, providers.OSEnv())
-		if err != nil {
-			return exitCode(stderr, "check", fmt.Errorf("%w: %w", providers.ErrInvalidConfig, err))
-		}
-		fmt.Fprintf(stdout, "environment: %s\n\n", env)
-		return exitCode(stderr, "check", providers.WriteVariables(stdout, env))
+		return c.exit(ctx, listVariables(c))
 	}
 	var all []catalog.DatabaseType
 	for _, db := range catalog.Databases() {
 		all = append(all, db.Type)
 	}
-	err := withApp(ctx, g, stderr, all, func(ctx context.Context, d Deps) error {
+	err := withApp(ctx, c, all, func(ctx context.Context, d Deps) error {
 		results := probeAll(ctx, d.Settings, d.Factory)
-		printCheck(stdout, results)
+		printCheck(c.stdout, results)
+		failed := &checkFailed{total: len(results)}
 		for _, r := range results {
 			if r.Err != nil {
-				return errCheckFailed
+				failed.failed++
+				failed.errs = append(failed.errs, r.Err)
 			}
+		}
+		if failed.failed > 0 {
+			return failed
 		}
 		return nil
 	})
-	return exitCode(stderr, "check", err)
+	return c.exit(ctx, err)
+}
+
+// listVariables prints the variables of the chosen environment.
+func listVariables(c *call) error {
+	env, err := providers.DetectEnvironment(c.g.Env, providers.OSEnv())
+	if err != nil {
+		return fmt.Errorf("%w: %w", providers.ErrInvalidConfig, err)
+	}
+	fmt.Fprintf(c.stdout, "environment: %s\n\n", env)
+	return providers.WriteVariables(c.stdout, env)
 }
 
 // probeResult is one line of the check table.
@@ -67,6 +79,7 @@ type probeResult struct {
 	Config  providers.DBConfig
 	Version string
 	RTT     time.Duration
+	Absent  bool // the schema does not exist yet
 	Err     error
 }
 
@@ -100,71 +113,76 @@ func probeAll(ctx context.Context, s *providers.Settings, f *factory.Factory) []
 		cfg, err := s.DatabaseConfig(s.Environment, t.DB, t.Schema)
 		r := probeResult{Config: cfg, Err: err}
 		if err == nil {
-			r.Version, r.RTT, r.Err = probe(ctx, f, cfg)
+			r = probe(ctx, f, cfg)
 		}
 		out = append(out, r)
 	}
 	return out
 }
 
-func probe(ctx context.Context, f *factory.Factory, cfg providers.DBConfig) (string, time.Duration, error) {
+func probe(ctx context.Context, f *factory.Factory, cfg providers.DBConfig) probeResult {
+	r := probeResult{Config: cfg}
 	switch cfg.Driver {
 	case catalog.DriverMySQL:
 		db, err := f.MySQL(cfg)
 		if err != nil {
-			return "", 0, err
+			r.Err = err
+			return r
 		}
 		defer db.Close()
-		return factory.ProbeMySQL(ctx, db, cfg)
+		r.Version, r.RTT, r.Err = factory.ProbeMySQL(ctx, db, cfg)
 	case catalog.DriverPostgres:
 		pool, err := f.Postgres(cfg)
 		if err != nil {
-			return "", 0, err
+			r.Err = err
+			return r
 		}
 		defer pool.Close()
-		version, rtt, err := factory.ProbePostgres(ctx, pool, cfg)
-		if err != nil || cfg.Schema == "" {
-			return version, rtt, err
+		r.Version, r.RTT, r.Err = factory.ProbePostgres(ctx, pool, cfg)
+		if r.Err == nil && cfg.Schema != "" {
+			err := pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", string(cfg.Schema)).Scan(&r.Absent)
+			if err != nil {
+				r.Err = fmt.Errorf("checking schema %s of %s at %s: %w", cfg.Schema, cfg.Name, cfg.Addr(), err)
+			}
 		}
-		var exists bool
-		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", string(cfg.Schema)).Scan(&exists); err != nil {
-			return version, rtt, fmt.Errorf("checking schema %s of %s at %s: %w", cfg.Schema, cfg.Name, cfg.Addr(), err)
-		}
-		if !exists {
-			return version, rtt, fmt.Errorf("schema %s does not exist in database %s at %s: create it (CREATE SCHEMA %s)", cfg.Schema, cfg.Name, cfg.Addr(), cfg.Schema)
-		}
-		return version, rtt, nil
 	default:
-		return "", 0, fmt.Errorf("probing %s: unknown driver %q", cfg.Label(), cfg.Driver)
+		r.Err = fmt.Errorf("probing %s: unknown driver %q", cfg.Label(), cfg.Driver)
 	}
+	return r
 }
 
-// printCheck writes the table, then one line per failure with its error.
+// printCheck writes the table, then one line per failure with its error
+// and one line saying which schemas are not created yet and by what.
 func printCheck(w io.Writer, results []probeResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DATABASE\tADDRESS\tNAME\tSTATUS\tVERSION\tRTT")
-	failed := 0
+	var failed []probeResult
+	var absent []string
 	for _, r := range results {
-		status, rtt := "ok", r.RTT.Round(time.Microsecond).String()
-		if r.Err != nil {
+		status, version, rtt := "ok", r.Version, r.RTT.Round(time.Microsecond).String()
+		switch {
+		case r.Err != nil:
 			status, rtt = "error", "-"
-			failed++
+			failed = append(failed, r)
+		case r.Absent:
+			status = "not created yet"
+			absent = append(absent, string(r.Config.Schema))
 		}
-		version := r.Version
 		if version == "" {
 			version = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Config.Label(), r.Config.Addr(), r.Config.Name, status, version, rtt)
 	}
 	tw.Flush()
-	if failed == 0 {
+	if len(absent) > 0 {
+		fmt.Fprintf(w, "\nschemas not created yet: %s (load creates %s, dbt the others; nothing to fix)\n", strings.Join(absent, ", "), catalog.SchemaRaw)
+	}
+	if len(failed) == 0 {
 		fmt.Fprintf(w, "\nall %d connections ok\n", len(results))
 		return
 	}
-	fmt.Fprintf(w, "\n%d of %d connections failed:\n", failed, len(results))
-	for _, r := range results {
-		if r.Err != nil {
-			fmt.Fprintf(w, "  %s: %v\n", r.Config.Label(), r.Err)
-		}
+	fmt.Fprintf(w, "\n%d of %d connections failed:\n", len(failed), len(results))
+	for _, r := range failed {
+		fmt.Fprintf(w, "  %s: %s\n", r.Config.Label(), describe(r.Err))
 	}
 }

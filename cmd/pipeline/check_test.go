@@ -97,13 +97,23 @@ func TestCheckReportsFailuresAndConfigErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
 	out := stdout.String()
-	assert.Equal(t, exitFailed, code, out)
+	assert.Equal(t, exitConfig, code, "a refused login is configuration, fixed before an outage is waited out:\n%s", out)
 	assert.Regexp(t, `(?m)^source\s+\S+\s+\S+\s+error\s`, out)
 	assert.Regexp(t, `(?m)^replication\s+127\.0\.0\.1:1\s+\S+\s+error\s`, out)
 	assert.Regexp(t, `(?m)^analytics/raw\s+\S+\s+\S+\s+ok\s`, out)
 	assert.Contains(t, out, "2 of 6 connections failed")
-	assert.Contains(t, out, "Access denied")
+	assert.Contains(t, out, "refused the login: Error 1045 (28000): Access denied")
+	assert.Contains(t, out, "cannot reach replication database "+os.Getenv("TEST_MYSQL_REPLICATION_DB")+" at 127.0.0.1:1: connection refused — check TEST_MYSQL_REPLICATION_HOST/PORT")
+	assert.Equal(t, "pipeline check: 2 of 6 connections failed\n", stderr.String())
 	assert.NotContains(t, out+stderr.String(), secret)
+
+	// Only an unreachable server: retry later.
+	t.Setenv("TEST_OPENDENTAL_SOURCE_PASSWORD", secret)
+	stdout.Reset()
+	stderr.Reset()
+	code = dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	assert.Equal(t, exitUnavailable, code, stdout.String())
+	assert.Contains(t, stdout.String(), "1 of 6 connections failed")
 
 	// A configuration error: exit 2 and every problem, nothing connected.
 	t.Setenv("TEST_POSTGRES_ANALYTICS_DB", "analytics")

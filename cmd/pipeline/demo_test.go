@@ -26,7 +26,7 @@ func TestDemoCommandRejectsBadUsage(t *testing.T) {
 		{"unknown mode", []string{"demo", "grow"}, "usage: pipeline demo seed|mutate"},
 		{"zero scale", []string{"demo", "seed", "--scale", "0"}, "--scale must be in (0, 10]"},
 		{"fraction above one", []string{"demo", "mutate", "--fraction", "2"}, "--fraction in (0, 1]"},
-		{"stray argument", []string{"demo", "seed", "opendental"}, `unexpected argument "opendental"`},
+		{"stray argument", []string{"demo", "seed", "opendental"}, `unexpected arguments ["opendental"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
@@ -20,23 +17,16 @@ type discoverDeps struct {
 }
 
 // runDiscover reads the source's information schema and writes tables.yml
-// in the config directory, keeping the user's edits, and prints what changed.
-func runDiscover(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	g.register(fs)
+// in the config directory (discover creates it if missing), keeping the user's edits,
+// and prints what changed. It needs only the source's environment
+// variables: without a pipeline.yml the defaults apply.
+func runDiscover(ctx context.Context, c *call) int {
+	fs := c.flags()
 	out := fs.String("out", "", "write tables.yml here instead of <config-dir>/tables.yml")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitConfig
+	if code, ok := c.parse(fs); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pipeline discover: unexpected arguments %q\n", fs.Args())
-		return exitConfig
-	}
-	err := withApp(ctx, g, stderr, []catalog.DatabaseType{catalog.DatabaseSource}, func(ctx context.Context, d discoverDeps) error {
+	err := withApp(ctx, c, []catalog.DatabaseType{catalog.DatabaseSource}, func(ctx context.Context, d discoverDeps) error {
 		path := *out
 		if path == "" {
 			path = d.Settings.TablesPath()
@@ -50,11 +40,14 @@ func runDiscover(ctx context.Context, g *globalFlags, args []string, stdout, std
 		if err != nil {
 			return err
 		}
-		for _, c := range changes {
-			fmt.Fprintln(stdout, c)
+		for _, ch := range changes {
+			fmt.Fprintln(c.stdout, ch)
 		}
-		fmt.Fprintf(stdout, "wrote %s: %d tables, %d changes\n", path, n, len(changes))
+		fmt.Fprintf(c.stdout, "wrote %s: %d tables, %d changes\n", path, n, len(changes))
+		if !d.Settings.PipelineExists {
+			fmt.Fprintf(c.stdout, "no %s in %s: the defaults apply (the repository's config/pipeline.yml documents every key)\n", providers.PipelineFile, d.Settings.ConfigDir)
+		}
 		return nil
 	})
-	return exitCode(stderr, "discover", err)
+	return c.exit(ctx, err)
 }

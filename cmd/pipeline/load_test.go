@@ -65,10 +65,12 @@ func TestLoadCommand(t *testing.T) {
 
 	code, out, errOut = run("load", "--json")
 	require.Equal(t, exitOK, code, errOut)
-	var res load.Result
+	var res result
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	require.Len(t, res.Tables, 2)
-	for _, tr := range res.Tables {
+	assert.Nil(t, res.Replicate, "load alone has no replicate part")
+	require.NotNil(t, res.Load)
+	require.Len(t, res.Load.Tables, 2)
+	for _, tr := range res.Load.Tables {
 		assert.Equal(t, load.StatusOK, tr.Status, tr.Table)
 		assert.Equal(t, load.ModeFull, tr.Mode)
 	}
@@ -87,9 +89,10 @@ func TestLoadCommand(t *testing.T) {
 	require.NoError(t, err)
 	code, out, _ = run("load", "--json")
 	assert.Equal(t, exitFailed, code)
-	res = load.Result{}
+	res = result{}
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
 	assert.Equal(t, 1, res.Failed)
+	assert.Equal(t, 1, res.Load.Failed)
 	_, err = pg.Exec(ctx, `DROP VIEW staging.v`)
 	require.NoError(t, err)
 
@@ -105,7 +108,7 @@ func TestLoadCommand(t *testing.T) {
 	require.NoError(t, err)
 	code, _, errOut = run("load")
 	unlock()
-	assert.Equal(t, exitFailed, code)
+	assert.Equal(t, exitLocked, code)
 	assert.Contains(t, errOut, "already running")
 }
 

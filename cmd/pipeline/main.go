@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,9 +32,46 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.LogLevel, "log-level", g.LogLevel, "log level: debug, info, warn or error (default info; debug includes fx's own events)")
 }
 
+// call is one command invocation: the command's name, the global flags,
+// its arguments and where it writes.
+type call struct {
+	name           string
+	g              *globalFlags
+	args           []string
+	stdout, stderr io.Writer
+	// load reads the settings; nil means loadSettings (files and the
+	// process environment). Tests set it to use in-memory settings.
+	load settingsLoader
+}
+
+// flags returns a flag set for the command with the global flags on it.
+func (c *call) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	c.g.register(fs)
+	return fs
+}
+
+// parse parses the command's arguments into fs; no positional argument is
+// allowed. ok is false with the exit code when the command must stop (-h
+// is exit 0, anything wrong exit 2).
+func (c *call) parse(fs *flag.FlagSet) (code int, ok bool) {
+	if err := fs.Parse(c.args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitConfig, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "pipeline %s: unexpected arguments %q\n", c.name, fs.Args())
+		return exitConfig, false
+	}
+	return 0, true
+}
+
 type command struct {
 	summary string
-	run     func(ctx context.Context, g *globalFlags, args []string, stdout, stderr io.Writer) int
+	run     func(ctx context.Context, c *call) int
 }
 
 var commands = map[string]command{
@@ -53,16 +91,22 @@ func usage(w io.Writer) {
 	for _, name := range commandOrder {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
-	fmt.Fprintln(w, "\nRun `pipeline <command> -h` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `pipeline <command> -h` for a command's flags. Exit codes: see the README.")
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second SIGINT/SIGTERM ends the process at once
+	}()
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
+// dispatch runs the command line args and returns the exit code. ctx is
+// cancelled by SIGINT/SIGTERM.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var g globalFlags
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
@@ -86,5 +130,5 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		usage(stderr)
 		return exitConfig
 	}
-	return cmd.run(ctx, &g, rest, stdout, stderr)
+	return cmd.run(ctx, &call{name: name, g: &g, args: rest, stdout: stdout, stderr: stderr})
 }

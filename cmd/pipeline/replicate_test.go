@@ -62,7 +62,7 @@ func TestDiscoverAndReplicateCommands(t *testing.T) {
 
 	code, _, errOut = cli("replicate", "--workers", "-1")
 	assert.Equal(t, exitConfig, code)
-	assert.Contains(t, errOut, "--workers and --source-connections must not be negative")
+	assert.Contains(t, errOut, "--workers, --source-connections and --load-workers must not be negative")
 	code, _, _ = cli("replicate", "extra")
 	assert.Equal(t, exitConfig, code)
 	assert.NotContains(t, out+errOut, secret)

@@ -74,7 +74,7 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	stdout.Reset()
 	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--json"}, &stdout, &stderr)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	var res runResult
+	var res result
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &res), stdout.String())
 	require.Len(t, res.Replicate, 1)
 	assert.Empty(t, res.Replicate[0].Error)
@@ -92,6 +92,6 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	stderr.Reset()
 	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run"}, &stdout, &stderr)
 	unlock()
-	assert.Equal(t, exitFailed, code)
+	assert.Equal(t, exitLocked, code)
 	assert.Contains(t, stderr.String(), "already running against this warehouse")
 }

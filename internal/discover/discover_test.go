@@ -39,7 +39,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 6, n)
 	assert.Len(t, changes, 6, "every table is new")
-	cfg, err := tables.Load(path)
+	cfg, err := loadTables(path)
 	require.NoError(t, err)
 
 	cases := []struct {
@@ -73,7 +73,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	require.NoError(t, err)
 	edited := strings.Replace(string(data), "  definition:\n", "  definition:\n    exclude: true\n    lookback_seconds: 30\n", 1)
 	require.NoError(t, os.WriteFile(path, []byte(edited), 0o644))
-	cfg, err = tables.Load(path)
+	cfg, err = loadTables(path)
 	require.NoError(t, err)
 	cfg.Tables["patient"].BatchSize = 1234
 	cfg.Tables["patient"].Importance = tables.Important
@@ -100,7 +100,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 		"dropped column patient.Ward",
 		"dropped table allergy",
 	}, changes)
-	cfg, err = tables.Load(path)
+	cfg, err = loadTables(path)
 	require.NoError(t, err)
 	assert.Equal(t, 1234, cfg.Tables["patient"].BatchSize, "user edit kept")
 	assert.Equal(t, tables.Important, cfg.Tables["patient"].Importance, "user edit kept")
@@ -203,7 +203,7 @@ func TestDiscoverReservedAndFormerBookkeepingNames(t *testing.T) {
 	changes, n, err := discover.Run(context.Background(), src, path)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
-	cfg, err := tables.Load(path)
+	cfg, err := loadTables(path)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"etl_copy_status", "etl_deleted_rows", "patient"}, cfg.Names())
 	var refused []string
@@ -216,4 +216,13 @@ func TestDiscoverReservedAndFormerBookkeepingNames(t *testing.T) {
 	assert.Contains(t, refused[0], "_pipeline_notes")
 	assert.Contains(t, refused[0], "reserved")
 	assert.Contains(t, refused[0], "rename the table at the source")
+}
+
+// loadTables reads and parses the tables.yml discover wrote.
+func loadTables(path string) (*tables.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return tables.Parse(path, data)
 }

@@ -314,8 +314,22 @@ func PingPostgres(ctx context.Context, pool *pgxpool.Pool, cfg providers.DBConfi
 }
 
 func pingError(cfg providers.DBConfig, err error) error {
-	return fmt.Errorf("ping %s at %s: %w", cfg.Label(), cfg.Addr(), err)
+	return &PingError{Config: cfg, Err: err}
 }
+
+// PingError is a database that did not answer a ping or probe: which one
+// (so the CLI can name it and its variables) and the driver's error. Its
+// text reads "ping <label> at <host:port>: …", never with the password.
+type PingError struct {
+	Config providers.DBConfig
+	Err    error
+}
+
+func (e *PingError) Error() string {
+	return fmt.Sprintf("ping %s at %s: %v", e.Config.Label(), e.Config.Addr(), e.Err)
+}
+
+func (e *PingError) Unwrap() error { return e.Err }
 
 // ProbeMySQL returns the server version and the round-trip time of a
 // trivial query on an already open connection (connect time excluded).

@@ -2,8 +2,8 @@ package manager
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -17,56 +17,23 @@ type Attempt struct {
 	Backoff        time.Duration // wait before that attempt
 }
 
-// core is the retry, backoff and rate-limit loop shared by the MySQL and
-// PostgreSQL managers; C is the driver's connection type.
-type core[C any] struct {
-	opts    Options
-	log     *slog.Logger
-	acquire func(ctx context.Context) (C, error)
-	release func(conn C, broken bool)
-	broken  func(conn C, err error) bool // connection unusable after err
-
-	sem  chan struct{} // one Do at a time: the connection is not shared
-	conn C
-	have bool
-	last time.Time // start of the previous attempt
-}
-
-func newCore[C any](opts Options, acquire func(context.Context) (C, error), release func(C, bool), broken func(C, error) bool) *core[C] {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &core[C]{opts: opts, log: log, acquire: acquire, release: release, broken: broken, sem: make(chan struct{}, 1)}
-}
-
-func (s *core[C]) do(ctx context.Context, fn func(context.Context, C) error) error {
+// do is the retry, backoff and rate-limit loop behind Do.
+func (m *Manager) do(ctx context.Context, fn func(context.Context, *sql.Conn) error) error {
 	select {
-	case s.sem <- struct{}{}:
+	case m.sem <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("wait for the connection: %w", ctx.Err())
 	}
-	defer func() { <-s.sem }()
+	defer func() { <-m.sem }()
 
 	for attempt := 1; ; attempt++ {
-		if err := s.pace(ctx); err != nil {
+		if err := m.pace(ctx); err != nil {
 			return fmt.Errorf("wait for the rate limit: %w", err)
 		}
-		err := s.try(ctx, fn)
-		a := Attempt{Number: attempt, Err: err}
-		if err != nil {
-			a.ConnectionLost = ConnectionLost(err)
-			if a.ConnectionLost || isContext(err) || (s.have && s.broken(s.conn, err)) {
-				a.ConnectionLost = true
-				s.drop(true)
-			}
-			a.Retry = Retryable(err) && attempt <= s.opts.MaxRetries && ctx.Err() == nil
-			if a.Retry {
-				a.Backoff = s.backoff(attempt)
-			}
-		}
-		if s.opts.Observe != nil {
-			s.opts.Observe(a)
+		err := m.try(ctx, fn)
+		a := m.judge(ctx, attempt, err)
+		if m.opts.Observe != nil {
+			m.opts.Observe(a)
 		}
 		switch {
 		case err == nil:
@@ -76,7 +43,7 @@ func (s *core[C]) do(ctx context.Context, fn func(context.Context, C) error) err
 		case !a.Retry:
 			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
-		s.log.Warn("retrying", "attempt", attempt, "max_attempts", s.opts.MaxRetries+1,
+		m.log.Warn("retrying", "attempt", attempt, "max_attempts", m.opts.MaxRetries+1,
 			"backoff", a.Backoff, "connection_lost", a.ConnectionLost, "err", err)
 		if cerr := sleep(ctx, a.Backoff); cerr != nil {
 			return fmt.Errorf("stop retrying after %d attempts: %w; last error: %w", attempt, cerr, err)
@@ -84,58 +51,58 @@ func (s *core[C]) do(ctx context.Context, fn func(context.Context, C) error) err
 	}
 }
 
-func (s *core[C]) try(ctx context.Context, fn func(context.Context, C) error) error {
-	if !s.have {
-		conn, err := s.acquire(ctx)
-		if err != nil {
-			return err
-		}
-		s.conn, s.have = conn, true
+func (m *Manager) try(ctx context.Context, fn func(context.Context, *sql.Conn) error) error {
+	if err := m.acquire(ctx); err != nil {
+		return err
 	}
-	return fn(ctx, s.conn)
+	return fn(ctx, m.conn)
+}
+
+// judge decides what follows attempt's err: drop the connection when it is
+// lost (or cut by cancellation), retry when the error is retryable and
+// retries are left.
+func (m *Manager) judge(ctx context.Context, attempt int, err error) Attempt {
+	a := Attempt{Number: attempt, Err: err}
+	if err == nil {
+		return a
+	}
+	if ConnectionLost(err) || isContext(err) {
+		a.ConnectionLost = true
+		m.drop(true)
+	}
+	a.Retry = Retryable(err) && attempt <= m.opts.MaxRetries && ctx.Err() == nil
+	if a.Retry {
+		a.Backoff = backoff(m.opts, attempt)
+	}
+	return a
 }
 
 // pace waits until RateLimit has passed since the previous attempt started.
-func (s *core[C]) pace(ctx context.Context) error {
-	if s.opts.RateLimit > 0 && !s.last.IsZero() {
-		if err := sleep(ctx, s.opts.RateLimit-time.Since(s.last)); err != nil {
+func (m *Manager) pace(ctx context.Context) error {
+	if m.opts.RateLimit > 0 && !m.last.IsZero() {
+		if err := sleep(ctx, m.opts.RateLimit-time.Since(m.last)); err != nil {
 			return err
 		}
 	}
-	s.last = time.Now()
+	m.last = time.Now()
 	return nil
 }
 
 // backoff is BaseBackoff·2^(attempt-1) capped at MaxBackoff, with equal
 // jitter: half fixed, half random, so retries from parallel workers spread.
-func (s *core[C]) backoff(attempt int) time.Duration {
-	d := s.opts.BaseBackoff
-	for i := 1; i < attempt && (s.opts.MaxBackoff <= 0 || d < s.opts.MaxBackoff); i++ {
+func backoff(o Options, attempt int) time.Duration {
+	d := o.BaseBackoff
+	for i := 1; i < attempt && (o.MaxBackoff <= 0 || d < o.MaxBackoff); i++ {
 		d *= 2
 	}
-	if s.opts.MaxBackoff > 0 && d > s.opts.MaxBackoff {
-		d = s.opts.MaxBackoff
+	if o.MaxBackoff > 0 && d > o.MaxBackoff {
+		d = o.MaxBackoff
 	}
 	if d <= 0 {
 		return 0
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-func (s *core[C]) drop(broken bool) {
-	if s.have {
-		s.release(s.conn, broken)
-		var zero C
-		s.conn, s.have = zero, false
-	}
-}
-
-// close returns the connection; it waits for a running Do to finish.
-func (s *core[C]) close() {
-	s.sem <- struct{}{}
-	defer func() { <-s.sem }()
-	s.drop(false)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

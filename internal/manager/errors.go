@@ -88,3 +88,49 @@ func ConnectionLost(err error) bool {
 func isContext(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
+
+// MySQL/MariaDB and PostgreSQL answers that refuse who we are or what we
+// asked for at login: a configuration problem, not a passing outage.
+const (
+	myAccessDenied   = 1045 // ER_ACCESS_DENIED_ERROR: wrong user or password
+	myDBAccessDenied = 1044 // ER_DBACCESS_DENIED_ERROR: no grant on the database
+	myUnknownDB      = 1049 // ER_BAD_DB_ERROR
+)
+
+// Unreachable reports whether err means the server could not be reached at
+// all: connection refused, host or network unreachable, a host name that
+// does not resolve, or no answer in time. Such a failure may pass by
+// itself: retry later.
+func Unreachable(err error) bool {
+	if err == nil || LoginRefused(err) {
+		return false
+	}
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ETIMEDOUT),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		return true
+	}
+	return false
+}
+
+// LoginRefused reports whether the server answered but refused the login:
+// wrong user or password, no access to the database, or no such database
+// (MySQL 1045, 1044, 1049; PostgreSQL 28000, 28P01, 3D000). Running again
+// will not help; the configuration must change.
+func LoginRefused(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == myAccessDenied || me.Number == myDBAccessDenied || me.Number == myUnknownDB
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "28000" || pe.Code == "28P01" || pe.Code == "3D000"
+	}
+	return false
+}

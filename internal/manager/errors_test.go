@@ -19,6 +19,7 @@ import (
 )
 
 func TestClassification(t *testing.T) {
+	t.Parallel()
 	wrap := func(err error) error { return fmt.Errorf("copy table patient: %w", err) }
 	my := func(n uint16) error { return &mysql.MySQLError{Number: n, Message: "x"} }
 	pg := func(code string) error { return &pgconn.PgError{Code: code, Message: "x"} }
@@ -74,7 +75,8 @@ func TestClassification(t *testing.T) {
 }
 
 func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
-	c := newCore[int](Options{BaseBackoff: 100 * time.Millisecond, MaxBackoff: 1 * time.Second}, nil, nil, nil)
+	t.Parallel()
+	o := Options{BaseBackoff: 100 * time.Millisecond, MaxBackoff: 1 * time.Second}
 	tests := []struct {
 		attempt  int
 		min, max time.Duration
@@ -89,7 +91,7 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 		t.Run(fmt.Sprint(tt.attempt), func(t *testing.T) {
 			seen := map[time.Duration]bool{}
 			for range 50 {
-				d := c.backoff(tt.attempt)
+				d := backoff(o, tt.attempt)
 				assert.GreaterOrEqual(t, d, tt.min)
 				assert.LessOrEqual(t, d, tt.max)
 				seen[d] = true
@@ -97,5 +99,48 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 			assert.Greater(t, len(seen), 1, "no jitter")
 		})
 	}
-	assert.Equal(t, time.Duration(0), newCore[int](Options{}, nil, nil, nil).backoff(3))
+	assert.Equal(t, time.Duration(0), backoff(Options{}, 3))
 }
+
+// Startup failures are told apart for the exit code: unreachable (retry
+// later) or refused login (fix the configuration). The real-server cases
+// (a closed port, a wrong password) are in cmd/pipeline's tests; these are
+// the error values the drivers return, including ones a local server cannot
+// produce (DNS, timeouts, unreachable networks).
+func TestUnreachableAndLoginRefused(t *testing.T) {
+	t.Parallel()
+	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+	tests := []struct {
+		name                 string
+		err                  error
+		unreachable, refused bool
+	}{
+		{"nil", nil, false, false},
+		{"refused", fmt.Errorf("ping source: %w", dial(os.NewSyscallError("connect", syscall.ECONNREFUSED))), true, false},
+		{"no such host", dial(&net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true}), true, false},
+		{"host unreachable", dial(os.NewSyscallError("connect", syscall.EHOSTUNREACH)), true, false},
+		{"network unreachable", dial(os.NewSyscallError("connect", syscall.ENETUNREACH)), true, false},
+		{"dial timeout", dial(timeoutErr{}), true, false},
+		{"deadline", fmt.Errorf("ping: %w", context.DeadlineExceeded), true, false},
+		{"mysql access denied", &mysql.MySQLError{Number: 1045}, false, true},
+		{"mysql no grant on database", &mysql.MySQLError{Number: 1044}, false, true},
+		{"mysql unknown database", &mysql.MySQLError{Number: 1049}, false, true},
+		{"pg bad password", &pgconn.PgError{Code: "28P01"}, false, true},
+		{"pg no such database", fmt.Errorf("connect: %w", &pgconn.PgError{Code: "3D000"}), false, true},
+		{"mysql syntax", &mysql.MySQLError{Number: 1064}, false, false},
+		{"canceled", context.Canceled, false, false},
+		{"plain", errors.New("boom"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.unreachable, Unreachable(tt.err), "Unreachable")
+			assert.Equal(t, tt.refused, LoginRefused(tt.err), "LoginRefused")
+		})
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }

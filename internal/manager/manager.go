@@ -1,11 +1,10 @@
-// Package manager runs statements against one reused connection with
-// retries (exponential backoff with jitter, retryable errors only) and a
-// rate limit between queries, so that the clinic's server is never rushed.
+// Package manager runs statements against one reused MySQL/MariaDB
+// connection with retries (exponential backoff with jitter, retryable errors
+// only) and a rate limit between queries, so that the clinic's server is
+// never rushed.
 //
-// Manager does it for a MySQL/MariaDB *sql.DB (one *sql.Conn), Postgres for
-// a *pgxpool.Pool (one *pgxpool.Conn); both share one loop. A manager is one
-// connection used by one worker at a time: concurrent Do calls queue. Give
-// each parallel worker its own manager.
+// A Manager is one *sql.Conn of a pool used by one worker at a time:
+// concurrent Do calls queue. Give each parallel worker its own manager.
 package manager
 
 import (
@@ -15,19 +14,20 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
 // Options tunes retries and rate limiting.
 type Options struct {
-	MaxRetries  int           // retries after the first try; default 3
+	MaxRetries  int           // retries after the first try (pipeline.yml replication.max_retries)
 	BaseBackoff time.Duration // first backoff; doubled each retry, with jitter
 	MaxBackoff  time.Duration
-	RateLimit   time.Duration // minimum gap between the starts of two attempts; default 100ms, 0 disables
+	RateLimit   time.Duration // minimum gap between the starts of two attempts (replication.rate_limit_ms); 0 disables
 
-	// PoolTimeout bounds the wait for a free pool connection (the config's
-	// pool_timeout, default 30 s); 0 waits as long as ctx allows.
+	// PoolTimeout bounds the wait for a free pool connection (the source's
+	// pool_timeout); 0 waits as long as ctx allows.
 	PoolTimeout time.Duration
 	// Logger receives one Warn line per retry; nil discards.
 	Logger *slog.Logger
@@ -36,44 +36,46 @@ type Options struct {
 	Observe func(Attempt)
 }
 
-// DefaultOptions are the connection architecture's defaults.
-func DefaultOptions() Options {
+// Backoff bounds: not configurable, the retry count and rate limit are.
+const (
+	baseBackoff = 200 * time.Millisecond
+	maxBackoff  = 5 * time.Second
+)
+
+// ForSource returns the options source managers run with: p's
+// replication.max_retries and rate_limit_ms and the source's pool_timeout,
+// logging retries to log (nil discards). The values have one home,
+// pipeline.yml's defaults in providers.
+func ForSource(p *providers.PipelineConfig, log *slog.Logger) Options {
 	return Options{
-		MaxRetries: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		RateLimit: 100 * time.Millisecond, PoolTimeout: 30 * time.Second,
+		MaxRetries: p.Replication.MaxRetries, RateLimit: p.Replication.RateLimit(),
+		BaseBackoff: baseBackoff, MaxBackoff: maxBackoff,
+		PoolTimeout: p.Pool(catalog.DatabaseSource).PoolTimeout,
+		Logger:      log,
 	}
 }
 
-// ForDatabase returns o with cfg's pool timeout and, if o has a logger, one
-// that names the database (cfg.Label(), never the password).
-func (o Options) ForDatabase(cfg providers.DBConfig) Options {
-	o.PoolTimeout = cfg.Pool.PoolTimeout
-	if o.Logger != nil {
-		o.Logger = o.Logger.With("db", cfg.Label())
-	}
-	return o
-}
+// DefaultOptions are the options of an empty pipeline.yml.
+func DefaultOptions() Options { return ForSource(providers.DefaultPipelineConfig(), nil) }
 
 // Manager holds one reused *sql.Conn of a MySQL/MariaDB pool.
 type Manager struct {
-	core *core[*sql.Conn]
+	opts Options
+	log  *slog.Logger
+	db   *sql.DB
+
+	sem  chan struct{} // one Do at a time: the connection is not shared
+	conn *sql.Conn     // nil until the first Do, and after a lost connection
+	last time.Time     // start of the previous attempt
 }
 
 // New returns a Manager on db. It takes a connection lazily.
 func New(db *sql.DB, opts Options) *Manager {
-	acquire := func(ctx context.Context) (*sql.Conn, error) {
-		return factory.AcquireMySQL(ctx, db, opts.PoolTimeout)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	release := func(c *sql.Conn, broken bool) {
-		if broken {
-			// Returning ErrBadConn from Raw makes database/sql discard the
-			// driver connection instead of pooling it again.
-			_ = c.Raw(func(any) error { return driver.ErrBadConn })
-		}
-		_ = c.Close()
-	}
-	never := func(*sql.Conn, error) bool { return false }
-	return &Manager{core: newCore(opts, acquire, release, never)}
+	return &Manager{opts: opts, log: log, db: db, sem: make(chan struct{}, 1)}
 }
 
 // Do runs fn on the reused connection after the rate-limit gap, retrying
@@ -84,22 +86,39 @@ func New(db *sql.DB, opts Options) *Manager {
 // connection is kept for the retry unless it was lost. The rate limit paces
 // Do calls (and their retries), not the statements inside one fn.
 func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
-	return m.core.do(ctx, fn)
-}
-
-// ExecuteWithRetry runs one statement through Do.
-func (m *Manager) ExecuteWithRetry(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	var res sql.Result
-	err := m.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		var err error
-		res, err = conn.ExecContext(ctx, query, args...)
-		return err
-	})
-	return res, err
+	return m.do(ctx, fn)
 }
 
 // Close returns the reused connection to the pool. It waits for a running Do.
 func (m *Manager) Close() error {
-	m.core.close()
+	m.sem <- struct{}{}
+	defer func() { <-m.sem }()
+	m.drop(false)
 	return nil
+}
+
+func (m *Manager) acquire(ctx context.Context) error {
+	if m.conn != nil {
+		return nil
+	}
+	conn, err := factory.AcquireMySQL(ctx, m.db, m.opts.PoolTimeout)
+	if err != nil {
+		return err
+	}
+	m.conn = conn
+	return nil
+}
+
+// drop gives the connection back; a broken one is discarded, not pooled.
+func (m *Manager) drop(broken bool) {
+	if m.conn == nil {
+		return
+	}
+	if broken {
+		// Returning ErrBadConn from Raw makes database/sql discard the
+		// driver connection instead of pooling it again.
+		_ = m.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = m.conn.Close()
+	m.conn = nil
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -76,12 +74,15 @@ func openMySQL(t *testing.T, cfg providers.DBConfig) *sql.DB {
 	return db
 }
 
-func openPostgres(t *testing.T, cfg providers.DBConfig) *pgxpool.Pool {
-	t.Helper()
-	pool, err := factory.New().Postgres(cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
+// execute runs one statement through m.Do.
+func execute(ctx context.Context, m *manager.Manager, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := m.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var err error
+		res, err = conn.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // eventually polls cond every 20 ms for up to 10 s.
@@ -112,6 +113,7 @@ func killMySQL(t *testing.T, admin *sql.DB, id int64) {
 }
 
 func TestMySQLBatchSurvivesKilledConnection(t *testing.T) {
+	t.Parallel()
 	fixture, cfg := testdb.MySQL(t, "mgr_kill")
 	ctx := ctxT(t)
 	_, err := fixture.Exec("CREATE TABLE batch (step INT PRIMARY KEY, conn_id BIGINT NOT NULL)")
@@ -126,7 +128,7 @@ func TestMySQLBatchSurvivesKilledConnection(t *testing.T) {
 		if step == killBefore {
 			killMySQL(t, fixture, first)
 		}
-		_, err := m.ExecuteWithRetry(ctx, "REPLACE INTO batch VALUES (?, CONNECTION_ID())", step)
+		_, err := execute(ctx, m, "REPLACE INTO batch VALUES (?, CONNECTION_ID())", step)
 		require.NoError(t, err, "step %d", step)
 		if step == 0 {
 			require.NoError(t, fixture.QueryRow("SELECT conn_id FROM batch WHERE step = 0").Scan(&first))
@@ -161,6 +163,7 @@ func TestMySQLBatchSurvivesKilledConnection(t *testing.T) {
 }
 
 func TestMySQLStatementKilledMidQueryIsRetried(t *testing.T) {
+	t.Parallel()
 	fixture, cfg := testdb.MySQL(t, "mgr_kill_mid")
 	ctx := ctxT(t)
 	rec := &recorder{}
@@ -201,11 +204,12 @@ func TestMySQLStatementKilledMidQueryIsRetried(t *testing.T) {
 }
 
 func TestMySQLNonRetryableErrorRunsOnce(t *testing.T) {
+	t.Parallel()
 	_, cfg := testdb.MySQL(t, "mgr_syntax")
 	rec := &recorder{}
 	m := manager.New(openMySQL(t, cfg), fast(rec))
 	defer m.Close()
-	_, err := m.ExecuteWithRetry(ctxT(t), "SELEC 1")
+	_, err := execute(ctxT(t), m, "SELEC 1")
 	var me *mysql.MySQLError
 	require.ErrorAs(t, err, &me)
 	assert.Equal(t, uint16(1064), me.Number)
@@ -217,6 +221,7 @@ func TestMySQLNonRetryableErrorRunsOnce(t *testing.T) {
 // A real lock wait timeout (1205) is retried on the same connection and the
 // retry succeeds once the lock is gone.
 func TestMySQLLockWaitTimeoutIsRetried(t *testing.T) {
+	t.Parallel()
 	fixture, cfg := testdb.MySQL(t, "mgr_lock")
 	ctx := ctxT(t)
 	_, err := fixture.Exec("CREATE TABLE counter (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB")
@@ -260,6 +265,7 @@ func TestMySQLLockWaitTimeoutIsRetried(t *testing.T) {
 }
 
 func TestMySQLGivesUpAfterMaxRetries(t *testing.T) {
+	t.Parallel()
 	cfg := testdb.MySQLConfig("x", "replication")
 	cfg.Port = 1 // nothing listens: connection refused every time
 	rec := &recorder{}
@@ -267,7 +273,7 @@ func TestMySQLGivesUpAfterMaxRetries(t *testing.T) {
 	opts.MaxRetries = 2
 	m := manager.New(openMySQL(t, cfg), opts)
 	defer m.Close()
-	_, err := m.ExecuteWithRetry(ctxT(t), "SELECT 1")
+	_, err := execute(ctxT(t), m, "SELECT 1")
 	require.Error(t, err)
 	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 	assert.Contains(t, err.Error(), "gave up after 3 attempts")
@@ -280,6 +286,7 @@ func TestMySQLGivesUpAfterMaxRetries(t *testing.T) {
 }
 
 func TestRateLimitSpacesQueries(t *testing.T) {
+	t.Parallel()
 	_, cfg := testdb.MySQL(t, "mgr_rate")
 	rec := &recorder{}
 	opts := fast(rec)
@@ -290,7 +297,7 @@ func TestRateLimitSpacesQueries(t *testing.T) {
 	const n = 5
 	start := time.Now()
 	for range n {
-		_, err := m.ExecuteWithRetry(ctx, "SELECT 1")
+		_, err := execute(ctx, m, "SELECT 1")
 		require.NoError(t, err)
 	}
 	assert.GreaterOrEqual(t, time.Since(start), (n-1)*opts.RateLimit)
@@ -298,6 +305,7 @@ func TestRateLimitSpacesQueries(t *testing.T) {
 }
 
 func TestCancellationStopsWaiting(t *testing.T) {
+	t.Parallel()
 	_, cfg := testdb.MySQL(t, "mgr_cancel")
 	db := openMySQL(t, cfg)
 
@@ -328,12 +336,12 @@ func TestCancellationStopsWaiting(t *testing.T) {
 		opts.RateLimit = 30 * time.Second
 		m := manager.New(db, opts)
 		defer m.Close()
-		_, err := m.ExecuteWithRetry(ctxT(t), "SELECT 1")
+		_, err := execute(ctxT(t), m, "SELECT 1")
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(ctxT(t), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err = m.ExecuteWithRetry(ctx, "SELECT 1")
+		_, err = execute(ctx, m, "SELECT 1")
 		assert.Less(t, time.Since(start), 5*time.Second)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.Len(t, rec.all(), 1, "the second query never ran")
@@ -341,121 +349,13 @@ func TestCancellationStopsWaiting(t *testing.T) {
 }
 
 func TestCloseReturnsTheConnection(t *testing.T) {
+	t.Parallel()
 	_, cfg := testdb.MySQL(t, "mgr_close")
 	db := openMySQL(t, cfg)
 	m := manager.New(db, fast(&recorder{}))
-	_, err := m.ExecuteWithRetry(ctxT(t), "SELECT 1")
+	_, err := execute(ctxT(t), m, "SELECT 1")
 	require.NoError(t, err)
 	assert.Equal(t, 1, db.Stats().InUse, "the connection is held between statements")
 	require.NoError(t, m.Close())
 	assert.Equal(t, 0, db.Stats().InUse)
-}
-
-func TestPostgresBatchSurvivesTerminatedBackend(t *testing.T) {
-	fixture, cfg := testdb.Postgres(t, "mgr_pg_kill")
-	ctx := ctxT(t)
-	_, err := fixture.Exec(ctx, "CREATE TABLE batch (step int PRIMARY KEY, pid int NOT NULL)")
-	require.NoError(t, err)
-	rec := &recorder{}
-	m := manager.NewPostgres(openPostgres(t, cfg), fast(rec))
-	defer m.Close()
-
-	const steps, killBefore = 6, 3
-	var first int32
-	for step := range steps {
-		if step == killBefore {
-			terminate(t, ctx, fixture, first)
-		}
-		_, err := m.ExecuteWithRetry(ctx,
-			"INSERT INTO batch VALUES ($1, pg_backend_pid()) ON CONFLICT (step) DO UPDATE SET pid = EXCLUDED.pid", step)
-		require.NoError(t, err, "step %d", step)
-		if step == 0 {
-			require.NoError(t, fixture.QueryRow(ctx, "SELECT pid FROM batch WHERE step = 0").Scan(&first))
-		}
-	}
-	rows, err := fixture.Query(ctx, "SELECT step, pid FROM batch ORDER BY step")
-	require.NoError(t, err)
-	pids := map[int32]int32{}
-	for rows.Next() {
-		var s, pid int32
-		require.NoError(t, rows.Scan(&s, &pid))
-		pids[s] = pid
-	}
-	require.NoError(t, rows.Err())
-	require.Len(t, pids, steps)
-	for s := range int32(steps) {
-		if s < killBefore {
-			assert.Equal(t, first, pids[s], "step %d", s)
-		} else {
-			assert.NotEqual(t, first, pids[s], "step %d after the kill ran on a new backend", s)
-		}
-	}
-	failed := rec.failed()
-	require.Len(t, failed, 1)
-	assert.True(t, failed[0].ConnectionLost, "%v", failed[0].Err)
-	t.Logf("error seen after pg_terminate_backend: %v", failed[0].Err)
-}
-
-func TestPostgresStatementTerminatedMidQueryIsRetried(t *testing.T) {
-	fixture, cfg := testdb.Postgres(t, "mgr_pg_mid")
-	ctx := ctxT(t)
-	rec := &recorder{}
-	m := manager.NewPostgres(openPostgres(t, cfg), fast(rec))
-	defer m.Close()
-	var pids []int32
-	start := time.Now()
-	err := m.Do(ctx, func(ctx context.Context, conn *pgxpool.Conn) error {
-		var pid int32
-		if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			return err
-		}
-		pids = append(pids, pid)
-		if len(pids) > 1 {
-			return nil
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			eventually(t, "the sleep to start", func() bool {
-				var n int
-				_ = fixture.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%'", pid).Scan(&n)
-				return n == 1
-			})
-			terminate(t, ctx, fixture, pid)
-		}()
-		_, err := conn.Exec(ctx, "SELECT pg_sleep(20)")
-		<-done
-		return err
-	})
-	require.NoError(t, err)
-	assert.Less(t, time.Since(start), 15*time.Second)
-	require.Len(t, pids, 2)
-	assert.NotEqual(t, pids[0], pids[1])
-	failed := rec.failed()
-	require.Len(t, failed, 1)
-	assert.True(t, failed[0].ConnectionLost, "%v", failed[0].Err)
-}
-
-func TestPostgresNonRetryableErrorRunsOnce(t *testing.T) {
-	_, cfg := testdb.Postgres(t, "mgr_pg_syntax")
-	rec := &recorder{}
-	m := manager.NewPostgres(openPostgres(t, cfg), fast(rec))
-	defer m.Close()
-	_, err := m.ExecuteWithRetry(ctxT(t), "SELEC 1")
-	var pe *pgconn.PgError
-	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "42601", pe.Code)
-	assert.Len(t, rec.all(), 1)
-}
-
-func terminate(t *testing.T, ctx context.Context, admin *pgxpool.Pool, pid int32) {
-	t.Helper()
-	var ok bool
-	require.NoError(t, admin.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ok))
-	require.True(t, ok, "backend %d not found", pid)
-	eventually(t, fmt.Sprintf("backend %d to go", pid), func() bool {
-		var n int
-		require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n))
-		return n == 0
-	})
 }

@@ -4,25 +4,16 @@ import (
 	"log/slog"
 
 	"go.uber.org/fx"
+
+	"github.com/opendental-pipeline/pipeline/internal/providers"
 )
 
-// Module provides Options (the defaults, logging retries to the app's
-// logger when one is provided). Managers hold one connection each, so the
-// data path builds them per worker with New / NewPostgres; replace the
-// options in tests with fx.Replace or fx.Decorate.
-var Module = fx.Module("manager", fx.Provide(NewOptions))
+// Module provides the Options source managers are built with, from the
+// run's *providers.Settings (pipeline.yml), logging retries to the app's
+// logger. Managers hold one connection each, so the data path builds them
+// per worker with New.
+var Module = fx.Module("manager", fx.Provide(newOptions))
 
-// OptionsParams are NewOptions' dependencies.
-type OptionsParams struct {
-	fx.In
-	Logger *slog.Logger `optional:"true"`
-}
-
-// NewOptions returns DefaultOptions logging to p.Logger.
-func NewOptions(p OptionsParams) Options {
-	o := DefaultOptions()
-	if p.Logger != nil {
-		o.Logger = p.Logger.With("component", "manager")
-	}
-	return o
+func newOptions(s *providers.Settings, log *slog.Logger) Options {
+	return ForSource(s.Pipeline, log.With("component", "manager"))
 }

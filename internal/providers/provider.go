@@ -20,8 +20,9 @@ const (
 // ConfigProvider is where Settings come from: the config files and the
 // environment variables.
 type ConfigProvider interface {
-	// Pipeline returns pipeline.yml, defaulted and validated.
-	Pipeline() (*PipelineConfig, error)
+	// Pipeline returns pipeline.yml, defaulted and validated; exists is
+	// false (and cfg the defaults) when there is no pipeline.yml.
+	Pipeline() (cfg *PipelineConfig, exists bool, err error)
 	// Tables returns tables.yml; exists is false (and cfg empty) when there
 	// is no tables.yml yet, which is how discover finds things.
 	Tables() (cfg *tables.Config, exists bool, err error)
@@ -32,8 +33,9 @@ type ConfigProvider interface {
 }
 
 // FileProvider reads pipeline.yml and tables.yml from a config directory.
-// pipeline.yml is required (an explicit file beats silently running on
-// defaults); tables.yml may be missing until discover writes it.
+// Both may be missing, and so may the directory: no pipeline.yml means the
+// defaults (a new user needs only the environment variables to start), no
+// tables.yml means no tables until discover writes it.
 type FileProvider struct {
 	dir  string
 	vars map[string]string
@@ -51,20 +53,22 @@ func (p *FileProvider) Dir() string { return p.dir }
 // Env returns the variables the provider was given.
 func (p *FileProvider) Env() map[string]string { return p.vars }
 
-// Pipeline reads and validates <dir>/pipeline.yml.
-func (p *FileProvider) Pipeline() (*PipelineConfig, error) {
-	if st, err := os.Stat(p.dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("%w: config directory %s does not exist: pass --config-dir or set PIPELINE_CONFIG_DIR to the directory holding %s", ErrInvalidConfig, p.dir, PipelineFile)
+// Pipeline reads and validates <dir>/pipeline.yml, or returns the defaults
+// when there is none.
+func (p *FileProvider) Pipeline() (*PipelineConfig, bool, error) {
+	if st, err := os.Stat(p.dir); err == nil && !st.IsDir() {
+		return nil, false, fmt.Errorf("%w: config directory %s is a file: pass --config-dir or set %s to the directory holding %s", ErrInvalidConfig, p.dir, ConfigDirVar, PipelineFile)
 	}
 	path := filepath.Join(p.dir, PipelineFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s does not exist: create it (an empty file means all defaults; see config/pipeline.yml in the repository)", ErrInvalidConfig, path)
+		return DefaultPipelineConfig(), false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, path, err)
+		return nil, false, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, path, err)
 	}
-	return ParsePipeline(path, data)
+	cfg, err := ParsePipeline(path, data)
+	return cfg, err == nil, err
 }
 
 // Tables reads <dir>/tables.yml if it exists.
@@ -100,11 +104,11 @@ func (p *MemoryProvider) Dir() string { return "" }
 func (p *MemoryProvider) Env() map[string]string { return p.Vars }
 
 // Pipeline returns PipelineConfig or the defaults.
-func (p *MemoryProvider) Pipeline() (*PipelineConfig, error) {
+func (p *MemoryProvider) Pipeline() (*PipelineConfig, bool, error) {
 	if p.PipelineConfig == nil {
-		return DefaultPipelineConfig(), nil
+		return DefaultPipelineConfig(), false, nil
 	}
-	return p.PipelineConfig, nil
+	return p.PipelineConfig, true, nil
 }
 
 // Tables returns TablesConfig.

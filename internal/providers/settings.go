@@ -49,7 +49,10 @@ type Settings struct {
 	Pipeline    *PipelineConfig
 	Tables      *tables.Config // empty, never nil, when there is no tables.yml
 	TablesExist bool           // false until discover has written tables.yml
-	ConfigDir   string         // "" for in-memory settings
+	// PipelineExists is false when there is no pipeline.yml: Pipeline
+	// holds the defaults.
+	PipelineExists bool
+	ConfigDir      string // "" for in-memory settings
 
 	env   map[string]string
 	mu    sync.Mutex
@@ -71,7 +74,7 @@ func NewSettings(p ConfigProvider, override EnvOverride) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	pipe, err := p.Pipeline()
+	pipe, pipeExists, err := p.Pipeline()
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +82,9 @@ func NewSettings(p ConfigProvider, override EnvOverride) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSettings(env, pipe, tbl, exists, p.Dir(), vars), nil
+	s := newSettings(env, pipe, tbl, exists, p.Dir(), vars)
+	s.PipelineExists = pipeExists
+	return s, nil
 }
 
 // NewTestSettings builds test-environment Settings from in-memory
@@ -87,9 +92,11 @@ func NewSettings(p ConfigProvider, override EnvOverride) (*Settings, error) {
 // defaults, nil tables means no tables.yml; env holds TEST_… variables.
 func NewTestSettings(pipeline *PipelineConfig, tables *tables.Config, env map[string]string) *Settings {
 	p := &MemoryProvider{PipelineConfig: pipeline, TablesConfig: tables, Vars: env}
-	pipe, _ := p.Pipeline()
+	pipe, pipeExists, _ := p.Pipeline()
 	tbl, exists, _ := p.Tables()
-	return newSettings(Test, pipe, tbl, exists, "", env)
+	s := newSettings(Test, pipe, tbl, exists, "", env)
+	s.PipelineExists = pipeExists
+	return s
 }
 
 func newSettings(env Environment, pipe *PipelineConfig, tbl *tables.Config, tablesExist bool, dir string, vars map[string]string) *Settings {

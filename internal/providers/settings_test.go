@@ -302,14 +302,22 @@ func TestLoadFromConfigDir(t *testing.T) {
 	assert.Equal(t, "patient", s.Tables.Tables["patient"].Name)
 	assert.Equal(t, []string{"PatNum"}, s.Tables.Tables["patient"].PrimaryKey)
 
-	_, err = providers.Load(providers.ConfigDirFlag(filepath.Join(dir, "nope")), "", nil)
-	require.ErrorIs(t, err, providers.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "does not exist: pass --config-dir or set PIPELINE_CONFIG_DIR")
+	assert.True(t, s.PipelineExists)
 
-	empty := t.TempDir()
-	_, err = providers.Load(providers.ConfigDirFlag(empty), "", nil)
+	// No pipeline.yml, or no config directory at all: the defaults, so a new
+	// user needs only the environment variables (discover creates the
+	// directory when it writes tables.yml).
+	for _, d := range []string{t.TempDir(), filepath.Join(dir, "nope")} {
+		s, err = providers.Load(providers.ConfigDirFlag(d), "", nil)
+		require.NoError(t, err, d)
+		assert.False(t, s.PipelineExists, d)
+		assert.Equal(t, providers.DefaultPipelineConfig(), s.Pipeline, d)
+		assert.False(t, s.TablesExist, d)
+		assert.Equal(t, filepath.Join(d, "tables.yml"), s.TablesPath(), d)
+	}
+	_, err = providers.Load(providers.ConfigDirFlag(filepath.Join(dir, "pipeline.yml")), "", nil)
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), filepath.Join(empty, "pipeline.yml")+" does not exist")
+	assert.Contains(t, err.Error(), "is a file: pass --config-dir or set PIPELINE_CONFIG_DIR")
 
 	_, err = providers.Load(providers.ConfigDirFlag(dir), "", providers.EnvVars{"ETL_ENVIRONMENT": "qa"})
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"regexp"
 	"sort"
@@ -49,15 +48,6 @@ var tableKeys = func() []string {
 	}
 	return out
 }()
-
-// Load reads and parses the tables.yml at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read tables config: %w", err)
-	}
-	return Parse(path, data)
-}
 
 // Parse decodes tables.yml strictly: unknown keys, unknown strategies or
 // importances, duplicate tables and incremental tables without a watermark
@@ -126,6 +116,9 @@ func Parse(filename string, data []byte) (*Config, error) {
 			return nil, ferr(v, "check the value types (lists in [..], numbers without quotes)", "table %q: %v", name, err)
 		}
 		t.Name = name
+		if n, set := lines["batch_size"]; set && t.BatchSize == 0 { // validate cannot tell 0 from absent (the default)
+			return nil, ferr(n, "use a positive number of rows, e.g. 10000, or leave batch_size out for the default", "table %q: batch_size must be at least 1, got 0", name)
+		}
 		at := func(key string) *yaml.Node {
 			if n, ok := lines[key]; ok {
 				return n

@@ -83,6 +83,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown importance", "tables:\n  a:\n    extraction_strategy: full_table\n    importance: vital\n", `t.yml:4: table "a": unknown importance "vital"`},
 		{"missing strategy", "tables:\n  a:\n    batch_size: 10\n", `t.yml:2: table "a": extraction_strategy is missing`},
 		{"negative batch", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: -1\n", `t.yml:4: table "a": batch_size -1 is negative`},
+		{"zero batch", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: 0\n", `t.yml:4: table "a": batch_size must be at least 1, got 0`},
 		{"top-level key", "tabels:\n  a: {}\n", `t.yml:1: unknown top-level key "tabels"`},
 		{"bad type", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: many\n", `t.yml:3: table "a"`},
 		{"bad yaml", "tables:\n  a: [\n", `t.yml: invalid tables.yml`},

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
+)
+
+// phaseFlags are the flags of replicate, load and run: run accepts every
+// flag of both phases.
+type phaseFlags struct {
+	tables      string
+	fullRefresh bool
+	dryRun      bool
+	json        bool
+
+	workers     int // replicate: tables copied at once
+	sourceConns int // replicate: source connections at most
+
+	snakeCase   bool // load: snake_case names in raw
+	loadWorkers int  // load: tables loaded at once
+}
+
+// Which phases' flags a command takes.
+const (
+	replicateFlags = 1 << iota
+	loadFlags
+)
+
+func (f *phaseFlags) register(fs *flag.FlagSet, phases int) {
+	fs.StringVar(&f.tables, "tables", "", "comma-separated tables of tables.yml (default: every table not excluded)")
+	fs.BoolVar(&f.fullRefresh, "full-refresh", false, "copy or rebuild the selected tables in full again")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan per table and change nothing")
+	fs.BoolVar(&f.json, "json", false, "print a machine-readable JSON result on stdout (for schedulers)")
+	if phases&replicateFlags != 0 {
+		fs.IntVar(&f.workers, "workers", 0, "tables replicated at once (default replication.workers of pipeline.yml)")
+		fs.IntVar(&f.sourceConns, "source-connections", 0, "source connections at most (default replication.source_connections)")
+	}
+	if phases&loadFlags != 0 {
+		fs.BoolVar(&f.snakeCase, "snake-case", false, "name raw tables and columns in snake_case instead of the source's names")
+		fs.IntVar(&f.loadWorkers, "load-workers", 0, "tables loaded into raw at once (default load.workers of pipeline.yml)")
+	}
+}
+
+// parsePhaseFlags parses the command line of a phase command; ok is false
+// with the exit code when the command must stop.
+func parsePhaseFlags(c *call, phases int) (f phaseFlags, code int, ok bool) {
+	fs := c.flags()
+	f.register(fs, phases)
+	if code, ok := c.parse(fs); !ok {
+		return f, code, false
+	}
+	if f.workers < 0 || f.sourceConns < 0 || f.loadWorkers < 0 {
+		fmt.Fprintf(c.stderr, "pipeline %s: --workers, --source-connections and --load-workers must not be negative (0 or absent: pipeline.yml's value)\n", c.name)
+		return f, exitConfig, false
+	}
+	return f, 0, true
+}
+
+func (f phaseFlags) tableList() []string {
+	var out []string
+	for _, t := range strings.Split(f.tables, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// needTables refuses to replicate without a tables.yml: it says what to copy.
+func needTables(s *providers.Settings) error {
+	if len(s.Tables.Tables) == 0 {
+		return fmt.Errorf("%w: %s lists no tables; run `pipeline discover` first", providers.ErrInvalidConfig, s.TablesPath())
+	}
+	return nil
+}
+
+// checkTables refuses, before anything is touched, a --tables list naming
+// a table tables.yml does not list or excludes, for every phase alike: the
+// phases would otherwise treat an excluded table differently, or half a run
+// be done before the other phase refused. (Without a tables.yml, load takes
+// the replica's tables and checks the names itself.)
+func checkTables(s *providers.Settings, names []string) error {
+	if len(s.Tables.Tables) == 0 {
+		return nil
+	}
+	var unknown, excluded []string
+	for _, n := range names {
+		switch t, ok := s.Tables.Tables[n]; {
+		case !ok:
+			unknown = append(unknown, n)
+		case t.Exclude:
+			excluded = append(excluded, n)
+		}
+	}
+	var problems []string
+	if len(unknown) > 0 {
+		problems = append(problems, fmt.Sprintf("--tables names %s, not in tables.yml: check the spelling (names are case-sensitive) or run `pipeline discover`", quoted(unknown)))
+	}
+	if len(excluded) > 0 {
+		problems = append(problems, fmt.Sprintf("--tables names %s, excluded in tables.yml: drop it from --tables or remove its `exclude: true`", quoted(excluded)))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", providers.ErrInvalidConfig, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func quoted(names []string) string {
+	sort.Strings(names)
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// phase is one run of replicate, load or both: the app's dependencies, the
+// handles the command asked for (nil when not) and the flags.
+type phase struct {
+	Deps
+	source  *connections.SourceDB
+	replica *connections.ReplicationDB
+	raw     *connections.AnalyticsRawDB
+	flags   phaseFlags
+	c       *call
+}
+
+// lockWarehouse takes the warehouse lock for a run that writes to raw;
+// the returned function releases it.
+func (p *phase) lockWarehouse(ctx context.Context) (func(), error) {
+	if p.flags.dryRun {
+		return func() {}, nil
+	}
+	return load.Lock(ctx, p.raw.Pool)
+}
+
+// replicate runs the replicate phase with pipeline.yml's settings and the
+// flags.
+func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
+	r := p.Settings.Pipeline.Replication
+	opts := replicate.Options{
+		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun,
+		Workers: flagOr(p.flags.workers, r.Workers), SourceConns: flagOr(p.flags.sourceConns, r.SourceConnections),
+		Manager: &p.Manager,
+	}
+	deps := replicate.Deps{Source: p.source.DB, Replica: p.replica.DB, Tables: p.Settings.Tables, Log: p.Logger}
+	return replicate.Run(ctx, deps, opts)
+}
+
+// load runs the load phase, with progress on stderr.
+func (p *phase) load(ctx context.Context) (*load.Result, error) {
+	prog := newProgress(p.c.stderr, p.Logger)
+	defer prog.done()
+	opts := load.Options{
+		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun, SnakeCase: p.flags.snakeCase,
+		Workers: flagOr(p.flags.loadWorkers, p.Settings.Pipeline.Load.Workers), Progress: prog.update,
+	}
+	return load.New(*p.replica, *p.raw, p.Settings.Tables, p.Logger).Run(ctx, opts)
+}
+
+// flagOr is flag when it is set (> 0), else the configured value.
+func flagOr(flag, configured int) int {
+	if flag > 0 {
+		return flag
+	}
+	return configured
+}
