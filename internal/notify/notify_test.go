@@ -75,7 +75,9 @@ func newReceiver(t *testing.T, statuses ...int) *receiver {
 }
 
 // secretURL is the receiver's URL with a token-like path, as Slack's.
-func (rc *receiver) secretURL() string { return rc.srv.URL + "/services/T0SECRET/B0SECRET/XoXoSeCrEtToKeN" }
+func (rc *receiver) secretURL() string {
+	return rc.srv.URL + "/services/T0SECRET/B0SECRET/XoXoSeCrEtToKeN"
+}
 
 // harness builds a Notifier on env and captures every log line.
 type harness struct {

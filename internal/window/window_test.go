@@ -22,7 +22,9 @@ func mustZone(name string) *time.Location {
 
 // ct is a wall-clock time in Chicago; utc an instant given in UTC (for the
 // hours DST makes ambiguous or skips).
-func ct(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, chicago) }
+func ct(y int, m time.Month, d, h, min int) time.Time {
+	return time.Date(y, m, d, h, min, 0, 0, chicago)
+}
 func utc(y int, m time.Month, d, h, min int) time.Time {
 	return time.Date(y, m, d, h, min, 0, 0, time.UTC)
 }
