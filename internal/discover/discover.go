@@ -296,13 +296,7 @@ func render(oldData []byte, merged *tables.Config) ([]byte, error) {
 	if tbls == nil || tbls.Kind != yaml.MappingNode {
 		return tables.Marshal(merged, header)
 	}
-	fresh := func(t *tables.Table) (*yaml.Node, error) {
-		var n yaml.Node
-		if err := n.Encode(t); err != nil {
-			return nil, fmt.Errorf("encode table %s: %w", t.Name, err)
-		}
-		return &n, nil
-	}
+	fresh := tables.EncodeTable
 	seen := map[string]bool{}
 	var content []*yaml.Node
 	for i := 0; i+1 < len(tbls.Content); i += 2 {
@@ -326,7 +320,7 @@ func render(oldData []byte, merged *tables.Config) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		content = append(content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, f)
+		content = append(content, tables.NameNode(name), f)
 	}
 	tbls.Content = content
 	var buf bytes.Buffer

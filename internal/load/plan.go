@@ -1,6 +1,8 @@
 package load
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -83,11 +85,17 @@ func buildPlan(t *tables.Table, src *schema.Table, snake bool) (*plan, error) {
 	return p, nil
 }
 
+// RawName is the raw name of a source table or column: the source's name
+// (in snake_case with snake), kept exactly when it fits PostgreSQL's 63
+// bytes; a longer one (MySQL allows 64 characters, up to 192 bytes) is
+// shortened by fitIdent.
+func RawName(name string, snake bool) string { return rawName(name, snake) }
+
 func rawName(name string, snake bool) string {
 	if snake {
-		return typemap.SnakeCase(name)
+		name = typemap.SnakeCase(name)
 	}
-	return name
+	return fitIdent(name)
 }
 
 func checkIdent(kind, source, target string) error {
@@ -100,19 +108,28 @@ func checkIdent(kind, source, target string) error {
 	return nil
 }
 
-// truncIdent cuts a generated name to 63 bytes on a character boundary.
-func truncIdent(s string) string {
-	for len(s) > maxIdent {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
+// fitIdent makes a name fit PostgreSQL's 63 bytes, which would otherwise
+// cut it silently (and two names sharing their first 63 bytes would become
+// one): a longer name becomes its first 54 bytes (on a character boundary),
+// "_" and 8 hex digits of the SHA-256 of the whole name. Stable across runs,
+// distinct for distinct names.
+func fitIdent(s string) string {
+	if len(s) <= maxIdent {
+		return s
 	}
-	return s
+	sum := sha256.Sum256([]byte(s))
+	short := s
+	for len(short) > maxIdent-9 {
+		_, size := utf8.DecodeLastRuneInString(short)
+		short = short[:len(short)-size]
+	}
+	return short + "_" + hex.EncodeToString(sum[:4])
 }
 
 func qualified(name string) string { return typemap.QuotePG(Schema) + "." + typemap.QuotePG(name) }
 
-func (p *plan) tmpName() string          { return truncIdent("_etl_new_" + p.target) }
-func (p *plan) pkeyName(t string) string { return truncIdent(t + "_pkey") }
+func (p *plan) tmpName() string          { return fitIdent("_etl_new_" + p.target) }
+func (p *plan) pkeyName(t string) string { return fitIdent(t + "_pkey") }
 
 // selectSQL is the replica query reading every column, in order.
 func (p *plan) selectSQL(where string) string {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -34,7 +34,32 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return ErrInvalid }
 
-var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
+// CheckName reports why name cannot be a MySQL table or column name, or nil.
+// MySQL and MariaDB accept 1 to 64 characters of the Unicode BMP except NUL,
+// not ending in a space; anything else (spaces, quotes, backticks, dots,
+// hyphens, all digits, reserved words, non-ASCII letters) is a valid name
+// once quoted, and every name is quoted wherever it is used.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("it is empty")
+	case !utf8.ValidString(name):
+		return errors.New("it is not valid UTF-8")
+	case utf8.RuneCountInString(name) > 64:
+		return fmt.Errorf("it has %d characters; MySQL allows 64", utf8.RuneCountInString(name))
+	case strings.HasSuffix(name, " "):
+		return errors.New("it ends with a space, which MySQL does not allow")
+	}
+	for _, r := range name {
+		if r == 0 {
+			return errors.New("it contains a NUL character")
+		}
+		if r > 0xFFFF {
+			return fmt.Errorf("it contains %q, outside the Unicode Basic Multilingual Plane MySQL names are limited to", r)
+		}
+	}
+	return nil
+}
 
 // tableKeys are the allowed keys of a table entry, from the yaml tags.
 var tableKeys = func() []string {
@@ -89,14 +114,15 @@ func Parse(filename string, data []byte) (*Config, error) {
 	for i := 0; i < len(tablesNode.Content); i += 2 {
 		k, v := tablesNode.Content[i], tablesNode.Content[i+1]
 		name := k.Value
-		if !identRE.MatchString(name) {
-			return nil, ferr(k, "use the table's name as in the source database", "table name %q is not a valid MySQL table name", name)
+		if err := CheckName(name); err != nil {
+			return nil, ferr(k, "use the table's name as in the source database (quote it in YAML if it has special characters)", "table name %q is not a valid MySQL table name: %v", name, err)
 		}
-		lower := strings.ToLower(name)
-		if line, dup := seen[lower]; dup {
+		// Exact: MySQL on Linux (lower_case_table_names=0) holds "Patient" and
+		// "patient" as two tables.
+		if line, dup := seen[name]; dup {
 			return nil, ferr(k, "keep one entry and delete the other", "table %q is listed twice (first at line %d)", name, line)
 		}
-		seen[lower] = k.Line
+		seen[name] = k.Line
 		if v.Kind != yaml.MappingNode {
 			return nil, ferr(v, "give the table a mapping of settings (at least extraction_strategy)", "table %q: settings must be a mapping", name)
 		}
@@ -160,8 +186,8 @@ func validate(t *Table, at func(string) *yaml.Node, ferr func(*yaml.Node, string
 	}{{"primary_key", t.PrimaryKey}, {"watermark_columns", t.WatermarkColumns}, {"columns", t.Columns}} {
 		dup := map[string]bool{}
 		for _, c := range list.cols {
-			if !identRE.MatchString(c) {
-				return ferr(at(list.key), "use the column's name as in the source", "table %q: %s: %q is not a valid column name", t.Name, list.key, c)
+			if err := CheckName(c); err != nil {
+				return ferr(at(list.key), "use the column's name as in the source (quote it in YAML if it has special characters)", "table %q: %s: %q is not a valid column name: %v", t.Name, list.key, c, err)
 			}
 			if dup[strings.ToLower(c)] {
 				return ferr(at(list.key), "list each column once", "table %q: %s lists %q twice", t.Name, list.key, c)
@@ -193,6 +219,38 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// NameNode is the YAML key of a table name: tagged as a string, so the
+// encoder quotes a name YAML would read as something else (null, ~, true,
+// 123, <<, …).
+func NameNode(name string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}
+	if name == "<<" {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+// EncodeTable is the YAML mapping of one table's settings. yaml.v3 writes a
+// "<<" map key (a column named so, in column_types) plain, which YAML reads
+// as a merge: it is double-quoted here.
+func EncodeTable(t *Table) (*yaml.Node, error) {
+	var n yaml.Node
+	if err := n.Encode(t); err != nil {
+		return nil, fmt.Errorf("encode table %s: %w", t.Name, err)
+	}
+	var quote func(*yaml.Node)
+	quote = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Value == "<<" {
+			n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
+		}
+		for _, c := range n.Content {
+			quote(c)
+		}
+	}
+	quote(&n)
+	return &n, nil
+}
+
 // Marshal renders cfg as tables.yml, tables sorted by name, after header
 // (comment lines without the leading "# ").
 func Marshal(cfg *Config, header []string) ([]byte, error) {
@@ -206,11 +264,11 @@ func Marshal(cfg *Config, header []string) ([]byte, error) {
 	names := cfg.Names()
 	sort.Strings(names)
 	for _, n := range names {
-		var v yaml.Node
-		if err := v.Encode(cfg.Tables[n]); err != nil {
-			return nil, fmt.Errorf("encode table %s: %w", n, err)
+		v, err := EncodeTable(cfg.Tables[n])
+		if err != nil {
+			return nil, err
 		}
-		tbls.Content = append(tbls.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: n}, &v)
+		tbls.Content = append(tbls.Content, NameNode(n), v)
 	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -2,6 +2,7 @@ package tables
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -71,6 +72,30 @@ func TestParseRoundTrip(t *testing.T) {
 	assert.Equal(t, cfg, again)
 }
 
+// Every name MySQL accepts is accepted, written back quoted where YAML needs
+// it, and read back exactly; names differing only in case are two tables (as
+// on MySQL with lower_case_table_names=0), while column names are
+// case-insensitive in MySQL, so Id and ID would be one column twice.
+func TestOddNamesRoundTrip(t *testing.T) {
+	names := []string{"a b", "a-b", "it's", `say "hi"`, "back`tick", "dollar$", "dot.ted", "café", "日本", "select", "123",
+		strings.Repeat("L", 64), "comma,name", " lead", "null", "~", "true", "- x", "#hash", "a: b", "{x}", "*star", "&amp", "!bang",
+		"%pct", "@at", "`", "'", `"`, "\t\\", "Patient", "patient", "0x1F", "1e3", ".inf", "yes", "<<"}
+	cfg := &Config{Tables: map[string]*Table{}}
+	for i, n := range names {
+		cfg.Tables[n] = &Table{Name: n, Strategy: FullTable, BatchSize: DefaultBatchSize, Importance: Standard,
+			PrimaryKey: []string{n}, Columns: []string{n, names[(i+3)%len(names)]}, ColumnTypeOverride: map[string]string{n: "text"}}
+		require.NoError(t, CheckName(n), n)
+	}
+	out, err := Marshal(cfg, nil)
+	require.NoError(t, err)
+	again, err := Parse("tables.yml", out)
+	require.NoError(t, err, string(out))
+	assert.Equal(t, cfg, again, string(out))
+	for _, plain := range []string{"\n  null:", "\n  ~:", "\n  true:", "\n  123:", "\n  <<:"} {
+		assert.NotContains(t, string(out), plain, "a key YAML reads as null, bool, number or merge is quoted for other YAML readers")
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, yml, want string
@@ -79,7 +104,13 @@ func TestParseErrors(t *testing.T) {
 		{"unknown strategy", "tables:\n  a:\n    extraction_strategy: incremntal\n", `t.yml:3: table "a": unknown extraction_strategy "incremntal"; fix: use one of: full_table, incremental, incremental_chunked`},
 		{"no watermark", "tables:\n  a:\n    primary_key: [Id]\n    extraction_strategy: incremental\n", `t.yml:4: table "a": incremental needs watermark_columns`},
 		{"no key", "tables:\n  a:\n    watermark_columns: [T]\n    extraction_strategy: incremental_chunked\n", `t.yml:4: table "a": incremental_chunked needs a primary_key`},
-		{"duplicate", "tables:\n  a:\n    extraction_strategy: full_table\n  A:\n    extraction_strategy: full_table\n", `t.yml:4: table "A" is listed twice (first at line 2)`},
+		{"duplicate", "tables:\n  a:\n    extraction_strategy: full_table\n  a:\n    extraction_strategy: full_table\n", `t.yml:4: table "a" is listed twice (first at line 2)`},
+		{"name too long", "tables:\n  " + strings.Repeat("x", 65) + ":\n    extraction_strategy: full_table\n", `it has 65 characters; MySQL allows 64`},
+		{"trailing space", "tables:\n  'a ':\n    extraction_strategy: full_table\n", `table name "a " is not a valid MySQL table name: it ends with a space`},
+		{"outside the BMP", "tables:\n  a😀:\n    extraction_strategy: full_table\n", `outside the Unicode Basic Multilingual Plane`},
+		{"empty name", "tables:\n  '':\n    extraction_strategy: full_table\n", `table name "" is not a valid MySQL table name: it is empty`},
+		{"NUL in a column", "tables:\n  a:\n    extraction_strategy: full_table\n    columns: [\"x\\0y\"]\n", `columns: "x\x00y" is not a valid column name: it contains a NUL`},
+		{"column twice ignoring case", "tables:\n  a:\n    extraction_strategy: full_table\n    columns: [Id, ID]\n", `columns lists "ID" twice`},
 		{"unknown importance", "tables:\n  a:\n    extraction_strategy: full_table\n    importance: vital\n", `t.yml:4: table "a": unknown importance "vital"`},
 		{"missing strategy", "tables:\n  a:\n    batch_size: 10\n", `t.yml:2: table "a": extraction_strategy is missing`},
 		{"negative batch", "tables:\n  a:\n    extraction_strategy: full_table\n    batch_size: -1\n", `t.yml:4: table "a": batch_size -1 is negative`},
