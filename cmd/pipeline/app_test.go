@@ -105,6 +105,7 @@ func pgSessions(t *testing.T, db string) int {
 }
 
 func TestLifecycleClosesEveryPool(t *testing.T) {
+	t.Parallel()
 	vars, srcName, pgName := testVars(t)
 	pipe, err := providers.ParsePipeline("pipeline.yml", []byte("connections:\n  analytics:\n    application_name: pipeline_lifecycle\n"))
 	require.NoError(t, err)
@@ -151,6 +152,7 @@ func TestLifecycleClosesEveryPool(t *testing.T) {
 }
 
 func TestLogLevel(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]slog.Level{"": slog.LevelInfo, "debug": slog.LevelDebug, "WARN": slog.LevelWarn, "error": slog.LevelError} {
 		got, err := logLevel(in)
 		require.NoError(t, err, in)

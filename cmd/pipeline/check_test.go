@@ -135,6 +135,7 @@ func TestCheckReportsFailuresAndConfigErrors(t *testing.T) {
 }
 
 func TestExamplePipelineConfigParses(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join("..", "..", "config", "pipeline.yml"))
 	require.NoError(t, err)
 	cfg, err := providers.ParsePipeline("config/pipeline.yml", data)
@@ -146,6 +147,7 @@ func TestExamplePipelineConfigParses(t *testing.T) {
 }
 
 func TestCheckListsVariables(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, exitOK, dispatch(context.Background(), []string{"--env", "test", "check", "--vars"}, &stdout, &stderr), stderr.String())
 	out := stdout.String()

@@ -17,6 +17,7 @@ func demoArgs(mode, host string, port int, user, db string, extra ...string) []s
 }
 
 func TestDemoCommandRejectsBadUsage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string

@@ -129,6 +129,7 @@ func TestReplicaLockedIsExit3(t *testing.T) {
 // the source by this test, so its copy blocks until the process is gone;
 // the signal is sent once table a is logged as replicated.
 func TestInterruptDuringReplicationStopsTheRun(t *testing.T) {
+	t.Parallel()
 	vars, _, pgName := testVars(t)
 	dir := t.TempDir()
 	writeTables(t, dir, "tables:\n"+

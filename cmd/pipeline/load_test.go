@@ -113,6 +113,7 @@ func TestLoadCommand(t *testing.T) {
 }
 
 func TestProgressLogsEachParallelTable(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p := newProgress(&buf, slog.New(slog.NewTextHandler(&buf, nil)))
 	require.False(t, p.tty, "a buffer is no terminal")

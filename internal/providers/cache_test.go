@@ -13,6 +13,7 @@ import (
 // construction), so the cache is checked from inside: one entry per
 // (database, schema) asked for, none for a failed build.
 func TestDatabaseConfigIsCachedPerDatabaseAndSchema(t *testing.T) {
+	t.Parallel()
 	s := NewTestSettings(nil, nil, map[string]string{
 		"TEST_OPENDENTAL_SOURCE_HOST": "h", "TEST_OPENDENTAL_SOURCE_DB": "test_src", "TEST_OPENDENTAL_SOURCE_USER": "u",
 		"TEST_POSTGRES_ANALYTICS_HOST": "h", "TEST_POSTGRES_ANALYTICS_DB": "test_an", "TEST_POSTGRES_ANALYTICS_USER": "u",

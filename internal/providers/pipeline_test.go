@@ -11,6 +11,7 @@ import (
 )
 
 func TestParsePipelineErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		yaml string
@@ -44,6 +45,7 @@ func TestParsePipelineErrors(t *testing.T) {
 }
 
 func TestParsePipelineDefaults(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{"", "# nothing\n", "connections:\n"} {
 		cfg, err := providers.ParsePipeline("p.yml", []byte(body))
 		require.NoError(t, err, body)
@@ -57,6 +59,7 @@ func TestParsePipelineDefaults(t *testing.T) {
 }
 
 func TestParseTablesStrict(t *testing.T) {
+	t.Parallel()
 	_, err := providers.ParseTables("cfg/tables.yml", []byte("tables:\n  patient:\n    batch_size: 10\n    batchsize: 5\n"))
 	require.ErrorIs(t, err, providers.ErrInvalidConfig)
 	assert.ErrorIs(t, err, tables.ErrInvalid)

@@ -19,6 +19,7 @@ import (
 )
 
 func TestDetectEnvironment(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		override string
@@ -75,6 +76,7 @@ func settingsFor(t *testing.T, env providers.Environment, vars map[string]string
 }
 
 func TestDatabaseConfigReadsOnlyItsEnvironment(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  providers.Environment
@@ -116,6 +118,7 @@ func TestDatabaseConfigReadsOnlyItsEnvironment(t *testing.T) {
 }
 
 func TestNoFallbackBetweenEnvironments(t *testing.T) {
+	t.Parallel()
 	// Production variables present, test asked: every TEST_ variable is missing.
 	s := settingsFor(t, providers.Test, fullVars(""))
 	_, err := s.DatabaseConfig(providers.Test, catalog.DatabaseSource, "")
@@ -138,6 +141,7 @@ func TestNoFallbackBetweenEnvironments(t *testing.T) {
 }
 
 func TestEnvconfigFallbackToBareNameIsNotUsed(t *testing.T) {
+	t.Parallel()
 	// envconfig.Process would read USER when TEST_…_USER is unset; we must not.
 	vars := fullVars("TEST_")
 	delete(vars, "TEST_MYSQL_REPLICATION_USER")
@@ -150,6 +154,7 @@ func TestEnvconfigFallbackToBareNameIsNotUsed(t *testing.T) {
 }
 
 func TestTestEnvironmentRefusesNonTestDatabase(t *testing.T) {
+	t.Parallel()
 	vars := fullVars("TEST_")
 	vars["TEST_OPENDENTAL_SOURCE_DB"] = "opendental"
 	s := settingsFor(t, providers.Test, vars)
@@ -166,6 +171,7 @@ func TestTestEnvironmentRefusesNonTestDatabase(t *testing.T) {
 }
 
 func TestValidateListsEveryProblem(t *testing.T) {
+	t.Parallel()
 	vars := map[string]string{
 		"TEST_OPENDENTAL_SOURCE_HOST": "h", "TEST_OPENDENTAL_SOURCE_PORT": "33o6",
 		"TEST_OPENDENTAL_SOURCE_DB": "live", "TEST_OPENDENTAL_SOURCE_USER": "",
@@ -213,6 +219,7 @@ func mustLookup(t *testing.T, d catalog.DatabaseType) catalog.Database {
 }
 
 func TestDatabaseVariablesFollowTheCatalogue(t *testing.T) {
+	t.Parallel()
 	for _, db := range catalog.Databases() {
 		vars := providers.DatabaseVariables(providers.Test, db)
 		require.NotEmpty(t, vars)
@@ -226,6 +233,7 @@ func TestDatabaseVariablesFollowTheCatalogue(t *testing.T) {
 }
 
 func TestPoolOverridesAndCache(t *testing.T) {
+	t.Parallel()
 	pipe, err := providers.ParsePipeline("pipeline.yml", []byte(`
 connections:
   source:
@@ -260,6 +268,7 @@ connections:
 }
 
 func TestPasswordNeverInStrings(t *testing.T) {
+	t.Parallel()
 	s := settingsFor(t, providers.Production, fullVars(""))
 	c, err := s.DatabaseConfig(providers.Production, catalog.DatabaseSource, "")
 	require.NoError(t, err)
@@ -276,6 +285,7 @@ func TestPasswordNeverInStrings(t *testing.T) {
 }
 
 func TestLoadFromConfigDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, body string) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600))
@@ -325,6 +335,7 @@ func TestLoadFromConfigDir(t *testing.T) {
 }
 
 func TestResolveConfigDir(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, providers.ConfigDir("/a"), providers.ResolveConfigDir("/a", providers.EnvVars{"PIPELINE_CONFIG_DIR": "/b"}))
 	assert.Equal(t, providers.ConfigDir("/b"), providers.ResolveConfigDir("", providers.EnvVars{"PIPELINE_CONFIG_DIR": "/b"}))
 	assert.Equal(t, providers.ConfigDir("./config"), providers.ResolveConfigDir("", nil))
