@@ -83,17 +83,6 @@ func databaseVars(env Environment, db catalog.Database) []varName {
 	return out
 }
 
-// DatabaseVariables lists the environment variables db reads in env, in
-// specification order (HOST, PORT, DB, USER, PASSWORD and, for a database
-// with schemas, SCHEMA).
-func DatabaseVariables(env Environment, db catalog.Database) []string {
-	var out []string
-	for _, v := range databaseVars(env, db) {
-		out = append(out, v.Key)
-	}
-	return out
-}
-
 // readDBVars reads db's variables for env from vars and returns every
 // problem found, each naming the variable and how to fix it.
 func readDBVars(env Environment, db catalog.Database, vars map[string]string) (dbVars, []string) {
