@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -206,4 +207,27 @@ func TestOddNamesRoundTrip(t *testing.T) {
 	check("incremental run")
 
 	assert.Equal(t, strings.Repeat("L", 54)+"_8cbe078a", load.RawName(long64, false), "the documented raw name of a 64-byte name")
+
+	// --table names one table exactly (commas and spaces are part of it);
+	// --tables is a comma-separated list; both may be repeated.
+	for _, tbl := range []string{"comma,name", " lead", "a-b", "日本"} {
+		_, err = src.Exec("UPDATE " + q(tbl) + " SET " + q("a b") + " = 'picked', " + q(oddStamp) + " = '2024-03-01 00:00:00' WHERE " + q(oddKey) + " = 1")
+		require.NoError(t, err)
+	}
+	out := cli("run", "--table", "comma,name", "--table", " lead", "--tables", "a-b, dollar$", "--tables", "select")
+	for _, tbl := range []string{"comma,name", " lead", "a-b", "dollar$", "select"} {
+		assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(tbl)+`\s`, out, "ran %q", tbl)
+	}
+	assert.NotContains(t, out, "日本", "only the tables named were run")
+	var picked string
+	require.NoError(t, pg.QueryRow(context.Background(), `SELECT "a b" FROM raw."comma,name" WHERE "key-1 `+"`k`"+`" = 1`).Scan(&picked))
+	assert.Equal(t, "picked", picked)
+	require.NoError(t, pg.QueryRow(context.Background(), `SELECT "a b" FROM raw."日本" WHERE "key-1 `+"`k`"+`" = 1`).Scan(&picked))
+	assert.Equal(t, oddValue("日本", "a b", 1), picked, "a table not named is not run")
+}
+
+func TestTableList(t *testing.T) {
+	f := phaseFlags{tables: nameList{"a, b", "c,,a"}, table: nameList{"x,y", " lead", "b"}}
+	assert.Equal(t, []string{"a", "b", "c", "x,y", " lead"}, f.tableList())
+	assert.Empty(t, phaseFlags{}.tableList())
 }

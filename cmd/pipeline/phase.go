@@ -16,7 +16,8 @@ import (
 // phaseFlags are the flags of replicate, load and run: run accepts every
 // flag of both phases.
 type phaseFlags struct {
-	tables      string
+	tables      nameList // --tables: comma-separated lists
+	table       nameList // --table: one exact name each
 	fullRefresh bool
 	dryRun      bool
 	json        bool
@@ -35,7 +36,8 @@ const (
 )
 
 func (f *phaseFlags) register(fs *flag.FlagSet, phases int) {
-	fs.StringVar(&f.tables, "tables", "", "comma-separated tables of tables.yml (default: every table not excluded)")
+	fs.Var(&f.tables, "tables", "comma-separated tables of tables.yml; may be repeated (default: every table not excluded)")
+	fs.Var(&f.table, "table", "one table by its exact name, commas and spaces included; may be repeated")
 	fs.BoolVar(&f.fullRefresh, "full-refresh", false, "copy or rebuild the selected tables in full again")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan per table and change nothing")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable JSON result on stdout (for schedulers)")
@@ -64,12 +66,32 @@ func parsePhaseFlags(c *call, phases int) (f phaseFlags, code int, ok bool) {
 	return f, 0, true
 }
 
+// nameList is a repeatable string flag.
+type nameList []string
+
+func (l *nameList) String() string     { return strings.Join(*l, ",") }
+func (l *nameList) Set(v string) error { *l = append(*l, v); return nil }
+
+// tableList is the tables named on the command line: every --tables list
+// split at commas (spaces around a name dropped), then every --table as
+// given, each once. A name with a comma or surrounding spaces (MySQL
+// allows both) is given with --table.
 func (f phaseFlags) tableList() []string {
 	var out []string
-	for _, t := range strings.Split(f.tables, ",") {
-		if t = strings.TrimSpace(t); t != "" {
+	seen := map[string]bool{}
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
 			out = append(out, t)
 		}
+	}
+	for _, list := range f.tables {
+		for _, t := range strings.Split(list, ",") {
+			add(strings.TrimSpace(t))
+		}
+	}
+	for _, t := range f.table {
+		add(t)
 	}
 	return out
 }

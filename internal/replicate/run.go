@@ -296,8 +296,7 @@ func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
 	}
 	want := map[string]bool{}
 	var unknown []string
-	for _, n := range names {
-		n = strings.TrimSpace(n)
+	for _, n := range names { // exact: a name may have spaces around it
 		if n == "" {
 			continue
 		}
