@@ -34,10 +34,18 @@ import (
 //	  max_retries: 3            # retries of a retryable source error
 //	load:
 //	  workers: 2                # tables loaded into PostgreSQL at once
+//
+// and the operator's sections schedule, notify, metrics, history and status
+// (operations.go).
 type PipelineConfig struct {
 	Connections map[catalog.DatabaseType]ConnectionConfig `yaml:"connections"`
 	Replication ReplicationOptions                        `yaml:"replication"`
 	Load        LoadOptions                               `yaml:"load"`
+	Schedule    ScheduleOptions                           `yaml:"schedule"`
+	Notify      NotifyOptions                             `yaml:"notify"`
+	Metrics     MetricsOptions                            `yaml:"metrics"`
+	History     HistoryOptions                            `yaml:"history"`
+	Status      StatusOptions                             `yaml:"status"`
 }
 
 // ConnectionConfig overrides one database's pool and timeouts; nil keeps
@@ -86,6 +94,9 @@ func DefaultPipelineConfig() *PipelineConfig {
 		Connections: map[catalog.DatabaseType]ConnectionConfig{},
 		Replication: ReplicationOptions{Workers: 2, SourceConnections: 1, RateLimitMS: 100, MaxRetries: 3},
 		Load:        LoadOptions{Workers: 2},
+		Notify:      NotifyOptions{Timeout: Duration(DefaultNotifyTimeout), Retries: DefaultNotifyRetries},
+		History:     HistoryOptions{RetentionDays: DefaultRetentionDays},
+		Status:      StatusOptions{StaleAfter: Duration(DefaultStaleAfter)},
 	}
 }
 
@@ -231,6 +242,7 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	atLeast("replication.rate_limit_ms", cfg.Replication.RateLimitMS, 0)
 	atLeast("replication.max_retries", cfg.Replication.MaxRetries, 0)
 	atLeast("load.workers", cfg.Load.Workers, 1)
+	checkOperations(&root, cfg, bad)
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(problems, "\n  - "))
