@@ -52,6 +52,7 @@ func (m *Manager) do(ctx context.Context, fn func(context.Context, *sql.Conn) er
 }
 
 func (m *Manager) try(ctx context.Context, fn func(context.Context, *sql.Conn) error) error {
+	m.attempts.Add(1)
 	if err := m.acquire(ctx); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
@@ -67,6 +68,8 @@ type Manager struct {
 	sem  chan struct{} // one Do at a time: the connection is not shared
 	conn *sql.Conn     // nil until the first Do, and after a lost connection
 	last time.Time     // start of the previous attempt
+
+	attempts atomic.Int64 // every run of a Do function, retries included
 }
 
 // New returns a Manager on db. It takes a connection lazily.
@@ -88,6 +91,13 @@ func New(db *sql.DB, opts Options) *Manager {
 func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
 	return m.do(ctx, fn)
 }
+
+// Queries is how many times a Do function has run so far, retries
+// included: the queries sent to the database when each function sends one
+// (the data path's source queries), or its turns under the rate limit.
+// An attempt that failed before reaching the server (no connection) counts
+// too. Safe to read while Do runs.
+func (m *Manager) Queries() int64 { return m.attempts.Load() }
 
 // Close returns the reused connection to the pool. It waits for a running Do.
 func (m *Manager) Close() error {

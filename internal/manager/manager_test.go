@@ -214,6 +214,10 @@ func TestMySQLNonRetryableErrorRunsOnce(t *testing.T) {
 	require.Len(t, rec.all(), 1, "a syntax error is not retried")
 	assert.False(t, rec.all()[0].Retry)
 	assert.False(t, rec.all()[0].ConnectionLost)
+	assert.Equal(t, int64(1), m.Queries())
+	_, err = execute(ctxT(t), m, "SELECT 1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), m.Queries())
 }
 
 // A real lock wait timeout (1205) is retried on the same connection and the
@@ -259,6 +263,7 @@ func TestMySQLLockWaitTimeoutIsRetried(t *testing.T) {
 	assert.Equal(t, uint16(1205), me.Number)
 	assert.False(t, attempts[0].ConnectionLost)
 	assert.Equal(t, ids[0], ids[1], "a lock timeout keeps the connection")
+	assert.Equal(t, int64(2), m.Queries(), "the try and its retry")
 	assert.Equal(t, 11, myCount(t, fixture, "SELECT v FROM counter WHERE id = 1"))
 }
 
@@ -277,6 +282,7 @@ func TestMySQLGivesUpAfterMaxRetries(t *testing.T) {
 	assert.Contains(t, err.Error(), "gave up after 3 attempts")
 	attempts := rec.all()
 	require.Len(t, attempts, 3, "first try + MaxRetries")
+	assert.Equal(t, int64(3), m.Queries(), "every attempt counts, failed ones included")
 	for i, a := range attempts {
 		assert.True(t, a.ConnectionLost, "attempt %d", i+1)
 		assert.Equal(t, i < 2, a.Retry, "attempt %d", i+1)
@@ -300,6 +306,7 @@ func TestRateLimitSpacesQueries(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, time.Since(start), (n-1)*opts.RateLimit)
 	assert.Len(t, rec.all(), n)
+	assert.Equal(t, int64(n), m.Queries())
 }
 
 func TestCancellationStopsWaiting(t *testing.T) {
