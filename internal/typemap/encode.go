@@ -3,6 +3,8 @@ package typemap
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -169,4 +171,31 @@ func daysIn(y, m int) int {
 		return 30
 	}
 	return 31
+}
+
+// AppendValue appends v, one value as the MySQL driver hands it over on the
+// text protocol (nil, []byte, string, or int64/uint64/float64/float32 for
+// numbers), to dst as one field of PostgreSQL's COPY text format, counting
+// conversions. Integers are printed in full and floats with the shortest
+// digits that read back as the same value; everything else goes through
+// AppendCopy. It is how the load writes a replica row, and how verify reads
+// one to compare it with raw.
+func AppendValue(dst []byte, v any, m *Mapping, counts *Counts) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, `\N`...), nil
+	case []byte:
+		return AppendCopy(dst, x, m.Conv, m.Bits, counts), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), nil
+	case float64: // shortest text that reads back as the same float64
+		return strconv.AppendFloat(dst, x, 'g', -1, 64), nil
+	case float32:
+		return strconv.AppendFloat(dst, float64(x), 'g', -1, 32), nil
+	case string:
+		return AppendCopy(dst, []byte(x), m.Conv, m.Bits, counts), nil
+	}
+	return dst, fmt.Errorf("unexpected %T from the MySQL driver (the connection must keep parseTime off)", v)
 }

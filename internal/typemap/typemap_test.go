@@ -133,3 +133,36 @@ func TestSnakeCase(t *testing.T) {
 		assert.Equal(t, want, SnakeCase(in), in)
 	}
 }
+
+// AppendValue writes each kind of driver value as the COPY text field the
+// load has always written, counting conversions, and refuses a type the
+// text protocol never sends (time.Time: parseTime on).
+func TestAppendValue(t *testing.T) {
+	text := Mapping{Conv: ConvText}
+	date := Mapping{Conv: ConvDate}
+	bits := Mapping{Conv: ConvBit, Bits: 3}
+	var counts Counts
+	for _, c := range []struct {
+		v    any
+		m    Mapping
+		want string
+	}{
+		{nil, text, `\N`},
+		{int64(-9223372036854775808), Mapping{}, "-9223372036854775808"},
+		{uint64(18446744073709551615), Mapping{}, "18446744073709551615"},
+		{float64(0.1), Mapping{}, "0.1"},
+		{float32(0.1), Mapping{}, "0.1"},
+		{[]byte("a\tb\x00"), text, `a\tb`},
+		{"x\\y", text, `x\\y`},
+		{[]byte("0000-00-00"), date, `\N`},
+		{[]byte{0x05}, bits, "101"},
+	} {
+		got, err := AppendValue(nil, c.v, &c.m, &counts)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, string(got), "%#v", c.v)
+	}
+	assert.Equal(t, int64(1), counts[NULByte])
+	assert.Equal(t, int64(1), counts[ZeroDate])
+	_, err := AppendValue(nil, struct{}{}, &text, &counts)
+	assert.ErrorContains(t, err, "parseTime")
+}
