@@ -1,0 +1,188 @@
+package verify
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+
+	"github.com/opendental-pipeline/pipeline/internal/keyset"
+	"github.com/opendental-pipeline/pipeline/internal/state"
+)
+
+// span is a key range (lo, hi] (hi nil: to the end of the table) and the
+// source rows in it.
+type span struct {
+	lo, hi []string
+	count  int64
+}
+
+// locate names the rows that differ in the parts of a range that differ.
+// src are the source's parts after lo, rep the replica's sums within their
+// bounds (with tail, part len(src) is the replica's rows after the last
+// source key). Consecutive differing parts are listed together while they
+// hold at most leafRows source rows; a larger one is split again.
+func (tv *tableVerify) locate(ctx context.Context, lo []string, src []part, rep map[int]agg, tail bool) error {
+	var pending *span
+	flush := func() error {
+		if pending == nil {
+			return nil
+		}
+		s := *pending
+		pending = nil
+		return tv.narrow(ctx, s)
+	}
+	prev := lo
+	for i, p := range src {
+		r := rep[i]
+		if r.count == p.count && r.hash == p.hash {
+			if err := flush(); err != nil {
+				return err
+			}
+			prev = p.last
+			continue
+		}
+		if pending != nil && pending.count+p.count <= int64(tv.leaf()) {
+			pending.hi, pending.count = p.last, pending.count+p.count
+		} else {
+			if err := flush(); err != nil {
+				return err
+			}
+			pending = &span{lo: prev, hi: p.last, count: p.count}
+		}
+		prev = p.last
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if tail && rep[len(src)].count > 0 {
+		// Replica rows after the source's last key: the source has none there.
+		return tv.list(ctx, span{lo: prev})
+	}
+	return nil
+}
+
+// leaf is the most source rows one listing reads: leafRows, or less for a
+// table whose chunks are smaller.
+func (tv *tableVerify) leaf() int { return min(leafRows, tv.batch) }
+
+// narrow lists a differing span's rows, or splits it into parts first when
+// it holds more than a leaf.
+func (tv *tableVerify) narrow(ctx context.Context, s span) error {
+	if s.count <= int64(tv.leaf()) {
+		return tv.list(ctx, s)
+	}
+	parts, err := tv.sourceParts(ctx, s.lo, s.hi, int(s.count), partSize(int(s.count)))
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 { // the source changed since: list what is there now
+		return tv.list(ctx, span{lo: s.lo, hi: s.hi})
+	}
+	bounds := make([][]string, len(parts))
+	for i, p := range parts {
+		bounds[i] = p.last
+	}
+	// The source may have gained rows in the span since its parts were
+	// taken: those past the last part are compared as a tail up to s.hi.
+	rep, err := tv.replicaParts(ctx, s.lo, append(bounds, s.hi), false)
+	if err != nil {
+		return err
+	}
+	if err := tv.locate(ctx, s.lo, parts, rep, false); err != nil {
+		return err
+	}
+	if r := rep[len(parts)]; r.count > 0 && !equalKeys(parts[len(parts)-1].last, s.hi) {
+		return tv.list(ctx, span{lo: parts[len(parts)-1].last, hi: s.hi})
+	}
+	return nil
+}
+
+// list reads the keys and row hashes of a span on both sides and records
+// every row that differs. The source read is bounded by the span's keys
+// and holds at most a leaf of rows (none for a tail: it is not read).
+func (tv *tableVerify) list(ctx context.Context, s span) error {
+	var src []keyHash
+	if s.hi != nil || s.count > 0 {
+		q, args := tv.listQuery(tv.srcHash, s)
+		err := tv.r.source(ctx, &tv.res.SourceQueries, func(ctx context.Context, c *sql.Conn) error {
+			var err error
+			src, err = readKeyHashes(ctx, c, q, args, tv.key.Len())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("list source rows of %s: %w", tv.cfg.Name, err)
+		}
+	}
+	q, args := tv.listQuery(tv.repHash, s)
+	rep, err := readKeyHashes(ctx, tv.conn, q, args, tv.key.Len())
+	if err != nil {
+		return fmt.Errorf("list replica rows of %s: %w", tv.cfg.Name, err)
+	}
+	diffKeyHashes(&tv.res.SourceReplica, src, rep)
+	return nil
+}
+
+func (tv *tableVerify) listQuery(hash string, s span) (string, []any) {
+	pred, args := tv.key.Range(s.lo, s.hi)
+	return "SELECT " + tv.key.List() + ", " + hash + " FROM " + keyset.Quote(tv.cfg.Name) + " WHERE " + pred +
+		" ORDER BY " + tv.key.List(), args
+}
+
+// keyHash is one row's key and hash.
+type keyHash struct {
+	key  []string
+	hash uint64
+}
+
+func readKeyHashes(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args []any, keyLen int) ([]keyHash, error) {
+	var out []keyHash
+	err := eachRow(ctx, q, query, args, keyLen+1, func(vals [][]byte) error {
+		h, err := strconv.ParseUint(string(vals[keyLen]), 10, 64)
+		if err != nil {
+			return err
+		}
+		out = append(out, keyHash{key: strs(vals[:keyLen]), hash: h})
+		return nil
+	})
+	return out, err
+}
+
+// diffKeyHashes records the rows of up (upstream) and down that differ:
+// missing downstream, extra downstream, or changed.
+func diffKeyHashes(d *Diff, up, down []keyHash) {
+	have := make(map[string]uint64, len(down))
+	for _, r := range down {
+		have[state.EncodeKey(r.key)] = r.hash
+	}
+	for _, r := range up {
+		k := state.EncodeKey(r.key)
+		h, ok := have[k]
+		switch {
+		case !ok:
+			d.add(kindMissing, r.key)
+		case h != r.hash:
+			d.add(kindChanged, r.key)
+		}
+		delete(have, k)
+	}
+	for _, r := range down {
+		if _, ok := have[state.EncodeKey(r.key)]; ok {
+			d.add(kindExtra, r.key)
+		}
+	}
+}
+
+func equalKeys(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
