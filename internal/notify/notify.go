@@ -148,6 +148,8 @@ func Events(r *report.Report) []Event {
 // Notify posts r to every webhook that wants one of its events, in
 // parallel, and returns how many received it. It returns within the
 // timeout budget whatever the webhooks do; failures are logged as warnings.
+// ctx's values are kept but not its cancellation: the run an interrupt
+// stopped is exactly one to report, and the budget still bounds the wait.
 func (n *Notifier) Notify(ctx context.Context, r *report.Report) int {
 	if n == nil || len(n.hooks) == 0 {
 		return 0
@@ -158,7 +160,7 @@ func (n *Notifier) Notify(ctx context.Context, r *report.Report) int {
 		n.log.Warn("notification not sent: encoding the result failed", "error", err)
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.Timeout)
 	defer cancel()
 	var sent atomic.Int32
 	var wg sync.WaitGroup

@@ -254,3 +254,15 @@ func TestSummaryListsAtMostFiveProblems(t *testing.T) {
 	assert.Contains(t, s, "• e (load): boom on two lines\n… and 2 more (see the report)\n")
 	assert.NotContains(t, s, "• f ")
 }
+
+// TestInterruptedRunStillNotifies: a run stopped by SIGINT has a cancelled
+// context, and its failure is still delivered.
+func TestInterruptedRunStillNotifies(t *testing.T) {
+	rc := newReceiver(t)
+	h := newHarness(t, notify.Config{Webhooks: []notify.Webhook{{URLEnv: "HOOK"}}}, map[string]string{"HOOK": rc.secretURL()})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := report.New(report.CommandRun, "run-int", start).Finish(start.Add(time.Second), report.StatusInterrupted, 130)
+	assert.Equal(t, 1, h.n.Notify(ctx, r))
+	assert.Equal(t, int32(1), rc.attempts.Load())
+}
