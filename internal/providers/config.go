@@ -55,6 +55,7 @@ type DBConfig struct {
 	Name        string // database name
 	User        string
 	Password    string `json:"-"` // encoding/json and slog's JSONHandler would print every field
+	TLS         TLSConfig
 	Pool        PoolConfig
 }
 

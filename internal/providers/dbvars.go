@@ -31,7 +31,13 @@ type dbVars struct {
 	DB       string `envconfig:"DB" required:"true" desc:"database name"`
 	User     string `envconfig:"USER" required:"true" desc:"user name"`
 	Password string `envconfig:"PASSWORD" desc:"password; may be empty"`
+	SSLMode  string `envconfig:"SSL_MODE" desc:"TLS: disable, prefer (default: TLS if offered, unchecked), require (TLS, unchecked), verify-ca (certificate chains to SSL_CA) or verify-full (and names the host)"`
+	SSLCA    string `envconfig:"SSL_CA" desc:"PEM file of the CA that signed the server's certificate, for verify-ca/verify-full; unset: the system's CAs"`
+	SSLCert  string `envconfig:"SSL_CERT" desc:"PEM client certificate, for a server that requires one (with SSL_KEY)"`
+	SSLKey   string `envconfig:"SSL_KEY" desc:"unencrypted PEM private key of SSL_CERT"`
 	Schema   string `envconfig:"SCHEMA" desc:"default schema (search_path) of the plain analytics handle; defaults to raw"`
+
+	tls TLSConfig // SSL_* checked together (checkTLS); not an envconfig field
 }
 
 // varName is one variable of dbVars: its struct field, full name and tags.
@@ -88,6 +94,7 @@ func databaseVars(env Environment, db catalog.Database) []varName {
 func readDBVars(env Environment, db catalog.Database, vars map[string]string) (dbVars, []string) {
 	var out dbVars
 	var problems []string
+	var tv tlsVars
 	for _, v := range databaseVars(env, db) {
 		val, set := vars[v.Key]
 		val = strings.TrimSpace(val)
@@ -122,6 +129,14 @@ func readDBVars(env Environment, db catalog.Database, vars map[string]string) (d
 			out.User = val
 		case "Password":
 			out.Password = vars[v.Key] // a password may have meaningful spaces
+		case "SSLMode":
+			tv.mode, tv.modeVar = val, v.Key
+		case "SSLCA":
+			tv.ca, tv.caVar = val, v.Key
+		case "SSLCert":
+			tv.cert, tv.certVar = val, v.Key
+		case "SSLKey":
+			tv.key, tv.keyVar = val, v.Key
 		case "Schema":
 			out.Schema = string(catalog.SchemaRaw)
 			if val == "" {
@@ -134,7 +149,9 @@ func readDBVars(env Environment, db catalog.Database, vars map[string]string) (d
 			out.Schema = val
 		}
 	}
-	return out, problems
+	var p []string
+	out.tls, p = checkTLS(tv)
+	return out, append(problems, p...)
 }
 
 // WriteVariables writes a table of every variable the catalogue's databases

@@ -185,6 +185,7 @@ func (s *Settings) build(dbType catalog.DatabaseType, schema catalog.PostgresSch
 		Name:        v.DB,
 		User:        v.User,
 		Password:    v.Password,
+		TLS:         v.tls,
 		Pool:        s.Pipeline.Pool(db.Type),
 	}, nil
 }

@@ -228,7 +228,8 @@ func TestDatabaseVariablesFollowTheCatalogue(t *testing.T) {
 		}
 		assert.Equal(t, db.HasSchemas, strings.HasSuffix(vars[len(vars)-1], "_SCHEMA"))
 	}
-	assert.Equal(t, []string{"OPENDENTAL_SOURCE_HOST", "OPENDENTAL_SOURCE_PORT", "OPENDENTAL_SOURCE_DB", "OPENDENTAL_SOURCE_USER", "OPENDENTAL_SOURCE_PASSWORD"},
+	assert.Equal(t, []string{"OPENDENTAL_SOURCE_HOST", "OPENDENTAL_SOURCE_PORT", "OPENDENTAL_SOURCE_DB", "OPENDENTAL_SOURCE_USER", "OPENDENTAL_SOURCE_PASSWORD",
+		"OPENDENTAL_SOURCE_SSL_MODE", "OPENDENTAL_SOURCE_SSL_CA", "OPENDENTAL_SOURCE_SSL_CERT", "OPENDENTAL_SOURCE_SSL_KEY"},
 		providers.DatabaseVariables(providers.Production, mustLookup(t, catalog.DatabaseSource)))
 }
 
