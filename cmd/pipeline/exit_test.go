@@ -71,6 +71,7 @@ func TestExitForMapsEachOutcome(t *testing.T) {
 func TestStartupFailureIsOneLine(t *testing.T) {
 	dir := checkEnv(t)
 	db := os.Getenv("TEST_OPENDENTAL_SOURCE_DB")
+	wrongCA := testdb.TLSFile(t, testdb.TLSWrongCA)
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -81,6 +82,8 @@ func TestStartupFailureIsOneLine(t *testing.T) {
 			"pipeline discover: cannot reach source database " + db + " at 127.0.0.1:1: connection refused — check TEST_OPENDENTAL_SOURCE_HOST/PORT and that the server is up\n"},
 		{"wrong password", map[string]string{"TEST_OPENDENTAL_SOURCE_PASSWORD": "wrong-" + secret}, exitConfig,
 			"pipeline discover: source database " + db + " at 127.0.0.1:3306 refused the login: Error 1045 (28000): Access denied for user"},
+		{"untrusted certificate", map[string]string{"TEST_OPENDENTAL_SOURCE_SSL_MODE": "verify-full", "TEST_OPENDENTAL_SOURCE_SSL_CA": wrongCA}, exitConfig,
+			"pipeline discover: source database " + db + " at 127.0.0.1:3306: TLS certificate not trusted (verify-full with TEST_OPENDENTAL_SOURCE_SSL_CA=" + wrongCA + "): "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

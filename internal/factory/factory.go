@@ -69,6 +69,11 @@
 // cfg.Pool.ApplicationName, and cfg.ReadOnly sets
 // default_transaction_read_only=on.
 //
+// TLS: cfg.TLS (the *_SSL_* variables) maps onto go-sql-driver's Config.TLS
+// and pgx's sslmode/sslrootcert/sslcert/sslkey; see tls.go for the table. A
+// connection that fails for a TLS reason says so, naming the database, host
+// and the variable to change (explainTLS).
+//
 // Passwords: the MySQL password lives only in mysql.Config.Passwd and the
 // PostgreSQL one only in ConnConfig.Password (the connection string parsed
 // never contains it), so no driver error can quote it. Never log FormatDSN().
@@ -118,6 +123,9 @@ func (f *Factory) MySQL(cfg providers.DBConfig) (*sql.DB, error) {
 		return nil, err
 	}
 	mc := mysqlConfig(cfg)
+	if err := setMySQLTLS(mc, cfg); err != nil {
+		return nil, err
+	}
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("configure mysql connector for %s: %w", cfg, err)
@@ -219,7 +227,8 @@ func (f *Factory) Postgres(cfg providers.DBConfig) (*pgxpool.Pool, error) {
 // postgresConfig parses a password-free connection string and only then
 // sets the password, so no parse error can contain it.
 func postgresConfig(cfg providers.DBConfig) (*pgxpool.Config, error) {
-	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: cfg.Addr(), Path: "/" + cfg.Name}
+	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: cfg.Addr(), Path: "/" + cfg.Name,
+		RawQuery: postgresTLSParams(cfg).Encode()}
 	pc, err := pgxpool.ParseConfig(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres config for %s: %w", cfg, err)
@@ -313,8 +322,10 @@ func PingPostgres(ctx context.Context, pool *pgxpool.Pool, cfg providers.DBConfi
 	return nil
 }
 
+// pingError names the database and host of a failed connection and, for a
+// TLS failure, what failed and how to fix it (explainTLS).
 func pingError(cfg providers.DBConfig, err error) error {
-	return &PingError{Config: cfg, Err: err}
+	return &PingError{Config: cfg, Err: explainTLS(cfg, err)}
 }
 
 // PingError is a database that did not answer a ping or probe: which one

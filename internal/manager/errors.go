@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/opendental-pipeline/pipeline/internal/factory"
 )
 
 // MySQL/MariaDB error numbers worth a retry.
@@ -51,9 +53,10 @@ func Retryable(err error) bool {
 // mysql.ErrInvalidConn, sql.ErrConnDone, pgconn.ErrConnClosed, EOF, reset,
 // broken pipe, refused; MySQL 2006/2013/1927/1053; PostgreSQL class 08 and
 // 57P01–57P03; a PostgreSQL connect failure that is not the server's refusal
-// (wrong password or unknown database are not retried).
+// (wrong password or unknown database are not retried) nor a TLS failure (a
+// certificate that does not verify will not verify on the next try).
 func ConnectionLost(err error) bool {
-	if err == nil || isContext(err) {
+	if err == nil || isContext(err) || factory.IsTLSFailure(err) {
 		return false
 	}
 	var me *mysql.MySQLError

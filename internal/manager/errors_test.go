@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -16,6 +18,12 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
 func TestClassification(t *testing.T) {
@@ -65,6 +73,9 @@ func TestClassification(t *testing.T) {
 		{"deadline", wrap(context.DeadlineExceeded), false, false},
 		{"canceled wrapping eof", fmt.Errorf("%w: %w", context.Canceled, io.EOF), false, false},
 		{"plain", errors.New("boom"), false, false},
+		{"tls untrusted certificate", wrap(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), false, false},
+		{"tls host name", wrap(x509.HostnameError{Host: "db"}), false, false},
+		{"tls not offered", wrap(mysql.ErrNoTLS), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,3 +155,28 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+// A certificate that does not verify will not verify on the next try: the
+// drivers' real errors (pgx wraps its in a ConnectError, which otherwise
+// counts as a lost connection) are neither retryable nor a lost connection.
+func TestTLSFailureIsNotRetried(t *testing.T) {
+	wrongCA := testdb.TLSFile(t, testdb.TLSWrongCA)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pg := testdb.PostgresConfig("postgres", catalog.SchemaRaw)
+	pg.TLS = providers.TLSConfig{Mode: providers.TLSVerifyFull, CA: wrongCA}
+	pool, err := factory.New().Postgres(pg)
+	require.NoError(t, err)
+	defer pool.Close()
+	my := testdb.MySQLConfig("", catalog.DatabaseSource)
+	my.TLS = pg.TLS
+	db, err := factory.New().MySQL(my)
+	require.NoError(t, err)
+	defer db.Close()
+	for name, err := range map[string]error{"postgres": pool.Ping(ctx), "mysql": db.PingContext(ctx)} {
+		require.Error(t, err, name)
+		assert.False(t, ConnectionLost(err), "%s: %v", name, err)
+		assert.False(t, Retryable(err), "%s: %v", name, err)
+		assert.False(t, Unreachable(err), "%s: %v", name, err)
+	}
+}
