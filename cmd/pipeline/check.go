@@ -29,7 +29,8 @@ func (e *checkFailed) Unwrap() []error { return e.errs }
 
 // runCheck validates the configuration of every catalogue database, then
 // connects to each database (and each schema of a database with schemas)
-// and prints database, host:port, ok/error, server version and round-trip
+// and prints database, host:port, ok/error, server version, TLS mode and
+// whether the session is encrypted (TLS version or "none"), and round-trip
 // time. A schema that does not exist yet (dbt's, before dbt first ran; raw,
 // before the first load) is reported as such, not as a failure. Exit 0 when
 // every connection is ok; see exitFor for the others.
@@ -78,6 +79,7 @@ func listVariables(c *call) error {
 type probeResult struct {
 	Config  providers.DBConfig
 	Version string
+	TLS     factory.SessionTLS // whether the session is encrypted
 	RTT     time.Duration
 	Absent  bool // the schema does not exist yet
 	Err     error
@@ -131,6 +133,9 @@ func probe(ctx context.Context, f *factory.Factory, cfg providers.DBConfig) prob
 		}
 		defer db.Close()
 		r.Version, r.RTT, r.Err = factory.ProbeMySQL(ctx, db, cfg)
+		if r.Err == nil {
+			r.TLS, r.Err = factory.SessionTLSMySQL(ctx, db, cfg)
+		}
 	case catalog.DriverPostgres:
 		pool, err := f.Postgres(cfg)
 		if err != nil {
@@ -139,6 +144,9 @@ func probe(ctx context.Context, f *factory.Factory, cfg providers.DBConfig) prob
 		}
 		defer pool.Close()
 		r.Version, r.RTT, r.Err = factory.ProbePostgres(ctx, pool, cfg)
+		if r.Err == nil {
+			r.TLS, r.Err = factory.SessionTLSPostgres(ctx, pool, cfg)
+		}
 		if r.Err == nil && cfg.Schema != "" {
 			err := pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", string(cfg.Schema)).Scan(&r.Absent)
 			if err != nil {
@@ -155,14 +163,14 @@ func probe(ctx context.Context, f *factory.Factory, cfg providers.DBConfig) prob
 // and one line saying which schemas are not created yet and by what.
 func printCheck(w io.Writer, results []probeResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATABASE\tADDRESS\tNAME\tSTATUS\tVERSION\tRTT")
+	fmt.Fprintln(tw, "DATABASE\tADDRESS\tNAME\tSTATUS\tVERSION\tSSL_MODE\tTLS\tRTT")
 	var failed []probeResult
 	var absent []string
 	for _, r := range results {
-		status, version, rtt := "ok", r.Version, r.RTT.Round(time.Microsecond).String()
+		status, version, tls, rtt := "ok", r.Version, r.TLS.String(), r.RTT.Round(time.Microsecond).String()
 		switch {
 		case r.Err != nil:
-			status, rtt = "error", "-"
+			status, tls, rtt = "error", "-", "-"
 			failed = append(failed, r)
 		case r.Absent:
 			status = "not created yet"
@@ -171,7 +179,8 @@ func printCheck(w io.Writer, results []probeResult) {
 		if version == "" {
 			version = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Config.Label(), r.Config.Addr(), r.Config.Name, status, version, rtt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Config.Label(), r.Config.Addr(), r.Config.Name, status, version,
+			r.Config.TLS.EffectiveMode(), tls, rtt)
 	}
 	tw.Flush()
 	if len(absent) > 0 {

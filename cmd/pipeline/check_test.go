@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,9 +81,10 @@ func TestCheckAgainstRealServers(t *testing.T) {
 
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.GreaterOrEqual(t, len(lines), 1+2+len(catalog.PostgresSchemaValues()))
-	assert.Regexp(t, `^DATABASE\s+ADDRESS\s+NAME\s+STATUS\s+VERSION\s+RTT$`, lines[0])
+	assert.Regexp(t, `^DATABASE\s+ADDRESS\s+NAME\s+STATUS\s+VERSION\s+SSL_MODE\s+TLS\s+RTT$`, lines[0])
 	for _, label := range []string{"source", "replication", "analytics/raw", "analytics/staging", "analytics/intermediate", "analytics/marts"} {
-		assert.Regexp(t, `(?m)^`+label+`\s+127\.0\.0\.1:\d+\s+pipeline_test_\S+\s+ok\s+\S.*\s+\d[\d.]*[µnm]?s$`, out, label)
+		// The local servers offer TLS, so the default (prefer) encrypts.
+		assert.Regexp(t, `(?m)^`+label+`\s+127\.0\.0\.1:\d+\s+pipeline_test_\S+\s+ok\s+\S.*?\s+prefer\s+TLSv1\.[23]\s+\d[\d.]*[µnm]?s$`, out, label)
 	}
 	assert.Contains(t, out, "MariaDB", "server version of the MySQL rows")
 	assert.Contains(t, out, "all 6 connections ok")
@@ -160,4 +162,46 @@ func TestCheckListsVariables(t *testing.T) {
 	stdout.Reset()
 	require.Equal(t, exitOK, dispatch(context.Background(), []string{"check", "--env", "production", "--vars"}, &stdout, &stderr))
 	assert.Regexp(t, `(?m)^MYSQL_REPLICATION_PASSWORD\s+no\s`, stdout.String())
+}
+
+// check shows per database the TLS mode and whether the session is
+// encrypted; a certificate that does not verify is a failed row naming the
+// database, host and variable (exit 2: retrying will not help); a bad TLS
+// setting is a configuration error before anything connects.
+func TestCheckShowsTLS(t *testing.T) {
+	dir := checkEnv(t)
+	ca := testdb.TLSFile(t, testdb.TLSCA)
+	t.Setenv("TEST_OPENDENTAL_SOURCE_SSL_MODE", "verify-full")
+	t.Setenv("TEST_OPENDENTAL_SOURCE_SSL_CA", ca)
+	t.Setenv("TEST_MYSQL_REPLICATION_SSL_MODE", "disable")
+	t.Setenv("TEST_POSTGRES_ANALYTICS_SSL_MODE", "verify-ca")
+	t.Setenv("TEST_POSTGRES_ANALYTICS_SSL_CA", ca)
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	out := stdout.String()
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	assert.Regexp(t, `(?m)^source\s+\S+\s+\S+\s+ok\s+\S.*?\s+verify-full\s+TLSv1\.[23]\s`, out)
+	assert.Regexp(t, `(?m)^replication\s+\S+\s+\S+\s+ok\s+\S.*?\s+disable\s+none\s`, out)
+	assert.Regexp(t, `(?m)^analytics/marts\s+\S+\s+\S+\s+ok\s+\S.*?\s+verify-ca\s+TLSv1\.[23]\s`, out)
+
+	wrong := testdb.TLSFile(t, testdb.TLSWrongCA)
+	t.Setenv("TEST_OPENDENTAL_SOURCE_SSL_CA", wrong)
+	stdout.Reset()
+	code = dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	out = stdout.String()
+	assert.Equal(t, exitConfig, code, "a certificate that does not verify is fixed in the configuration:\n%s", out)
+	assert.Regexp(t, `(?m)^source\s+127\.0\.0\.1:3306\s+\S+\s+error\s+-\s+verify-full\s+-\s+-$`, out)
+	assert.Regexp(t, `(?m)^  source: source database pipeline_test_\S+ at 127\.0\.0\.1:3306: TLS certificate not trusted \(verify-full with TEST_OPENDENTAL_SOURCE_SSL_CA=`+regexp.QuoteMeta(wrong)+`\): .*x509: certificate signed by unknown authority`, out)
+	assert.NotContains(t, out+stderr.String(), secret)
+
+	// A bad mode and an unreadable CA: exit 2, every problem, no table.
+	t.Setenv("TEST_MYSQL_REPLICATION_SSL_MODE", "verify")
+	t.Setenv("TEST_POSTGRES_ANALYTICS_SSL_CA", "/nonexistent/ca.pem")
+	stdout.Reset()
+	stderr.Reset()
+	code = dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "check"}, &stdout, &stderr)
+	assert.Equal(t, exitConfig, code)
+	assert.Empty(t, stdout.String(), "nothing connected before the configuration is valid")
+	assert.Contains(t, stderr.String(), `TEST_MYSQL_REPLICATION_SSL_MODE="verify" is not a TLS mode: use disable, prefer, require, verify-ca or verify-full`)
+	assert.Contains(t, stderr.String(), "TEST_POSTGRES_ANALYTICS_SSL_CA=/nonexistent/ca.pem cannot be used (open /nonexistent/ca.pem: no such file or directory)")
 }
