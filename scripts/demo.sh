@@ -28,6 +28,7 @@ LEGACY=()
 SRC_DB=opendental_demo
 REPL_DB=opendental_demo_replica
 PG_DB=opendental_demo_analytics
+TLS_CA=${PIPELINE_DEV_TLS_DIR:-/var/lib/pipeline-dev-tls}/ca.pem
 
 log() { printf '\n== demo: %s\n' "$*" >&2; }
 my() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot "$@"; }
@@ -71,6 +72,13 @@ POSTGRES_ANALYTICS_DB=$PG_DB
 POSTGRES_ANALYTICS_SCHEMA=raw
 POSTGRES_ANALYTICS_USER=postgres
 POSTGRES_ANALYTICS_PASSWORD=
+# TLS verified against the local dev CA of scripts/services.sh; a clinic points *_SSL_CA at its own CA.
+OPENDENTAL_SOURCE_SSL_MODE=verify-full
+OPENDENTAL_SOURCE_SSL_CA=$TLS_CA
+MYSQL_REPLICATION_SSL_MODE=verify-full
+MYSQL_REPLICATION_SSL_CA=$TLS_CA
+POSTGRES_ANALYTICS_SSL_MODE=verify-full
+POSTGRES_ANALYTICS_SSL_CA=$TLS_CA
 ENV
 if [ ! -f "$DEMO_DIR/pipeline.yml" ]; then
 	cat >"$DEMO_DIR/pipeline.yml" <<'YML'
@@ -113,6 +121,9 @@ else
 	"$P" demo mutate --db "$SRC_DB" --seed "$SEED"
 	first=0
 fi
+
+log "check: every connection, verified TLS"
+"$P" --config-dir "$DEMO_DIR" check
 
 if [ "$first" = 1 ]; then log "run: full copy source → replica → PostgreSQL raw"; else log "run: incremental"; fi
 # The run prints a line per table and phase: keep them in run.log, show the totals.
