@@ -22,6 +22,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
@@ -50,8 +51,7 @@ func TestExitForMapsEachOutcome(t *testing.T) {
 		{"replicate config", context.Background(), fmt.Errorf("x: %w", replicate.ErrConfig), exitConfig},
 		{"load config", context.Background(), fmt.Errorf("x: %w", load.ErrConfig), exitConfig},
 		{"login refused at start", context.Background(), ping(&mysql.MySQLError{Number: 1045}), exitConfig},
-		{"replica locked", context.Background(), fmt.Errorf("x: %w", replicate.ErrLocked), exitLocked},
-		{"warehouse locked", context.Background(), fmt.Errorf("x: %w", load.ErrLocked), exitLocked},
+		{"replica or warehouse locked", context.Background(), fmt.Errorf("x: %w", lock.ErrLocked), exitLocked},
 		{"unreachable at start", context.Background(), ping(refused), exitUnavailable},
 		{"interrupted", context.Background(), errInterrupted, exitInterrupted},
 		{"anything after a signal", cancelled, errors.New("read source schema: context canceled"), exitInterrupted},

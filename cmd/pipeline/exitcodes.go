@@ -11,6 +11,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/demo"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
@@ -47,7 +48,7 @@ func exitFor(ctx context.Context, err error) int {
 		return exitInterrupted
 	case isConfig(err):
 		return exitConfig
-	case errors.Is(err, replicate.ErrLocked), errors.Is(err, load.ErrLocked):
+	case errors.Is(err, lock.ErrLocked):
 		return exitLocked
 	case errors.Is(err, errTablesFailed):
 		return exitFailed

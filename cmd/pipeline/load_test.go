@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -104,12 +106,12 @@ func TestLoadCommand(t *testing.T) {
 	assert.Equal(t, exitConfig, code)
 
 	// A second run while one holds the warehouse is refused.
-	unlock, err := load.Lock(ctx, pg)
+	release, err := lock.Warehouse(ctx, connections.AnalyticsRawDB{Pool: pg})
 	require.NoError(t, err)
 	code, _, errOut = run("load")
-	unlock()
+	release()
 	assert.Equal(t, exitLocked, code)
-	assert.Contains(t, errOut, "already running")
+	assert.Contains(t, errOut, "another pipeline run or load is running")
 }
 
 func TestProgressLogsEachParallelTable(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 )
@@ -161,19 +162,33 @@ func (p *phase) lockWarehouse(ctx context.Context) (func(), error) {
 	if p.flags.dryRun {
 		return func() {}, nil
 	}
-	return load.Lock(ctx, p.raw.Pool)
+	return lock.Warehouse(ctx, *p.raw)
+}
+
+// lockReplica takes the replica lock for a run that writes to the
+// replica; the returned function releases it.
+func (p *phase) lockReplica(ctx context.Context) (func(), error) {
+	if p.flags.dryRun {
+		return func() {}, nil
+	}
+	return lock.Replica(ctx, *p.replica)
 }
 
 // replicate runs the replicate phase with pipeline.yml's settings and the
-// flags.
+// flags, holding the replica lock.
 func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
+	release, err := p.lockReplica(ctx)
+	if err != nil {
+		return replicate.Summary{}, err
+	}
+	defer release()
 	r := p.Settings.Pipeline.Replication
 	opts := replicate.Options{
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun,
 		Workers: flagOr(p.flags.workers, r.Workers), SourceConns: flagOr(p.flags.sourceConns, r.SourceConnections),
 		Manager: &p.Manager,
 	}
-	deps := replicate.Deps{Source: p.source.DB, Replica: p.replica.DB, Tables: p.Settings.Tables, Log: p.Logger}
+	deps := replicate.Deps{Source: *p.source, Replica: *p.replica, Tables: p.Settings.Tables, Log: p.Logger}
 	return replicate.Run(ctx, deps, opts)
 }
 

@@ -12,7 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/load"
+	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -86,12 +89,32 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
 	assert.Equal(t, "Bobby", name)
 
-	// A second run while one holds the warehouse is refused, and touches nothing.
-	unlock, err := load.Lock(ctx, pg)
+	// A second run while one holds the warehouse, or while a replicate holds
+	// the replica, is refused ("locked, retry later") and touches nothing.
+	_, err = src.Exec("UPDATE patient SET LName = 'Later', DateTStamp = '2024-03-01 00:00:00' WHERE PatNum = 2")
+	require.NoError(t, err)
+	release, err := lock.Warehouse(ctx, connections.AnalyticsRawDB{Pool: pg})
 	require.NoError(t, err)
 	stderr.Reset()
 	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run"}, &stdout, &stderr)
-	unlock()
+	release()
 	assert.Equal(t, exitLocked, code)
-	assert.Contains(t, stderr.String(), "already running against this warehouse")
+	assert.Contains(t, stderr.String(), "running against this warehouse")
+
+	replica, err := factory.New().MySQL(testdb.MySQLConfig(os.Getenv("TEST_MYSQL_REPLICATION_DB"), catalog.DatabaseReplication))
+	require.NoError(t, err)
+	defer replica.Close()
+	release, err = lock.Replica(ctx, connections.ReplicationDB{DB: replica})
+	require.NoError(t, err)
+	for _, cmd := range []string{"run", "replicate"} {
+		stderr.Reset()
+		code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", cmd}, &stdout, &stderr)
+		assert.Equal(t, exitLocked, code, cmd)
+		assert.Contains(t, stderr.String(), "another pipeline replicate is running against this replica", cmd)
+	}
+	release()
+	require.NoError(t, repl.QueryRow("SELECT LName FROM patient WHERE PatNum = 2").Scan(&name))
+	assert.Equal(t, "Bobby", name, "replica unchanged")
+	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
+	assert.Equal(t, "Bobby", name, "raw unchanged")
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
@@ -51,7 +52,7 @@ type Options struct {
 	FullRefresh bool     // rebuild every selected table
 	DryRun      bool     // plan only: modes, DDL, type decisions; nothing changes
 	SnakeCase   bool     // raw names in snake_case instead of the source's names
-	Workers     int      // tables loaded at once (default 1); each uses one replica and one raw connection
+	Workers     int      // tables loaded at once (default providers.DefaultLoadWorkers); each uses one replica and one raw connection
 	// Progress, when set, is called from the streaming goroutine as rows
 	// stream: total is the replica's row count for a full refresh, -1 when
 	// unknown, and equals rows on the table's last call.
@@ -169,7 +170,11 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	done := make([]bool, len(list))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range max(1, opts.Workers) {
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = providers.DefaultLoadWorkers
+	}
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/discover"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
@@ -185,7 +186,7 @@ func TestReal93EndToEnd(t *testing.T) {
 		t.Helper()
 		mo := manager.DefaultOptions()
 		mo.RateLimit = 0 // tests are not a busy clinic
-		sum, err := replicate.Run(ctx, replicate.Deps{Source: srcDB, Replica: replica, Tables: cfg, Log: slog.New(slog.DiscardHandler)},
+		sum, err := replicate.Run(ctx, replicate.Deps{Source: connections.SourceDB{DB: srcDB}, Replica: connections.ReplicationDB{DB: replica}, Tables: cfg, Log: slog.New(slog.DiscardHandler)},
 			replicate.Options{Manager: &mo})
 		require.NoError(t, err)
 		for _, r := range sum.Tables {

@@ -88,15 +88,26 @@ const (
 	DefaultApplicationName = "pipeline"
 )
 
+// Defaults of the run options: the one place they are decided. The phases
+// use them for a zero option, the manager for its rate limit and retries.
+const (
+	DefaultReplicationWorkers = 2   // replication.workers: tables copied at once
+	DefaultSourceConnections  = 1   // replication.source_connections: the clinic's server is busy
+	DefaultRateLimitMS        = 100 // replication.rate_limit_ms: gap between source queries per connection
+	DefaultMaxRetries         = 3   // replication.max_retries: retries of a retryable source error
+	DefaultLoadWorkers        = 2   // load.workers: tables loaded at once
+)
+
 // DefaultPipelineConfig is the configuration of an empty pipeline.yml.
 func DefaultPipelineConfig() *PipelineConfig {
 	return &PipelineConfig{
 		Connections: map[catalog.DatabaseType]ConnectionConfig{},
-		Replication: ReplicationOptions{Workers: 2, SourceConnections: 1, RateLimitMS: 100, MaxRetries: 3},
-		Load:        LoadOptions{Workers: 2},
-		Notify:      NotifyOptions{Timeout: Duration(DefaultNotifyTimeout), Retries: DefaultNotifyRetries},
-		History:     HistoryOptions{RetentionDays: DefaultRetentionDays},
-		Status:      StatusOptions{StaleAfter: Duration(DefaultStaleAfter)},
+		Replication: ReplicationOptions{Workers: DefaultReplicationWorkers, SourceConnections: DefaultSourceConnections,
+			RateLimitMS: DefaultRateLimitMS, MaxRetries: DefaultMaxRetries},
+		Load:    LoadOptions{Workers: DefaultLoadWorkers},
+		Notify:  NotifyOptions{Timeout: Duration(DefaultNotifyTimeout), Retries: DefaultNotifyRetries},
+		History: HistoryOptions{RetentionDays: DefaultRetentionDays},
+		Status:  StatusOptions{StaleAfter: Duration(DefaultStaleAfter)},
 	}
 }
 

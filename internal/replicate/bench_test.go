@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
@@ -96,7 +97,7 @@ func BenchmarkFullCopy(b *testing.B) {
 		// replicate into a fresh replica
 		rep, _ := testdb.MySQL(b, "bench_rep")
 		start := time.Now()
-		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: rep, Tables: cfg}, benchOptions())
+		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: connections.SourceDB{DB: e.source}, Replica: connections.ReplicationDB{DB: rep}, Tables: cfg}, benchOptions())
 		require.NoError(b, err)
 		require.Zero(b, sum.Failed())
 		repTime = time.Since(start)
@@ -139,7 +140,7 @@ func BenchmarkIncremental408(b *testing.B) {
 	opts := benchOptions()
 	run := func() (replicate.Summary, time.Duration) {
 		start := time.Now()
-		sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, opts)
+		sum, err := replicate.Run(context.Background(), e.deps(cfg), opts)
 		require.NoError(b, err)
 		require.Zero(b, sum.Failed())
 		return sum, time.Since(start)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/discover"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
@@ -76,6 +77,11 @@ func (e *env) config(t testing.TB, batch int) *tables.Config {
 	return cfg
 }
 
+// deps are the run's databases: the factory-built source and replica.
+func (e *env) deps(cfg *tables.Config) replicate.Deps {
+	return replicate.Deps{Source: connections.SourceDB{DB: e.source}, Replica: connections.ReplicationDB{DB: e.replica}, Tables: cfg}
+}
+
 func (e *env) run(t testing.TB, cfg *tables.Config, opts replicate.Options) replicate.Summary {
 	t.Helper()
 	if opts.Manager == nil {
@@ -83,7 +89,7 @@ func (e *env) run(t testing.TB, cfg *tables.Config, opts replicate.Options) repl
 		mo.RateLimit = 0 // tests are not a busy clinic
 		opts.Manager = &mo
 	}
-	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, opts)
+	sum, err := replicate.Run(context.Background(), e.deps(cfg), opts)
 	require.NoError(t, err)
 	for _, r := range sum.Tables {
 		require.NoError(t, r.Err, "table %s", r.Table)
@@ -307,7 +313,7 @@ func TestReplicateResumesAfterKill(t *testing.T) {
 	chunks := 0
 	mo := manager.DefaultOptions()
 	mo.RateLimit = 0
-	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+	sum, err := replicate.Run(ctx, e.deps(cfg), replicate.Options{
 		Workers: 1, Manager: &mo,
 		OnChunk: func(string, int) {
 			if chunks++; chunks == 5 {
@@ -419,7 +425,7 @@ func TestReplicateFullRefreshAndDryRun(t *testing.T) {
 	assert.Equal(t, state.ModeFull, sum.Tables[0].Mode)
 	assert.Equal(t, int64(30), sum.Tables[0].RowsWritten)
 
-	_, err = replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg},
+	_, err = replicate.Run(context.Background(), e.deps(cfg),
 		replicate.Options{Tables: []string{"nosuch"}})
 	assert.ErrorIs(t, err, replicate.ErrConfig)
 	assert.ErrorContains(t, err, "nosuch")
@@ -430,7 +436,7 @@ func TestReplicateTableFailureDoesNotStopOthers(t *testing.T) {
 	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
 	cfg := e.config(t, 100)
 	cfg.Tables["ghost"] = &tables.Table{Name: "ghost", Strategy: tables.FullTable, Importance: tables.Critical, BatchSize: 10}
-	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	sum, err := replicate.Run(context.Background(), e.deps(cfg), replicate.Options{})
 	require.NoError(t, err)
 	res := byTable(sum)
 	assert.ErrorContains(t, res["ghost"].Err, "not in the source database")
@@ -514,25 +520,6 @@ func TestSourceSessionIsReadOnly(t *testing.T) {
 	assert.Zero(t, count(t, e.fixture, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME LIKE '\\_pipeline\\_%'"))
 }
 
-func TestReplicateRefusesConcurrentRun(t *testing.T) {
-	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "definition"))
-	cfg := e.config(t, 100)
-	holder, err := e.replica.Conn(context.Background())
-	require.NoError(t, err)
-	defer holder.Close()
-	var got int
-	require.NoError(t, holder.QueryRowContext(context.Background(), "SELECT GET_LOCK(CONCAT('pipeline_replicate:', DATABASE()), 0)").Scan(&got))
-	require.Equal(t, 1, got)
-	_, err = replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
-	assert.ErrorIs(t, err, replicate.ErrLocked)
-	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE()"), "nothing written")
-
-	_, err = holder.ExecContext(context.Background(), "DO RELEASE_LOCK(CONCAT('pipeline_replicate:', DATABASE()))")
-	require.NoError(t, err)
-	e.run(t, cfg, replicate.Options{})
-}
-
 // Types OpenDental does not use today but a MySQL table may hold.
 func TestReplicateOtherTypes(t *testing.T) {
 	e := newEnv(t)
@@ -568,7 +555,7 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 	chunks := 0
 	mo := manager.DefaultOptions()
 	mo.RateLimit = 0
-	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+	sum, err := replicate.Run(ctx, e.deps(cfg), replicate.Options{
 		Manager: &mo, OnChunk: func(string, int) {
 			if chunks++; chunks == 6 {
 				cancel()
@@ -692,7 +679,7 @@ func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 	mo := manager.DefaultOptions()
 	mo.RateLimit = 0
 	calls := 0
-	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{
+	sum, err := replicate.Run(ctx, e.deps(cfg), replicate.Options{
 		Manager: &mo,
 		// 1: schema, 2: SHOW CREATE TABLE, 3: the first chunk.
 		NewDoer: func(db *sql.DB) replicate.Doer {
@@ -953,7 +940,7 @@ func TestReplicateNullableWatermarkRefused(t *testing.T) {
 	e.createTables(t, pick(opendental.Real93(), "definition"))
 	cfg := e.config(t, 10)
 	cfg.Tables["loose"].Strategy, cfg.Tables["loose"].WatermarkColumns = tables.Incremental, []string{"Edited"}
-	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	sum, err := replicate.Run(context.Background(), e.deps(cfg), replicate.Options{})
 	require.NoError(t, err)
 	res := byTable(sum)
 	require.Error(t, res["loose"].Err)
@@ -1094,7 +1081,7 @@ func TestReplicateReservedAndFormerBookkeepingNames(t *testing.T) {
 	assert.Equal(t, int64(2), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE status = 'ok'"), "our state, beside the copies")
 
 	cfg.Tables["_pipeline_notes"] = &tables.Table{Name: "_pipeline_notes", PrimaryKey: []string{"Id"}, Strategy: tables.FullTable, Importance: tables.Standard}
-	sum, err := replicate.Run(context.Background(), replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg}, replicate.Options{})
+	sum, err := replicate.Run(context.Background(), e.deps(cfg), replicate.Options{})
 	require.NoError(t, err)
 	res = byTable(sum)
 	require.Error(t, res["_pipeline_notes"].Err)

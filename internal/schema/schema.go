@@ -112,11 +112,10 @@ func read(ctx context.Context, q Querier, f filter) (*Database, error) {
 }
 
 func readTables(ctx context.Context, q Querier, f filter, db *Database) error {
-	const what = "read information_schema.TABLES"
 	var now string
-	err := each(ctx, q, what, "SELECT TABLE_NAME, COALESCE(TABLE_ROWS,0), COALESCE(DATA_LENGTH,0), COALESCE(AVG_ROW_LENGTH,0),"+
-		" UPDATE_TIME, COALESCE(ENGINE,''), UTC_TIMESTAMP() FROM information_schema.TABLES"+
-		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"+f.sql, f.args, func(rows *sql.Rows) error {
+	err := each(ctx, q, query{"read information_schema.TABLES", "SELECT TABLE_NAME, COALESCE(TABLE_ROWS,0), COALESCE(DATA_LENGTH,0), COALESCE(AVG_ROW_LENGTH,0)," +
+		" UPDATE_TIME, COALESCE(ENGINE,''), UTC_TIMESTAMP() FROM information_schema.TABLES" +
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'" + f.sql, f.args}, func(rows *sql.Rows) error {
 		var t Table
 		var upd sql.NullString
 		if err := rows.Scan(&t.Name, &t.Rows, &t.DataBytes, &t.AvgRowLen, &upd, &t.Engine, &now); err != nil {
@@ -130,7 +129,7 @@ func readTables(ctx context.Context, q Querier, f filter, db *Database) error {
 		return err
 	}
 	if now == "" { // no table: ask the clock alone
-		if err := each(ctx, q, "read server clock", "SELECT UTC_TIMESTAMP()", nil, func(rows *sql.Rows) error {
+		if err := each(ctx, q, query{"read server clock", "SELECT UTC_TIMESTAMP()", nil}, func(rows *sql.Rows) error {
 			return rows.Scan(&now)
 		}); err != nil {
 			return err
@@ -143,9 +142,9 @@ func readTables(ctx context.Context, q Querier, f filter, db *Database) error {
 }
 
 func readColumns(ctx context.Context, q Querier, f filter, db *Database) error {
-	return each(ctx, q, "read information_schema.COLUMNS", "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE = 'YES', EXTRA,"+
-		" COALESCE(CHARACTER_SET_NAME,''), COALESCE(NUMERIC_PRECISION,0), COALESCE(NUMERIC_SCALE,0), COALESCE(CHARACTER_MAXIMUM_LENGTH,0)"+
-		" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"+f.sql+" ORDER BY TABLE_NAME, ORDINAL_POSITION", f.args,
+	return each(ctx, q, query{"read information_schema.COLUMNS", "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE = 'YES', EXTRA," +
+		" COALESCE(CHARACTER_SET_NAME,''), COALESCE(NUMERIC_PRECISION,0), COALESCE(NUMERIC_SCALE,0), COALESCE(CHARACTER_MAXIMUM_LENGTH,0)" +
+		" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()" + f.sql + " ORDER BY TABLE_NAME, ORDINAL_POSITION", f.args},
 		func(rows *sql.Rows) error {
 			var tn string
 			var c Column
@@ -160,8 +159,8 @@ func readColumns(ctx context.Context, q Querier, f filter, db *Database) error {
 }
 
 func readIndexes(ctx context.Context, q Querier, f filter, db *Database) error {
-	return each(ctx, q, "read information_schema.STATISTICS", "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE = 0, COLUMN_NAME"+
-		" FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"+f.sql+" ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", f.args,
+	return each(ctx, q, query{"read information_schema.STATISTICS", "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE = 0, COLUMN_NAME" +
+		" FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()" + f.sql + " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", f.args},
 		func(rows *sql.Rows) error {
 			var tn, cn string
 			var ix Index
@@ -185,20 +184,27 @@ func readIndexes(ctx context.Context, q Querier, f filter, db *Database) error {
 		})
 }
 
-// each runs query and calls scan for every row; errors say what was read.
-func each(ctx context.Context, q Querier, what, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := q.QueryContext(ctx, query, args...)
+// query is one statement: what it reads (for errors), its text and arguments.
+type query struct {
+	what string
+	sql  string
+	args []any
+}
+
+// each runs qy and calls scan for every row; errors say what was read.
+func each(ctx context.Context, q Querier, qy query, scan func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, qy.sql, qy.args...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", qy.what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", qy.what, err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", qy.what, err)
 	}
 	return nil
 }

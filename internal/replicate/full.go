@@ -1,0 +1,119 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/state"
+)
+
+// fullCopy copies the whole table in primary-key order, batch_size rows per
+// short query, resuming after the last committed chunk of an interrupted copy.
+func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
+	lastKey := j.resumeKey(restart)
+	first := lastKey == nil
+	if err := j.beginFull(ctx, first); err != nil {
+		return err
+	}
+	// A fresh copy of a table with a watermark reads MAX(watermark) before its
+	// first chunk, in the same source turn; it becomes the watermark at the end.
+	var startWM sql.NullString
+	withWM := first && j.wm != ""
+	f := rowFile{keepKeys: first}
+	n := j.batch()
+	for {
+		rd := j.keyChunk(lastKey)
+		if withWM {
+			rd.pre = j.maxWatermark(&startWM)
+		}
+		last, err := j.readSource(ctx, rd, &f)
+		if err != nil {
+			return err
+		}
+		if f.rows == 0 {
+			if first {
+				return j.emptyFull(ctx, startWM)
+			}
+			break
+		}
+		u := state.For(j.cfg.Name).LastKey(state.EncodeKey(last))
+		if withWM {
+			u.StartWatermark(startWM)
+		}
+		if first && f.rows < n {
+			j.srcKeys = keysOf(&f)
+		}
+		if err := j.commitChunk(ctx, &f, u); err != nil {
+			return err
+		}
+		lastKey, first, withWM = last, false, false
+		f.keepKeys = false // only a one-chunk table keeps its key list
+		if f.rows < n {
+			break
+		}
+	}
+	j.res.Mode = state.ModeFull
+	return nil
+}
+
+// resumeKey is the key after which an interrupted full copy continues; nil
+// to start from the beginning.
+func (j *tableJob) resumeKey(restart bool) []string {
+	if restart || !unfinishedFull(j.st) || !j.st.LastKey.Valid {
+		return nil
+	}
+	var lastKey []string
+	if err := json.Unmarshal([]byte(j.st.LastKey.String), &lastKey); err != nil || len(lastKey) != len(j.key) {
+		return nil // an unreadable resume point: start over, upserts make it harmless
+	}
+	j.res.Resumed = true
+	return lastKey
+}
+
+// beginFull records the start of a fresh full copy, or of its resumption.
+func (j *tableJob) beginFull(ctx context.Context, fresh bool) error {
+	if fresh {
+		return j.begin(state.ModeFull, true).ClearLastKey().StartWatermark(sql.NullString{}).Exec(ctx, j.conn)
+	}
+	return state.For(j.cfg.Name).Status(state.StatusRunning).RunStart(time.Now()).ClearError().Exec(ctx, j.conn)
+}
+
+// keyChunk reads the batch_size rows after lastKey (from the start: nil).
+func (j *tableJob) keyChunk(lastKey []string) sourceRead {
+	rd := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name), idx: j.keyIdx}
+	if lastKey != nil {
+		pred, args := after(j.key, params(lastKey, j.keyTypes))
+		rd.query += " WHERE " + pred
+		rd.args = args
+	}
+	rd.query += " ORDER BY " + identList(j.key) + " LIMIT " + fmt.Sprint(j.batch())
+	return rd
+}
+
+// maxWatermark reads the source's highest watermark into wm.
+func (j *tableJob) maxWatermark(wm *sql.NullString) func(context.Context, *sql.Conn) error {
+	q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
+	return func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, q, wm) }
+}
+
+// emptyFull ends the full copy of a source table that has no row.
+func (j *tableJob) emptyFull(ctx context.Context, startWM sql.NullString) error {
+	j.srcKeys = map[string]bool{}
+	if err := state.For(j.cfg.Name).StartWatermark(startWM).Exec(ctx, j.conn); err != nil {
+		return err
+	}
+	j.res.Mode = state.ModeFull
+	return nil
+}
+
+// keysOf collects the keys of the rows in f (kept as a side list by readSource).
+func keysOf(f *rowFile) map[string]bool {
+	out := make(map[string]bool, len(f.keys))
+	for _, k := range f.keys {
+		out[k] = true
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// tableJob copies one table. It owns one replica connection for its lifetime
+// and borrows a source connection (through the manager) per query.
+type tableJob struct {
+	r    *runner
+	cfg  *tables.Table
+	src  *schema.Table
+	st   *state.Row // nil before the first run
+	res  *TableResult
+	conn *sql.Conn // replica session
+
+	cols     []string // source columns in order
+	sel      string   // select list (FLOAT read as DOUBLE so no digit is lost)
+	key      []string
+	keyIdx   []int
+	keyTypes []string
+	wm       string // watermark column, "" when none
+	wmIdx    int
+	wmType   string
+
+	// srcKeys holds every source key when a full copy read the whole table
+	// in one chunk: delete detection then needs no further source query.
+	srcKeys map[string]bool
+}
+
+func newTableJob(r *runner, p *plan) *tableJob {
+	cfg, src := p.cfg, p.src
+	j := &tableJob{r: r, cfg: cfg, src: src, st: p.st, res: p.res, wmIdx: -1, key: src.PrimaryKey}
+	sel := make([]string, len(src.Columns))
+	for i, c := range src.Columns {
+		j.cols = append(j.cols, c.Name)
+		sel[i] = quoteIdent(c.Name)
+		if strings.EqualFold(c.DataType, "float") {
+			// FLOAT prints with 6 digits as text; as DOUBLE it round-trips exactly.
+			sel[i] = "CAST(" + quoteIdent(c.Name) + " AS DOUBLE)"
+		}
+	}
+	j.sel = strings.Join(sel, ",")
+	for _, k := range j.key {
+		for i, c := range src.Columns {
+			if strings.EqualFold(c.Name, k) {
+				j.keyIdx = append(j.keyIdx, i)
+				j.keyTypes = append(j.keyTypes, c.DataType)
+			}
+		}
+	}
+	if w := cfg.Watermark(); w != "" && cfg.Strategy.IsIncremental() {
+		for i, c := range src.Columns {
+			if strings.EqualFold(c.Name, w) {
+				j.wm, j.wmIdx, j.wmType = c.Name, i, c.DataType
+			}
+		}
+	}
+	return j
+}
+
+func (j *tableJob) batch() int { return batchSize(j.cfg) }
+
+// copy copies the rows in mode (a state.Mode…); restart starts a full copy
+// over rather than resuming it.
+func (j *tableJob) copy(ctx context.Context, mode string, restart bool) error {
+	switch mode {
+	case state.ModeShadow:
+		return j.shadowCopy(ctx)
+	case state.ModeDiff:
+		return j.diffCopy(ctx)
+	case state.ModeIncremental:
+		return j.incremental(ctx)
+	}
+	return j.fullCopy(ctx, restart)
+}
+
+// begin records that a copy in mode starts: what the source said at the
+// start of the run, and (resetRows) that no row is copied yet.
+func (j *tableJob) begin(mode string, resetRows bool) *state.Update {
+	u := state.For(j.cfg.Name).Mode(mode).Status(state.StatusRunning).Source(j.src.UpdateTime, j.r.srcNow).
+		RunStart(time.Now()).ClearError()
+	if resetRows {
+		u.Rows(0)
+	}
+	return u
+}
+
+// sourceRead is one chunk's source query.
+type sourceRead struct {
+	query string
+	args  []any
+	idx   []int // columns whose values of the last row are returned
+	// pre, if set, runs first on the same connection in the same
+	// rate-limited turn.
+	pre func(context.Context, *sql.Conn) error
+}
+
+// readSource runs rd on a source connection, adding every row to f and
+// returning the last row's values at rd.idx.
+func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowFile) ([]string, error) {
+	var last []string
+	err := j.r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		f.reset()
+		last = nil
+		if rd.pre != nil {
+			if err := rd.pre(ctx, conn); err != nil {
+				return err
+			}
+		}
+		rows, err := conn.QueryContext(ctx, rd.query, rd.args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		vals, dest := rawRow(len(j.cols))
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			f.add(vals)
+			last = rawStrings(vals, rd.idx)
+			if f.keepKeys {
+				f.keys = append(f.keys, state.EncodeKey(last))
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s from source: %w", j.cfg.Name, err)
+	}
+	return last, nil
+}
+
+// commitChunk writes f and the state that describes it (u, to which it
+// adds the rows and the change_seq bump) in one transaction.
+func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, u *state.Update) error {
+	tx, err := j.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin replica transaction for %s: %w", j.cfg.Name, err)
+	}
+	defer tx.Rollback()
+	if _, err := loadRows(ctx, tx, j.cfg.Name, j.src.Columns, f); err != nil {
+		return err
+	}
+	if err := u.AddRows(int64(f.rows)).BumpChangeSeq().Exec(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit chunk of %s: %w", j.cfg.Name, err)
+	}
+	j.res.RowsRead += int64(f.rows)
+	j.res.RowsWritten += int64(f.rows)
+	j.res.Chunks++
+	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.rows, "total", j.res.RowsWritten)
+	if j.r.opts.OnChunk != nil {
+		j.r.opts.OnChunk(j.cfg.Name, f.rows)
+	}
+	return nil
+}
+
+// finish records a successful run of the table.
+func (j *tableJob) finish(ctx context.Context) error {
+	u := state.For(j.cfg.Name).Status(state.StatusOK).RunEnd(time.Now()).ClearError()
+	switch j.res.Mode {
+	case state.ModeFull:
+		// start_watermark was taken before the first chunk of this copy was read.
+		u.WatermarkFromStart().ClearLastKey()
+	case state.ModeIncremental: // last_key is the resume point within the watermark
+	default:
+		u.ClearLastKey()
+	}
+	return u.Exec(ctx, j.conn)
+}
+
+// fail records a failed run; it writes even when ctx was cancelled.
+func (j *tableJob) fail(ctx context.Context, err error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: " + msg
+	}
+	var ex state.Execer = j.r.deps.Replica
+	if j.conn != nil {
+		ex = j.conn
+	}
+	if werr := state.For(j.cfg.Name).Status(state.StatusFailed).Error(msg).RunEnd(time.Now()).Exec(wctx, ex); werr != nil {
+		j.r.log.Error("record failure", "table", j.cfg.Name, "err", werr)
+	}
+}

@@ -1,0 +1,214 @@
+package replicate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// selectTables returns the tables to copy in run order: every table of
+// tables.yml not excluded, or the named ones (excluded ones included).
+func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
+	if len(names) == 0 {
+		return cfg.Ordered(), nil
+	}
+	want := map[string]bool{}
+	var unknown []string
+	for _, n := range names { // exact: a name may have spaces around it
+		if n == "" {
+			continue
+		}
+		if _, ok := cfg.Tables[n]; !ok {
+			unknown = append(unknown, n)
+		}
+		want[n] = true
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("%w: --tables names %s, not in tables.yml; run `pipeline discover` or fix the name", ErrConfig, strings.Join(unknown, ", "))
+	}
+	var out []*tables.Table
+	for _, t := range cfg.Ordered() {
+		if want[t.Name] {
+			out = append(out, t)
+		}
+	}
+	for _, n := range cfg.Names() { // an explicitly named table runs even when excluded
+		if t := cfg.Tables[n]; t.Exclude && want[n] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// unlisted sorts the source's tables tables.yml does not list into those
+// discover would add (unlisted) and those it refuses (reserved names).
+func unlisted(src *schema.Database, cfg *tables.Config) (unlisted, reserved []string) {
+	for name := range src.Tables {
+		switch _, listed := cfg.Tables[name]; {
+		case state.Reserved(name) && !listed:
+			reserved = append(reserved, name)
+		case !listed:
+			unlisted = append(unlisted, name)
+		}
+	}
+	sort.Strings(unlisted)
+	sort.Strings(reserved)
+	return unlisted, reserved
+}
+
+// plan is one table's work as decided from the schemas and state in memory.
+type plan struct {
+	cfg    *tables.Table
+	src    *schema.Table
+	rep    *schema.Table // nil: not in the replica yet
+	st     *state.Row    // nil: never copied
+	res    *TableResult
+	create bool
+	alter  bool
+	mode   string // a state.Mode…
+
+	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
+}
+
+// plan decides what to do with a table without touching any database, so
+// that unchanged tables cost nothing beyond the run's three schema queries.
+// It returns nil for a table with nothing to do (unchanged, or refused: see
+// res.Err).
+func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *state.Row, res *TableResult) *plan {
+	if why, err := refusal(t, src); err != nil {
+		res.Plan, res.Err = why, err
+		return nil
+	}
+	p := &plan{cfg: t, src: src, rep: rep, st: st, res: res}
+	var notes []string
+	switch {
+	case rep == nil:
+		p.create = true
+		notes = append(notes, "create replica table")
+	case needsDDL(src, rep):
+		p.alter = true
+		notes = append(notes, "apply schema drift")
+	}
+	notes = append(notes, p.chooseMode(r.opts.FullRefresh))
+	notes = append(notes, p.notes()...)
+	res.Mode = p.mode
+	res.Plan = strings.Join(notes, "; ")
+	if p.mode == state.ModeSkip {
+		return nil
+	}
+	return p
+}
+
+// refusal says why a table cannot be copied at all, if it cannot.
+func refusal(t *tables.Table, src *schema.Table) (string, error) {
+	if err := state.CheckName(t.Name); err != nil {
+		return "reserved name", err
+	}
+	if src == nil {
+		return "missing at source", fmt.Errorf("table %s is in tables.yml but not in the source database; remove it or set exclude: true", t.Name)
+	}
+	if w := src.Column(t.Watermark()); t.Strategy.IsIncremental() && w != nil && w.Nullable {
+		return "nullable watermark", fmt.Errorf("watermark column %s of %s is nullable: rows where it is NULL would never be copied;"+
+			" in tables.yml name a NOT NULL column in watermark_columns or set extraction_strategy: full_table", w.Name, t.Name)
+	}
+	return "", nil
+}
+
+// pageable reports whether the table can be read in primary-key chunks.
+func (p *plan) pageable() bool { return len(p.src.PrimaryKey) > 0 && p.src.KeyTravels() }
+
+// incremental reports whether the table can be copied by its watermark.
+func (p *plan) incremental() bool {
+	return p.cfg.Strategy.IsIncremental() && p.pageable() && p.src.Column(p.cfg.Watermark()) != nil
+}
+
+// chooseMode sets the copy mode and says why, for humans.
+func (p *plan) chooseMode(fullRefresh bool) string {
+	st := p.st
+	switch {
+	case len(p.src.PrimaryKey) == 0:
+		p.mode = state.ModeShadow
+		return "whole copy into a shadow table (no primary key)"
+	case !p.pageable():
+		p.mode = state.ModeShadow
+		return "whole copy into a shadow table (primary key text is not UTF-8: cannot page on it)"
+	case fullRefresh || p.create || p.alter || st == nil:
+		p.mode = state.ModeFull
+		return "full copy in key chunks"
+	case unfinishedFull(st) && st.LastKey.Valid:
+		p.mode = state.ModeFull
+		return "resume full copy after key " + st.LastKey.String
+	case unfinishedFull(st):
+		p.mode = state.ModeFull
+		return "restart interrupted full copy"
+	case unchanged(p.src, st):
+		p.mode = state.ModeSkip
+		return "unchanged since last run"
+	case p.incremental():
+		p.mode = state.ModeIncremental
+		return fmt.Sprintf("incremental on %s from %s", p.cfg.Watermark(), st.Watermark.String)
+	case len(p.src.PrimaryKey) == 1 && p.src.Rows > int64(batchSize(p.cfg)):
+		p.mode = state.ModeDiff
+		return "compare key ranges by checksum, copy those that differ"
+	}
+	p.mode = state.ModeFull
+	return "full copy in key chunks (upsert)"
+}
+
+// notes are what the plan does besides its mode.
+func (p *plan) notes() []string {
+	var out []string
+	if p.pageable() && p.cfg.DeletesEnabled() && p.mode != state.ModeSkip && !p.create {
+		out = append(out, "detect deletes")
+	}
+	if p.cfg.Strategy.IsIncremental() && !p.incremental() && p.pageable() {
+		out = append(out, fmt.Sprintf("watermark %q not in source: copied in full", p.cfg.Watermark()))
+	}
+	return out
+}
+
+// detectsDeletes reports whether the run looks for deleted rows after the
+// copy (a diff copy removes them range by range itself; a shadow copy and a
+// first copy have none to find).
+func (p *plan) detectsDeletes() bool {
+	return p.mode != state.ModeShadow && p.mode != state.ModeDiff && p.cfg.DeletesEnabled() && !p.create
+}
+
+// buildsIndexes reports whether the copy ends by adding the source's
+// secondary indexes: left out when the table was created (or when a killed
+// first copy is resumed), or new at the source.
+func (p *plan) buildsIndexes() bool {
+	return p.mode == state.ModeFull && (p.create || p.alter || unfinishedFull(p.st))
+}
+
+// unchanged reports whether the source table has not been written since the
+// last successful run: its UPDATE_TIME (kept exactly by MyISAM) is the one
+// recorded then, and that time was already past when the copy began, so no
+// later write can share its second.
+func unchanged(src *schema.Table, st *state.Row) bool {
+	return st.Status == state.StatusOK && src.UpdateTime != "" && st.SourceUpdateTime.Valid && st.SourceStartedAt.Valid &&
+		sameTime(src.UpdateTime, st.SourceUpdateTime.String) && st.SourceUpdateTime.String < st.SourceStartedAt.String
+}
+
+// unfinishedFull reports whether the last full copy of a table did not
+// complete: it is continued (or, killed before its first chunk, restarted)
+// as a full copy, whose end also builds the indexes left out at creation.
+func unfinishedFull(st *state.Row) bool {
+	return st != nil && st.Mode == state.ModeFull && st.Status != state.StatusOK
+}
+
+func batchSize(t *tables.Table) int {
+	if t.BatchSize > 0 {
+		return t.BatchSize
+	}
+	return tables.DefaultBatchSize
+}
+
+func sameTime(a, b string) bool {
+	return strings.TrimSuffix(a, ".000000") == strings.TrimSuffix(b, ".000000")
+}
