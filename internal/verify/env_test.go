@@ -90,7 +90,7 @@ func fastManager() *manager.Options {
 func (e *env) pipeline(t testing.TB, cfg *tables.Config) {
 	t.Helper()
 	ctx := context.Background()
-	sum, err := replicate.Run(ctx, replicate.Deps{Source: e.source, Replica: e.replica, Tables: cfg},
+	sum, err := replicate.Run(ctx, replicate.Deps{Source: connections.SourceDB{DB: e.source}, Replica: connections.ReplicationDB{DB: e.replica}, Tables: cfg},
 		replicate.Options{Manager: fastManager()})
 	require.NoError(t, err)
 	for _, r := range sum.Tables {
