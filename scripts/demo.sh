@@ -141,7 +141,7 @@ tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SC
 my_rows() {
 	local q
 	q=$(my -N -e "SELECT CONCAT('SELECT ', IFNULL(GROUP_CONCAT(CONCAT('(SELECT COUNT(*) FROM \`', TABLE_NAME, '\`)') SEPARATOR ' + '), '0'))
-		FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME NOT LIKE 'etl\\_%'")
+		FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME NOT LIKE 'etl\\_%' AND TABLE_NAME NOT LIKE '\\_pipeline\\_%'")
 	my -N "$1" -e "$q"
 }
 pg_rows() {
@@ -150,7 +150,7 @@ pg_rows() {
 		FROM information_schema.tables WHERE table_schema = 'raw' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'")
 	pg -d "$PG_DB" -tA -c "$q"
 }
-repl_tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$REPL_DB' AND TABLE_NAME NOT LIKE 'etl\\_%'")
+repl_tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$REPL_DB' AND TABLE_NAME NOT LIKE 'etl\\_%' AND TABLE_NAME NOT LIKE '\\_pipeline\\_%'")
 raw_tables=$(pg -d "$PG_DB" -tAc "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'")
 printf '  source      %-28s %4s tables, %s rows\n' "$SRC_DB" "$tables" "$(my_rows "$SRC_DB")"
 printf '  replication %-28s %4s tables, %s rows\n' "$REPL_DB" "$repl_tables" "$(my_rows "$REPL_DB")"
