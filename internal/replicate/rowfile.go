@@ -99,16 +99,28 @@ func loadRows(ctx context.Context, ex interface {
 
 // loadColumns is the column list of LOAD DATA. A YEAR given as the text
 // "0000" would load as 2000, so YEAR goes through a variable as a number.
+// MariaDB's UUID, INET4 and INET6 take a binary string as their binary
+// form (a 16-byte INET6 text such as 2001:db8:0:1::1a would load as
+// another address, a longer one fails), so their text goes through a
+// variable converted to a character set. A generated column's value is
+// read into a variable and dropped: the replica computes it from the same
+// expression (MariaDB would ignore it anyway; MySQL refuses it).
 func loadColumns(cols []schema.Column) string {
 	var list, set []string
 	for i, c := range cols {
-		if strings.EqualFold(c.DataType, "year") {
-			v := "@y" + strconv.Itoa(i)
+		v := "@v" + strconv.Itoa(i)
+		switch dt := strings.ToLower(c.DataType); {
+		case c.Computed:
+			list = append(list, v)
+		case dt == "year":
 			list = append(list, v)
 			set = append(set, quoteIdent(c.Name)+" = "+v+" + 0")
-			continue
+		case dt == "uuid" || dt == "inet4" || dt == "inet6":
+			list = append(list, v)
+			set = append(set, quoteIdent(c.Name)+" = CONVERT("+v+" USING ascii)")
+		default:
+			list = append(list, quoteIdent(c.Name))
 		}
-		list = append(list, quoteIdent(c.Name))
 	}
 	out := "(" + strings.Join(list, ",") + ")"
 	if len(set) > 0 {

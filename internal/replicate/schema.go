@@ -70,9 +70,10 @@ var (
 
 // replicaDDL turns the source's SHOW CREATE TABLE into the replica's: same
 // columns, types and keys, on InnoDB so that a chunk and its state commit
-// together; the source's AUTO_INCREMENT counter is not carried over.
+// together; the source's AUTO_INCREMENT counter is not carried over; a
+// system-versioned table becomes a plain one (see unversioned).
 func replicaDDL(create string) string {
-	ddl := autoIncRE.ReplaceAllString(create, "")
+	ddl := autoIncRE.ReplaceAllString(unversioned(create), "")
 	if i := strings.LastIndex(ddl, "\n)"); i >= 0 {
 		ddl = ddl[:i] + myisamOptRE.ReplaceAllString(ddl[i:], "")
 	}
@@ -82,6 +83,98 @@ func replicaDDL(create string) string {
 		ddl += " ENGINE=InnoDB"
 	}
 	return ddl
+}
+
+var (
+	versioningRE = regexp.MustCompile(`(?i) WITH(OUT)? SYSTEM VERSIONING\b`)
+	rowPeriodRE  = regexp.MustCompile(`(?i) GENERATED ALWAYS AS ROW (START|END)\b`)
+	periodRE     = regexp.MustCompile(`(?i)^\s*PERIOD FOR SYSTEM_TIME\b`)
+	sysPartRE    = regexp.MustCompile(`(?is)\s*(/\*!\d+\s*)?PARTITION BY SYSTEM_TIME\b.*$`)
+)
+
+// unversioned makes a MariaDB system-versioned table (WITH SYSTEM
+// VERSIONING) a plain table. The replica holds the source's current rows,
+// which is all a SELECT reads; history of its own (every REPLACE of a run
+// would add some) would be meaningless and grow without end, and
+// TRUNCATE and ALTER refuse versioned tables. Explicit ROW START / ROW END
+// columns become plain NOT NULL columns holding the source's values; the
+// PERIOD, the column-level (WITH|WITHOUT) SYSTEM VERSIONING and a PARTITION
+// BY SYSTEM_TIME go. A table without versioning is returned unchanged.
+func unversioned(create string) string {
+	masked := maskQuoted(create)
+	if !versioningRE.MatchString(masked) {
+		return create
+	}
+	if loc := sysPartRE.FindStringIndex(masked); loc != nil {
+		create, masked = create[:loc[0]], masked[:loc[0]]
+	}
+	lines, mlines := strings.Split(create, "\n"), strings.Split(masked, "\n")
+	var out []string
+	for i, l := range lines {
+		if periodRE.MatchString(mlines[i]) {
+			if !strings.HasSuffix(l, ",") && len(out) > 0 { // it was the last definition
+				out[len(out)-1] = strings.TrimSuffix(out[len(out)-1], ",")
+			}
+			continue
+		}
+		l, m := replaceOutside(l, mlines[i], rowPeriodRE, " NOT NULL DEFAULT 0")
+		l, _ = replaceOutside(l, m, versioningRE, "")
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// maskQuoted returns sql with every byte of quoted identifiers (`…`, “
+// doubled) and string literals ('…', ” doubled or backslash-escaped)
+// replaced by '_' (newlines kept), so that a clause is only ever found
+// outside them: a column named "a with system versioning" or a COMMENT is
+// not a clause.
+func maskQuoted(sql string) string {
+	b := []byte(sql)
+	for i := 0; i < len(b); i++ {
+		q := b[i]
+		if q != '`' && q != '\'' {
+			continue
+		}
+		j := i + 1
+		for ; j < len(b); j++ {
+			if q == '\'' && b[j] == '\\' {
+				j++
+				continue
+			}
+			if b[j] == q {
+				if j+1 < len(b) && b[j+1] == q {
+					j++
+					continue
+				}
+				break
+			}
+		}
+		for k := i; k <= j && k < len(b); k++ {
+			if b[k] != '\n' {
+				b[k] = '_'
+			}
+		}
+		i = j
+	}
+	return string(b)
+}
+
+// replaceOutside replaces the matches of re found in masked (the masked
+// form of s) in s, and returns the new s and its masked form.
+func replaceOutside(s, masked string, re *regexp.Regexp, repl string) (string, string) {
+	var out, mout strings.Builder
+	last := 0
+	for _, loc := range re.FindAllStringIndex(masked, -1) {
+		out.WriteString(s[last:loc[0]])
+		mout.WriteString(masked[last:loc[0]])
+		out.WriteString(repl)
+		mout.WriteString(repl)
+		last = loc[1]
+	}
+	out.WriteString(s[last:])
+	mout.WriteString(masked[last:])
+	return out.String(), mout.String()
 }
 
 // splitIndexes cuts the plain secondary indexes (KEY, FULLTEXT KEY) out of
