@@ -695,23 +695,37 @@ func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 	e.assertSame(t)
 }
 
-// gaugeDoer runs source work through a real manager and records how many
-// calls were in flight at once; each call is held a little so that
-// uncapped work would overlap.
+// gaugeDoer runs source work through a real manager and records the
+// source connection (CONNECTION_ID) each call ran on and how many calls
+// were in flight at once. Counting connections needs no overlap in time,
+// so no call is held back to make calls overlap.
 type gaugeDoer struct {
-	d              *manager.Manager
-	mu             *sync.Mutex
-	inFlight, peak *int
+	d *manager.Manager
+	g *gauge
+}
+
+type gauge struct {
+	mu             sync.Mutex
+	inFlight, peak int
+	conns          map[int64]bool
 }
 
 func (g gaugeDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
-	g.mu.Lock()
-	*g.inFlight++
-	*g.peak = max(*g.peak, *g.inFlight)
-	g.mu.Unlock()
-	defer func() { g.mu.Lock(); *g.inFlight--; g.mu.Unlock() }()
-	time.Sleep(5 * time.Millisecond)
-	return g.d.Do(ctx, fn)
+	g.g.mu.Lock()
+	g.g.inFlight++
+	g.g.peak = max(g.g.peak, g.g.inFlight)
+	g.g.mu.Unlock()
+	defer func() { g.g.mu.Lock(); g.g.inFlight--; g.g.mu.Unlock() }()
+	return g.d.Do(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		var id int64
+		if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			return err
+		}
+		g.g.mu.Lock()
+		g.g.conns[id] = true
+		g.g.mu.Unlock()
+		return fn(ctx, conn)
+	})
 }
 
 func (g gaugeDoer) Close() error { return g.d.Close() }
@@ -737,15 +751,16 @@ func TestSourceConnectionCap(t *testing.T) {
 			require.NoError(t, err)
 			mo := manager.DefaultOptions()
 			mo.RateLimit = 0
-			var mu sync.Mutex
-			var doers, inFlight, peak int
+			g := &gauge{conns: map[int64]bool{}}
+			var doers int
 			e.run(t, e.config(t, 5), replicate.Options{Workers: 4, SourceConns: c.conns, Manager: &mo,
 				NewDoer: func(db *sql.DB) replicate.Doer {
 					doers++
-					return gaugeDoer{d: manager.New(db, mo), mu: &mu, inFlight: &inFlight, peak: &peak}
+					return gaugeDoer{d: manager.New(db, mo), g: g}
 				}})
 			assert.Equal(t, c.want, doers, "one manager per source connection")
-			assert.Equal(t, c.want, peak, "source connections busy at once")
+			assert.Len(t, g.conns, c.want, "source connections used: every one allowed, no more")
+			assert.LessOrEqual(t, g.peak, c.want, "source calls in flight at once")
 			e.assertSame(t)
 		})
 	}
