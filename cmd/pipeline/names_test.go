@@ -27,8 +27,8 @@ import (
 // column lists, in the deleted-rows log's JSON and on the command line.
 var (
 	long64     = strings.Repeat("L", 60) + "_end" // 64 characters: MySQL's limit, one byte over PostgreSQL's
-	oddTables  = []string{"a b", "a-b", "it's", `say "hi"`, "back`tick", "dollar$", "dot.ted", "café", "日本", "select", "123", long64, "comma,name", " lead"}
-	oddColumns = []string{"a b", "a-b", "it's", `say "hi"`, "back`tick", "dollar$", "dot.ted", "é", "日本", "select", "123", "L" + long64[1:], "comma,col", " lead"}
+	oddTables  = []string{"a b", "a-b", "it's", `say "hi"`, "back`tick", "dollar$", "dot.ted", "café", "日本", "select", "123", long64, "comma,name", " lead", "new\nline\ttab\\"}
+	oddColumns = []string{"a b", "a-b", "it's", `say "hi"`, "back`tick", "dollar$", "dot.ted", "é", "日本", "select", "123", "L" + long64[1:], "comma,col", " lead", "new\nline\ttab\\"}
 )
 
 const (

@@ -65,7 +65,7 @@ var (
 	autoIncRE = regexp.MustCompile(`(?i)\s+AUTO_INCREMENT=\d+`)
 	// MyISAM table options InnoDB rejects or ignores (ROW_FORMAT=FIXED is an error).
 	myisamOptRE = regexp.MustCompile(`(?i)\s+(ROW_FORMAT|PACK_KEYS|DELAY_KEY_WRITE|CHECKSUM|KEY_BLOCK_SIZE)=\w+`)
-	colLineRE   = regexp.MustCompile("^\\s*`((?:[^`]|``)+)` (.*?),?$")
+	colLineRE   = regexp.MustCompile("(?s)^\\s*`((?:[^`]|``)+)` (.*?),?$")
 )
 
 // replicaDDL turns the source's SHOW CREATE TABLE into the replica's: same
@@ -106,9 +106,9 @@ func unversioned(create string) string {
 		return create
 	}
 	if loc := sysPartRE.FindStringIndex(masked); loc != nil {
-		create, masked = create[:loc[0]], masked[:loc[0]]
+		create = create[:loc[0]]
 	}
-	lines, mlines := strings.Split(create, "\n"), strings.Split(masked, "\n")
+	lines, mlines := createLines(create)
 	var out []string
 	for i, l := range lines {
 		if periodRE.MatchString(mlines[i]) {
@@ -151,13 +151,26 @@ func maskQuoted(sql string) string {
 			}
 		}
 		for k := i; k <= j && k < len(b); k++ {
-			if b[k] != '\n' {
-				b[k] = '_'
-			}
+			b[k] = '_'
 		}
 		i = j
 	}
 	return string(b)
+}
+
+// createLines splits a SHOW CREATE TABLE into its lines (one definition
+// each), at line breaks outside quoted names and strings: MySQL allows a
+// line break in a name. It returns each line and its masked form.
+func createLines(create string) (lines, masked []string) {
+	m := maskQuoted(create)
+	start := 0
+	for i := 0; i <= len(m); i++ {
+		if i == len(m) || m[i] == '\n' {
+			lines, masked = append(lines, create[start:i]), append(masked, m[start:i])
+			start = i + 1
+		}
+	}
+	return lines, masked
 }
 
 // replaceOutside replaces the matches of re found in masked (the masked
@@ -182,7 +195,7 @@ func replaceOutside(s, masked string, re *regexp.Regexp, repl string) (string, s
 // loads faster into a table without them and builds each once, sorted, at
 // the end; primary and unique keys stay, they decide what an upsert replaces.
 func splitIndexes(create string) (string, []string) {
-	lines := strings.Split(create, "\n")
+	lines, _ := createLines(create)
 	if len(lines) < 3 {
 		return create, nil
 	}
@@ -202,7 +215,8 @@ func splitIndexes(create string) (string, []string) {
 // indexDefs lists the index definitions (every line after the columns) of a CREATE TABLE.
 func indexDefs(create string) []string {
 	var out []string
-	for _, l := range strings.Split(create, "\n")[1:] {
+	lines, _ := createLines(create)
+	for _, l := range lines[1:] {
 		d := strings.TrimSuffix(strings.TrimSpace(l), ",")
 		if strings.HasPrefix(d, "KEY ") || strings.HasPrefix(d, "FULLTEXT KEY ") || strings.HasPrefix(d, "SPATIAL KEY ") || strings.HasPrefix(d, "UNIQUE KEY ") {
 			out = append(out, d)
@@ -214,7 +228,8 @@ func indexDefs(create string) []string {
 // columnDefs maps each column of a SHOW CREATE TABLE to its definition text.
 func columnDefs(create string) map[string]string {
 	out := map[string]string{}
-	for _, line := range strings.Split(create, "\n")[1:] {
+	lines, _ := createLines(create)
+	for _, line := range lines[1:] {
 		if m := colLineRE.FindStringSubmatch(line); m != nil {
 			out[strings.ReplaceAll(m[1], "``", "`")] = strings.TrimSuffix(strings.TrimSpace(line), ",")
 		}

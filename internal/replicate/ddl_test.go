@@ -38,3 +38,16 @@ func TestLoadColumns(t *testing.T) {
 	assert.Equal(t, "(`id`,@v1,@v2,@v3,@v4,@v5) SET `y` = @v1 + 0, `u` = CONVERT(@v2 USING ascii), `a``b` = CONVERT(@v3 USING ascii), `i4` = CONVERT(@v5 USING ascii)",
 		loadColumns(cols))
 }
+
+// A line break inside a quoted name or string is not the end of a
+// definition: the replica gets the column under its exact name.
+func TestCreateLinesKeepQuotedLineBreaks(t *testing.T) {
+	create := "CREATE TABLE `t\nx` (\n  `a\nb` int(11) DEFAULT NULL COMMENT 'c\nd',\n  `e` int(11) NOT NULL,\n  PRIMARY KEY (`e`),\n  KEY `k\nk` (`a\nb`)\n) ENGINE=MyISAM"
+	lines, _ := createLines(create)
+	assert.Equal(t, []string{"CREATE TABLE `t\nx` (", "  `a\nb` int(11) DEFAULT NULL COMMENT 'c\nd',", "  `e` int(11) NOT NULL,",
+		"  PRIMARY KEY (`e`),", "  KEY `k\nk` (`a\nb`)", ") ENGINE=MyISAM"}, lines)
+	assert.Equal(t, map[string]string{"a\nb": "`a\nb` int(11) DEFAULT NULL COMMENT 'c\nd'", "e": "`e` int(11) NOT NULL"}, columnDefs(create))
+	rest, cut := splitIndexes(create)
+	assert.Equal(t, []string{"KEY `k\nk` (`a\nb`)"}, cut)
+	assert.Equal(t, "CREATE TABLE `t\nx` (\n  `a\nb` int(11) DEFAULT NULL COMMENT 'c\nd',\n  `e` int(11) NOT NULL,\n  PRIMARY KEY (`e`)\n) ENGINE=MyISAM", rest)
+}
