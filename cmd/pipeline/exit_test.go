@@ -102,30 +102,6 @@ func TestStartupFailureIsOneLine(t *testing.T) {
 	}
 }
 
-// A replicate run refused because another holds the replica's lock (taken
-// here from a second connection) is exit 3, and copies nothing.
-func TestReplicaLockedIsExit3(t *testing.T) {
-	dir := checkEnv(t)
-	writeTables(t, dir, "tables:\n  a:\n    primary_key: [id]\n    extraction_strategy: full_table\n")
-	src := openTestMySQL(t, os.Getenv("TEST_OPENDENTAL_SOURCE_DB"))
-	mustExec(t, src, "CREATE TABLE a (id INT PRIMARY KEY)", "INSERT INTO a VALUES (1)")
-	replicaDB := os.Getenv("TEST_MYSQL_REPLICATION_DB")
-	holder, err := openTestMySQL(t, replicaDB).Conn(context.Background())
-	require.NoError(t, err)
-	defer holder.Close()
-	var got int
-	require.NoError(t, holder.QueryRowContext(context.Background(), "SELECT GET_LOCK(CONCAT('pipeline_replicate:', DATABASE()), 0)").Scan(&got))
-	require.Equal(t, 1, got)
-
-	var stdout, stderr bytes.Buffer
-	code := dispatch(context.Background(), []string{"--env", "test", "--config-dir", dir, "replicate"}, &stdout, &stderr)
-	assert.Equal(t, exitLocked, code, stderr.String())
-	assert.Contains(t, stderr.String(), "another pipeline replicate is running against this replica")
-	var n int
-	require.NoError(t, openTestMySQL(t, replicaDB).QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'a'", replicaDB).Scan(&n))
-	assert.Zero(t, n, "nothing copied")
-}
-
 // SIGINT during replication stops the run: the load phase never starts,
 // the output after the signal is one line, and the exit code is 130. The
 // real binary gets a real signal. The barrier: table b is write-locked at
