@@ -1,6 +1,7 @@
 package testdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -224,7 +225,7 @@ func (c *meterConn) greet() error {
 		return err
 	}
 	if len(p) > 0 && p[0] == 10 {
-		if i := indexByte(p[1:], 0); i >= 0 && len(p) >= 1+i+1+4+9+2 {
+		if i := bytes.IndexByte(p[1:], 0); i >= 0 && len(p) >= 1+i+1+4+9+2 {
 			at := 1 + i + 1
 			c.id = binary.LittleEndian.Uint32(p[at:])
 			capAt := at + 4 + 9
@@ -232,15 +233,6 @@ func (c *meterConn) greet() error {
 		}
 	}
 	return writePacket(c.client, hdr, p)
-}
-
-func indexByte(b []byte, x byte) int {
-	for i, v := range b {
-		if v == x {
-			return i
-		}
-	}
-	return -1
 }
 
 // serverToClient copies the server's packets, noting the statement id a
