@@ -165,7 +165,18 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read replica: %w", err)
 	}
-	// Tables are taken in run order by the workers; results keep that order.
+	res := l.loadAll(ctx, list, seqs, opts)
+	res.Duration = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
+	}
+	return res, nil
+}
+
+// loadAll loads the tables with opts.Workers workers, which take them in
+// run order; the result keeps that order and lists only the tables begun
+// before ctx was cancelled.
+func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, seqs map[string]int64, opts Options) *Result {
 	results := make([]TableResult, len(list))
 	done := make([]bool, len(list))
 	next := make(chan int)
@@ -194,19 +205,14 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	wg.Wait()
 	res := &Result{}
 	for i, tr := range results {
-		if !done[i] {
-			continue
+		if done[i] {
+			if tr.Status == StatusFailed {
+				res.Failed++
+			}
+			res.Tables = append(res.Tables, tr)
 		}
-		if tr.Status == StatusFailed {
-			res.Failed++
-		}
-		res.Tables = append(res.Tables, tr)
 	}
-	res.Duration = time.Since(start)
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
-	}
-	return res, nil
+	return res
 }
 
 // selectTables returns the tables.yml entries to load, in run order.

@@ -78,8 +78,23 @@ type pgxQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// success is what a finished load records.
+type success struct {
+	r             *TableResult
+	watermark     *string // highest watermark loaded
+	lastDeletedID int64   // highest deleted-rows id applied
+	changeSeq     *int64  // the replica change_seq loaded
+	signature     string  // the raw table's columns and key
+}
+
+// success is the record of this load with watermark and lastDeletedID.
+func (tl *tableLoad) success(watermark *string, lastDeletedID int64) success {
+	return success{r: tl.r, watermark: watermark, lastDeletedID: lastDeletedID, changeSeq: tl.snap.changeSeq, signature: tl.p.signature}
+}
+
 // writeSuccess records a finished load; run inside the transaction that made it visible.
-func writeSuccess(ctx context.Context, tx pgx.Tx, r *TableResult, watermark *string, lastDeletedID int64, changeSeq *int64, signature string) error {
+func writeSuccess(ctx context.Context, tx pgx.Tx, s success) error {
+	r := s.r
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
 	_, err := tx.Exec(ctx, `INSERT INTO `+typemap.QuotePG(Schema)+`.`+StatusTable+` AS s
 		(table_name, target_table, mode, status, watermark, rows_read, rows_written, rows_deleted, raw_rows,
@@ -91,8 +106,8 @@ func writeSuccess(ctx context.Context, tx pgx.Tx, r *TableResult, watermark *str
 		 conversions = EXCLUDED.conversions, last_deleted_id = EXCLUDED.last_deleted_id,
 		 change_seq = EXCLUDED.change_seq, signature = EXCLUDED.signature,
 		 started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = NULL`,
-		r.Table, r.Target, string(r.Mode), watermark, r.RowsRead, r.RowsWritten, r.RowsDeleted, r.RawRows,
-		conv, lastDeletedID, changeSeq, signature, r.Started, time.Now())
+		r.Table, r.Target, string(r.Mode), s.watermark, r.RowsRead, r.RowsWritten, r.RowsDeleted, r.RawRows,
+		conv, s.lastDeletedID, s.changeSeq, s.signature, r.Started, time.Now())
 	if err != nil {
 		return fmt.Errorf("record load state of %s: %w", r.Table, err)
 	}

@@ -1,0 +1,172 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opendental-pipeline/pipeline/internal/typemap"
+)
+
+// full builds the table beside the live one and swaps it in.
+func (tl *tableLoad) full(ctx context.Context) error {
+	p, snap, r := tl.p, tl.snap, tl.r
+	// One transaction from CREATE to swap: a failure leaves nothing behind,
+	// and COPY FREEZE (allowed into a table created in the same transaction)
+	// writes rows already frozen, sparing the first readers and vacuum from
+	// rewriting every page to set hint bits.
+	ptx, err := tl.l.raw.Begin(ctx) // holds one pool connection until Commit/Rollback
+	if err != nil {
+		return fmt.Errorf("begin full load: %w", err)
+	}
+	defer ptx.Rollback(context.WithoutCancel(ctx))
+	tmp := p.tmpName()
+	if _, err := ptx.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(tmp)); err != nil {
+		return fmt.Errorf("drop leftover %s: %w", tmp, err)
+	}
+	if _, err := ptx.Exec(ctx, p.createSQL(tmp)); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	read, written, err := tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
+		copySQL: "COPY " + qualified(tmp) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)", query: p.selectSQL("")})
+	r.RowsRead, r.RowsWritten = read, written
+	r.Conversions = conversionMap(p, tl.counts)
+	if err != nil {
+		return err
+	}
+	if written != snap.count {
+		return fmt.Errorf("row count mismatch: replica %s has %d rows, %d copied into raw; table left unchanged", p.src.Name, snap.count, written)
+	}
+	if len(p.key) > 0 {
+		if _, err := ptx.Exec(ctx, p.addKeySQL(tmp, p.pkeyName(tmp))); err != nil {
+			return fmt.Errorf("add primary key to %s: %w", tmp, err)
+		}
+	}
+	raw, err := tl.swap(ctx, ptx, written)
+	if err != nil {
+		return err
+	}
+	r.RawRows = raw
+	if raw != snap.count {
+		return fmt.Errorf("row count mismatch: replica %s has %d rows, raw %s would have %d; table left unchanged", p.src.Name, snap.count, p.target, raw)
+	}
+	if err := writeSuccess(ctx, ptx, tl.success(snap.watermark, snap.maxDelID)); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit full load of %s: %w", p.target, err)
+	}
+	return nil
+}
+
+// swap replaces the live table by the new one inside ptx. Views built on
+// the live table (dbt staging) would block a DROP, so when there are any and
+// the old columns are all kept (new ones may be added) the rows are moved
+// instead, keeping the views. They are moved with DELETE, not TRUNCATE:
+// TRUNCATE is not MVCC-safe, and a repeatable-read reader whose snapshot
+// predates the commit (pg_dump, a dbt run in one transaction) would find
+// the table empty; after DELETE it still sees the old rows.
+//
+// It returns the live table's row count afterwards: the COPY's count when the
+// new table is renamed in (nothing else writes to it), the INSERT's when rows
+// are moved, so the check against the replica needs no extra scan.
+func (tl *tableLoad) swap(ctx context.Context, ptx pgx.Tx, copied int64) (int64, error) {
+	p := tl.p
+	views, err := viewCount(ctx, ptx, p)
+	if err != nil {
+		return 0, err
+	}
+	stmts, err := p.swapSQL(tl.st, views, tl.r.Changes)
+	if err != nil {
+		return 0, err
+	}
+	var moved int64
+	for _, q := range stmts {
+		tag, err := ptx.Exec(ctx, q)
+		if err != nil {
+			return 0, fmt.Errorf("swap %s: %w", p.target, err)
+		}
+		if strings.HasPrefix(q, "INSERT") {
+			moved = tag.RowsAffected()
+		}
+	}
+	if views > 0 {
+		return moved, nil
+	}
+	return copied, nil
+}
+
+// viewCount is the number of views that depend on the live raw table.
+func viewCount(ctx context.Context, q pgxQuerier, p *plan) (int, error) {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT count(DISTINCT rw.ev_class) FROM pg_depend d
+		JOIN pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
+		WHERE d.refobjid = to_regclass($1) AND rw.ev_class <> d.refobjid`, qualified(p.target)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("find views on %s: %w", p.target, err)
+	}
+	return n, nil
+}
+
+// swapSQL is the statements swap runs: with views on the live table, the
+// rows moved under them (new columns added first); else the new table
+// renamed in. changes describe the shape change for the error when views
+// block it.
+func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, error) {
+	tmp := p.tmpName()
+	if views > 0 {
+		added, ok := addedColumns(st, p)
+		if !ok {
+			return nil, fmt.Errorf("raw %s changed shape (%s) and %d view(s) depend on it; drop them (dbt rebuilds them) and load again", p.target, strings.Join(changes, "; "), views)
+		}
+		var stmts []string
+		for _, c := range added {
+			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c.Target)+" "+c.Mapping.Target)
+		}
+		return append(stmts,
+			"DELETE FROM "+qualified(p.target),
+			"INSERT INTO "+qualified(p.target)+" ("+p.columnList("")+") SELECT "+p.columnList("")+" FROM "+qualified(tmp),
+			"DROP TABLE "+qualified(tmp)), nil
+	}
+	stmts := []string{
+		"DROP TABLE IF EXISTS " + qualified(p.target),
+		"ALTER TABLE " + qualified(tmp) + " RENAME TO " + typemap.QuotePG(p.target),
+	}
+	if len(p.key) > 0 {
+		stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" RENAME CONSTRAINT "+typemap.QuotePG(p.pkeyName(tmp))+" TO "+typemap.QuotePG(p.pkeyName(p.target)))
+	}
+	return stmts, nil
+}
+
+// addedColumns returns the planned columns the live table lacks, with ok
+// false unless every live column is kept with its type and the key is the
+// same: only then can the live table take the new rows in place.
+func addedColumns(st *loadState, p *plan) (added []column, ok bool) {
+	if st == nil || st.Signature == nil {
+		return nil, false
+	}
+	var old, nu signature
+	if json.Unmarshal([]byte(*st.Signature), &old) != nil || json.Unmarshal([]byte(p.signature), &nu) != nil || !slices.Equal(old.Key, nu.Key) {
+		return nil, false
+	}
+	planned := map[string]string{}
+	for _, c := range nu.Columns {
+		planned[c[0]] = c[1]
+	}
+	live := map[string]bool{}
+	for _, c := range old.Columns {
+		if planned[c[0]] != c[1] {
+			return nil, false
+		}
+		live[c[0]] = true
+	}
+	for _, c := range p.cols {
+		if !live[c.Target] {
+			added = append(added, c)
+		}
+	}
+	return added, true
+}
