@@ -208,3 +208,27 @@ func TestLoadMigratesALegacyReplica(t *testing.T) {
 	assert.EqualValues(t, 1, r.RowsDeleted)
 	assert.EqualValues(t, 1, r.RawRows)
 }
+
+// A row stamped in the future (a TIMESTAMP after the server's clock, which
+// a full copy brings into the replica like any row) never becomes the loaded
+// watermark: it would hide every later change until then. Later changes are
+// loaded, and the future row is kept.
+func TestIncrementalFutureStampIsNotTheWatermark(t *testing.T) {
+	e := newEnv(t)
+	e.replicaState(t)
+	e.exec(t,
+		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp timestamp NOT NULL DEFAULT current_timestamp()) ENGINE=InnoDB",
+		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00'), (3, 'Future', '2037-12-31 00:00:00')",
+		changeSeq("patient", 1))
+	cfg := patientConfig()
+	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
+	st := e.texts(t, `SELECT watermark FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	assert.Equal(t, "2024-01-01 00:00:00", *st[0], "the future stamp is not the watermark")
+
+	e.exec(t, "UPDATE patient SET LName = 'Bobby', DateTStamp = '2024-06-01 00:00:00' WHERE PatNum = 2", changeSeq("patient", 2))
+	r := byName(e.run(t, cfg, Options{}), "patient")
+	require.Equal(t, StatusOK, r.Status, r.Error)
+	assert.Equal(t, ModeIncremental, r.Mode)
+	got := e.texts(t, `SELECT string_agg("PatNum" || ':' || "LName", ',' ORDER BY "PatNum") FROM raw.patient`)
+	assert.Equal(t, "1:Ann,2:Bobby,3:Future", *got[0])
+}

@@ -181,7 +181,7 @@ func TestReal93EndToEnd(t *testing.T) {
 	srcSchema, err := schema.Read(ctx, fixture)
 	require.NoError(t, err)
 	cfg := discover.Build(srcSchema)
-	nextSecond()
+	secondPasses(t, fixture) // the second replication finds every table unchanged
 	replicateAll := func() {
 		t.Helper()
 		mo := manager.DefaultOptions()
@@ -235,7 +235,6 @@ func TestReal93EndToEnd(t *testing.T) {
 	insertGenerated(t, fixture, srcs["patient"], real93Rows)
 	_, err = fixture.Exec("UPDATE patient SET DateTStamp = NOW() WHERE PatNum = ?", real93Rows+1)
 	require.NoError(t, err)
-	nextSecond()
 	replicateAll()
 	res = e.run(t, cfg, Options{Workers: 3})
 	moved := map[string]TableResult{}
@@ -255,10 +254,20 @@ func TestReal93EndToEnd(t *testing.T) {
 	assertSameContent(t, fixture, pg, ddls, srcs)
 }
 
-// nextSecond waits for the next second: MySQL's timestamps and table
-// UPDATE_TIME have whole seconds, so replication treats writes in the
-// second its copy starts as possibly missed and reads them again.
-func nextSecond() { time.Sleep(1100 * time.Millisecond) }
+// secondPasses waits until the server's clock has left the current second:
+// replication finds a table unchanged by its UPDATE_TIME (the server's wall
+// clock, whole seconds, which nothing can inject) only when the table's last
+// write was in an earlier second than the run's start.
+func secondPasses(t *testing.T, db *sql.DB) {
+	t.Helper()
+	var start, now string
+	require.NoError(t, db.QueryRow("SELECT UTC_TIMESTAMP()").Scan(&start))
+	for deadline := time.Now().Add(5 * time.Second); now <= start; {
+		require.True(t, time.Now().Before(deadline), "the server clock did not move past %s", start)
+		time.Sleep(20 * time.Millisecond)
+		require.NoError(t, db.QueryRow("SELECT UTC_TIMESTAMP()").Scan(&now))
+	}
+}
 
 // insertGenerated inserts generated row i into the source table.
 func insertGenerated(t *testing.T, db *sql.DB, src *schema.Table, i int) {

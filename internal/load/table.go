@@ -227,6 +227,19 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// maxWatermarkSQL reads the highest watermark the load records. A TIMESTAMP
+// stamped in the future (after the server's clock) is left out: as the
+// watermark it would make every later load skip the rows changed until then.
+// Such a row is re-read by each load instead (the upsert leaves it alone).
+func (p *plan) maxWatermarkSQL() string {
+	col := typemap.QuoteMySQL(p.watermark.Name)
+	q := "SELECT MAX(" + col + ") FROM " + typemap.QuoteMySQL(p.src.Name)
+	if p.watermark.Conv == typemap.ConvTimestamp {
+		q += " WHERE " + col + " < UTC_TIMESTAMP() + INTERVAL 1 SECOND"
+	}
+	return q
+}
+
 // snapshot is what the load reads from the replica before the rows, in the
 // same repeatable-read snapshot as the rows.
 type snapshot struct {
@@ -250,7 +263,7 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 	}
 	if p.watermark != nil {
 		var wm sql.NullString
-		if err := tx.QueryRowContext(ctx, "SELECT MAX("+typemap.QuoteMySQL(p.watermark.Name)+") FROM "+typemap.QuoteMySQL(p.src.Name)).Scan(&wm); err != nil {
+		if err := tx.QueryRowContext(ctx, p.maxWatermarkSQL()).Scan(&wm); err != nil {
 			return nil, fmt.Errorf("read watermark of %s: %w", p.src.Name, err)
 		}
 		if wm.Valid {

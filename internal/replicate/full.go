@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/state"
@@ -19,7 +20,8 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		return err
 	}
 	// A fresh copy of a table with a watermark reads MAX(watermark) before its
-	// first chunk, in the same source turn; it becomes the watermark at the end.
+	// first chunk, in the same source turn; it becomes the watermark at the
+	// end, so rows changed behind the copy's cursor are taken next time.
 	var startWM sql.NullString
 	withWM := first && j.wm != ""
 	f := rowFile{keepKeys: first}
@@ -93,10 +95,17 @@ func (j *tableJob) keyChunk(lastKey []string) sourceRead {
 	return rd
 }
 
-// maxWatermark reads the source's highest watermark into wm.
+// maxWatermark reads the source's highest watermark into wm; for a
+// TIMESTAMP one, the highest before the incremental cut-off, so that a row
+// stamped in the future cannot become the watermark.
 func (j *tableJob) maxWatermark(wm *sql.NullString) func(context.Context, *sql.Conn) error {
 	q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
-	return func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, q, wm) }
+	var args []any
+	if strings.EqualFold(j.wmType, "timestamp") {
+		q += " WHERE " + quoteIdent(j.wm) + " < ?"
+		args = []any{j.r.cutoff}
+	}
+	return func(ctx context.Context, c *sql.Conn) error { return scanOneArgs(ctx, c, q, args, wm) }
 }
 
 // emptyFull ends the full copy of a source table that has no row.

@@ -12,8 +12,12 @@ import (
 // incremental copies the rows whose watermark is at or after the last one
 // (minus the lookback), paging on (watermark, key) so rows sharing a
 // timestamp across a chunk boundary are all read. For TIMESTAMP watermarks
-// it stops before the source's clock second at the start, so a row changed
-// while the copy runs always carries a later stamp than the one recorded.
+// it reads through the second the run started in, so every row changed
+// before the run started is copied by it, and stops there: a future stamp
+// would otherwise become the watermark and hide every later change. Rows
+// stamped in that last second after the copy passed them are not skipped:
+// the next run starts at the recorded watermark, inclusive, which is at most
+// that second.
 func (j *tableJob) incremental(ctx context.Context) error {
 	if err := j.begin(state.ModeIncremental, true).Exec(ctx, j.conn); err != nil {
 		return err
@@ -53,8 +57,8 @@ type walk struct {
 }
 
 // watermarkWalk is the walk of this run: from the recorded watermark (minus
-// the lookback), and for a TIMESTAMP watermark up to the source's clock at
-// the start of the run.
+// the lookback), and for a TIMESTAMP watermark through the second the run
+// started in.
 func (j *tableJob) watermarkWalk() walk {
 	w := walk{from: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name), order: []string{j.wm}, idx: []int{j.wmIdx},
 		types: []string{j.wmType}, n: j.batch()}
@@ -71,7 +75,7 @@ func (j *tableJob) watermarkWalk() walk {
 	}
 	if strings.EqualFold(j.wmType, "timestamp") {
 		w.base = append(w.base, quoteIdent(j.wm)+" < ?")
-		w.baseArgs = append(w.baseArgs, j.r.srcNow)
+		w.baseArgs = append(w.baseArgs, j.r.cutoff)
 	}
 	return w
 }

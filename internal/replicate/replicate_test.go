@@ -180,10 +180,30 @@ func byTable(sum replicate.Summary) map[string]*replicate.TableResult {
 	return out
 }
 
-// nextSecond waits until the server clock has moved past the current second:
-// an incremental run reads TIMESTAMP watermarks only up to its own start
-// second, so changes made in the same second belong to the next run.
-func nextSecond() { time.Sleep(1100 * time.Millisecond) }
+// secondPasses waits until the source server's clock has left the current
+// second. Only a test asserting that a later run finds a table unchanged
+// needs it: that test compares MyISAM's UPDATE_TIME, the server's wall clock
+// in whole seconds, which nothing can inject, and a run may only trust it
+// when the table's last write was in an earlier second than the run's start.
+// Watermarks need no waiting: a run reads through its own start second.
+func (e *env) secondPasses(t testing.TB) {
+	t.Helper()
+	var start, now string
+	require.NoError(t, e.fixture.QueryRow("SELECT UTC_TIMESTAMP()").Scan(&start))
+	for deadline := time.Now().Add(5 * time.Second); now <= start; {
+		require.True(t, time.Now().Before(deadline), "the server clock did not move past %s", start)
+		time.Sleep(20 * time.Millisecond)
+		require.NoError(t, e.fixture.QueryRow("SELECT UTC_TIMESTAMP()").Scan(&now))
+	}
+}
+
+// at starts a run in the given second, whatever the clocks say.
+func at(t testing.TB, second string) func(time.Time) time.Time {
+	t.Helper()
+	tm, err := time.Parse(schema.TimeLayout, second)
+	require.NoError(t, err)
+	return func(time.Time) time.Time { return tm }
+}
 
 func count(t testing.TB, db *sql.DB, q string, args ...any) int64 {
 	t.Helper()
@@ -203,7 +223,7 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 		fillTable(t, e.fixture, src.Tables[d.Name], 130, uint64(i))
 	}
 	cfg := e.config(t, 40) // 130 rows: four chunks per table
-	nextSecond()
+	e.secondPasses(t)      // run 2 finds the tables it does not change unchanged
 
 	sum := e.run(t, cfg, replicate.Options{})
 	res := byTable(sum)
@@ -221,7 +241,6 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	assert.Equal(t, srcMax, wm, "a full copy leaves the source's MAX(watermark) at its start")
 
 	// Inserts, updates (one keeping its timestamp second), deletes.
-	nextSecond()
 	mut := []string{
 		"UPDATE patient SET LName = CONCAT(LName, 'x') WHERE PatNum <= 60",                             // many rows, one stamp second
 		"UPDATE patient SET FName = 'same-second', DateTStamp = DateTStamp WHERE PatNum = 100",         // keeps its stamp
@@ -239,7 +258,7 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 		_, err := e.fixture.Exec(q)
 		require.NoError(t, err, q)
 	}
-	nextSecond()
+	e.secondPasses(t) // run 3 finds every table unchanged
 	sum = e.run(t, cfg, replicate.Options{})
 	res = byTable(sum)
 	assert.Equal(t, state.ModeIncremental, res["patient"].Mode)
@@ -269,7 +288,6 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 	seqs, err := state.ChangeSeqs(context.Background(), e.replica)
 	require.NoError(t, err)
 	before := seqs
-	nextSecond()
 	sum = e.run(t, cfg, replicate.Options{})
 	for _, r := range sum.Tables {
 		assert.Equal(t, state.ModeSkip, r.Mode, "nothing changed: %s", r.Table)
@@ -290,7 +308,6 @@ func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
 	// 100 rows change, in groups that share a stamp: 7-row chunks split every group.
 	_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = CONCAT('2024-05-02 10:00:0', Id % 3)")
 	require.NoError(t, err)
-	nextSecond()
 	sum := e.run(t, cfg, replicate.Options{})
 	r := byTable(sum)["stamped"]
 	assert.Equal(t, state.ModeIncremental, r.Mode)
@@ -361,7 +378,6 @@ func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
 
 	_, err = e.fixture.Exec("DELETE FROM nokey WHERE A = 2; INSERT INTO nokey VALUES (3,'c','2021-02-03')")
 	require.NoError(t, err)
-	nextSecond()
 	sum = e.run(t, cfg, replicate.Options{})
 	assert.Equal(t, int64(4), byTable(sum)["nokey"].RowsWritten)
 	e.assertSame(t)
@@ -389,7 +405,6 @@ func TestReplicateSchemaDrift(t *testing.T) {
 		_, err := e.fixture.Exec(q)
 		require.NoError(t, err, q)
 	}
-	nextSecond()
 	sum := e.run(t, cfg, replicate.Options{})
 	res := byTable(sum)
 	var got []string
@@ -499,11 +514,9 @@ func TestSourceSessionIsReadOnly(t *testing.T) {
 	opts := replicate.Options{Manager: &mo, SourceConns: 2, NewDoer: func(db *sql.DB) replicate.Doer {
 		return roDoer{d: manager.New(db, mo), mu: &mu, calls: &calls, writable: &writable, other: &other}
 	}}
-	nextSecond()
 	e.run(t, cfg, opts)
 	_, err = e.fixture.Exec("DELETE FROM definition WHERE DefNum = 3; UPDATE definition SET ItemName = 'x' WHERE DefNum = 20; UPDATE patient SET LName = 'y' WHERE PatNum = 4")
 	require.NoError(t, err)
-	nextSecond()
 	e.run(t, cfg, opts)
 	e.assertSame(t)
 	assert.Greater(t, calls, 10, "source calls observed")
@@ -549,7 +562,6 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 	e.run(t, cfg, replicate.Options{})
 	_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id), SecDateTEdit = '2024-06-01 00:00:00' + INTERVAL Id SECOND")
 	require.NoError(t, err)
-	nextSecond()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	chunks := 0
@@ -583,7 +595,6 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	fillTable(t, e.fixture, src.Tables["clinic"], 130, 1)
 	cfg := e.config(t, 40)
 	require.Equal(t, tables.FullTable, cfg.Tables["clinic"].Strategy)
-	nextSecond()
 	e.run(t, cfg, replicate.Options{})
 	seq := func() int64 {
 		return count(t, e.replica, "SELECT change_seq FROM _pipeline_copy_status WHERE table_name='clinic'")
@@ -592,7 +603,6 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 
 	_, err = e.fixture.Exec("UPDATE clinic SET Description = 'renamed' WHERE ClinicNum = 50")
 	require.NoError(t, err)
-	nextSecond()
 	r := byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
 	assert.Equal(t, state.ModeDiff, r.Mode)
 	assert.Equal(t, int64(40), r.RowsWritten, "one range of 40 rows")
@@ -603,7 +613,6 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.fixture.Exec("UPDATE clinic SET Phone = 'tmp' WHERE ClinicNum = 9")
 	require.NoError(t, err)
-	nextSecond()
 	r = byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
 	assert.Equal(t, int64(40), r.RowsWritten)
 	e.assertSame(t)
@@ -613,7 +622,6 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.fixture.Exec("UPDATE clinic SET Zip = LEFT(Zip, CHAR_LENGTH(Zip) - 1) WHERE ClinicNum = 100")
 	require.NoError(t, err)
-	nextSecond()
 	before = seq()
 	r = byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
 	assert.Equal(t, state.ModeDiff, r.Mode)
@@ -633,9 +641,8 @@ func TestReplicateDeletesWithRowsBeyondTheRun(t *testing.T) {
 
 	_, err := e.fixture.Exec("DELETE FROM stamped WHERE Id = 20")
 	require.NoError(t, err)
-	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2099-01-01 00:00:00')")
+	_, err = e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2037-12-31 00:00:00')")
 	require.NoError(t, err)
-	nextSecond()
 	r := byTable(e.run(t, cfg, replicate.Options{}))["stamped"]
 	assert.Equal(t, int64(1), r.RowsDeleted)
 	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE Id = 20"))
@@ -672,7 +679,6 @@ func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["patient"], 50, 1)
 	cfg := e.config(t, 20)
-	nextSecond()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -731,8 +737,10 @@ func (g gaugeDoer) Do(ctx context.Context, fn func(ctx context.Context, conn *sq
 func (g gaugeDoer) Close() error { return g.d.Close() }
 
 // Every source query goes through the manager (one per source connection),
-// and however many workers copy tables, at most SourceConns source
-// connections are busy at once: one by default.
+// and however many workers copy tables, the whole run's source work happens
+// on SourceConns server sessions (one by default): since a session runs one
+// statement at a time, no more source statements than that are ever in
+// flight at the server, without the test having to catch them overlapping.
 func TestSourceConnectionCap(t *testing.T) {
 	e := newEnv(t)
 	names := []string{"definition", "provider", "clinic", "fee", "carrier", "employee"}
@@ -784,7 +792,6 @@ func TestReplicateLookback(t *testing.T) {
 
 			_, err := e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('late', '2024-05-01 09:59:30')")
 			require.NoError(t, err)
-			nextSecond()
 			r := byTable(e.run(t, cfg, replicate.Options{}))["stamped"]
 			assert.Equal(t, state.ModeIncremental, r.Mode)
 			assert.Equal(t, c.want, count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V = 'late'"))
@@ -805,7 +812,6 @@ func TestReplicateCompositeKey(t *testing.T) {
 	cfg := e.config(t, 4)
 	require.Equal(t, tables.Incremental, cfg.Tables["pairs"].Strategy)
 	require.Equal(t, []string{"Grp", "Code"}, cfg.Tables["pairs"].PrimaryKey)
-	nextSecond()
 	r := byTable(e.run(t, cfg, replicate.Options{}))["pairs"]
 	assert.Equal(t, int64(30), r.RowsWritten)
 	e.assertSame(t)
@@ -818,7 +824,6 @@ func TestReplicateCompositeKey(t *testing.T) {
 		_, err := e.fixture.Exec(q)
 		require.NoError(t, err, q)
 	}
-	nextSecond()
 	r = byTable(e.run(t, cfg, replicate.Options{}))["pairs"]
 	assert.Equal(t, state.ModeIncremental, r.Mode)
 	assert.Equal(t, int64(2), r.RowsDeleted)
@@ -862,8 +867,8 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 		{"full copy, rows 1 and 2 changed after the first chunk", replicate.Options{
 			// Row 29, ahead of the cursor, is stamped a second later than row 1:
 			// a watermark taken at the end of the copy would pass row 1 by.
-			OnChunk: once("UPDATE stamped SET V = 'during full' WHERE Id = 1", "DELETE FROM stamped WHERE Id = 2",
-				"DO SLEEP(1.1)", "UPDATE stamped SET V = 'ahead' WHERE Id = 29"),
+			OnChunk: once("UPDATE stamped SET V = 'during full', SecDateTEdit = '2024-06-01 00:00:00' WHERE Id = 1", "DELETE FROM stamped WHERE Id = 2",
+				"UPDATE stamped SET V = 'ahead', SecDateTEdit = '2024-06-01 00:00:01' WHERE Id = 29"),
 		}, state.ModeFull},
 		{"next run", replicate.Options{}, state.ModeIncremental},
 		{"incremental, rows 3 and 15 changed after the first chunk", replicate.Options{
@@ -876,7 +881,6 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 			_, err := e.fixture.Exec("UPDATE stamped SET V = CONCAT('u', Id) WHERE Id BETWEEN 3 AND 20")
 			require.NoError(t, err)
 		}
-		nextSecond()
 		r := byTable(e.run(t, cfg, s.opts))["stamped"]
 		assert.Equal(t, s.mode, r.Mode, s.name)
 	}
@@ -906,7 +910,6 @@ func TestReplicateDetectDeletesPerTable(t *testing.T) {
 			e.run(t, cfg, replicate.Options{})
 			_, err = e.fixture.Exec("DELETE FROM plain WHERE Id = 6")
 			require.NoError(t, err)
-			nextSecond()
 			e.run(t, cfg, replicate.Options{})
 			assert.Equal(t, c.left, count(t, e.replica, "SELECT COUNT(*) FROM plain"))
 			assert.Equal(t, c.noted, count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_deleted_rows WHERE table_name = 'plain'"))
@@ -927,7 +930,6 @@ func TestReplicateLatin1TextKey(t *testing.T) {
 			_, err = e.fixture.Exec("INSERT INTO lk VALUES ('a',1),('b',2),('café',3),('d',4),('été',5),('z',6),('über',7)")
 			require.NoError(t, err)
 			cfg := e.config(t, batch)
-			nextSecond()
 			e.run(t, cfg, replicate.Options{})
 			e.assertSame(t)
 
@@ -935,7 +937,6 @@ func TestReplicateLatin1TextKey(t *testing.T) {
 			require.NoError(t, err)
 			_, err = e.fixture.Exec("UPDATE lk SET V = 30 WHERE K = 'café'")
 			require.NoError(t, err)
-			nextSecond()
 			r := byTable(e.run(t, cfg, replicate.Options{}))["lk"]
 			assert.Equal(t, state.ModeShadow, r.Mode)
 			e.assertSame(t)
@@ -1025,7 +1026,7 @@ func TestReplicateDeleteSpans(t *testing.T) {
 			cfg := e.config(t, 10)
 			e.run(t, cfg, replicate.Options{})
 
-			_, err := e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2099-01-01 00:00:00')")
+			_, err := e.fixture.Exec("INSERT INTO stamped (V, SecDateTEdit) VALUES ('later', '2037-12-31 00:00:00')")
 			require.NoError(t, err)
 			mo := manager.DefaultOptions()
 			mo.RateLimit = 0
@@ -1034,7 +1035,9 @@ func TestReplicateDeleteSpans(t *testing.T) {
 			opts := replicate.Options{Manager: &mo, NewDoer: func(db *sql.DB) replicate.Doer {
 				return countDoer{d: manager.New(db, mo), mu: &mu, calls: &calls}
 			}}
-			nextSecond()
+			if c.where == "" {
+				e.secondPasses(t) // the run after this one finds the table unchanged
+			}
 			e.run(t, cfg, opts) // the first incremental run; nothing deleted
 			calls = 0
 
@@ -1045,7 +1048,6 @@ func TestReplicateDeleteSpans(t *testing.T) {
 				want, err = res.RowsAffected()
 				require.NoError(t, err)
 			}
-			nextSecond()
 			r := byTable(e.run(t, cfg, opts))["stamped"]
 
 			assert.Equal(t, want, r.RowsDeleted)
@@ -1117,7 +1119,7 @@ func TestReplicateMigratesFormerStateTables(t *testing.T) {
 	require.NoError(t, err)
 	fillTable(t, e.fixture, src.Tables["definition"], 20, 1)
 	cfg := e.config(t, 10)
-	nextSecond()
+	e.secondPasses(t) // the second run finds definition unchanged
 	e.run(t, cfg, replicate.Options{})
 	_, err = e.replica.Exec("RENAME TABLE _pipeline_copy_status TO etl_copy_status, _pipeline_deleted_rows TO etl_deleted_rows")
 	require.NoError(t, err)
@@ -1128,11 +1130,69 @@ func TestReplicateMigratesFormerStateTables(t *testing.T) {
 	_, err = e.fixture.Exec("INSERT INTO etl_copy_status VALUES (1), (2), (3)")
 	require.NoError(t, err)
 	cfg.Tables["etl_copy_status"] = &tables.Table{Name: "etl_copy_status", PrimaryKey: []string{"Id"}, Strategy: tables.FullTable, Importance: tables.Standard}
-	nextSecond()
 	res := byTable(e.run(t, cfg, replicate.Options{}))
 	assert.Equal(t, state.ModeSkip, res["definition"].Mode, "the migrated state says definition is unchanged")
 	assert.Equal(t, seq, count(t, e.replica, "SELECT change_seq FROM _pipeline_copy_status WHERE table_name = 'definition'"))
 	assert.Equal(t, int64(3), count(t, e.replica, "SELECT COUNT(*) FROM etl_copy_status"), "the source's own etl_copy_status, copied")
 	assert.Zero(t, count(t, e.replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=DATABASE() AND TABLE_NAME = 'etl_deleted_rows'"))
 	e.assertSame(t)
+}
+
+// Freshness (issue 8 item 12): rows changed in the very second a run starts
+// reach the replica in that run, and no row is ever skipped: rows sharing
+// that second's stamp across chunk boundaries are all copied, a row changed
+// in that second behind the copy's cursor is taken by the next run, and a
+// row stamped in the future never becomes the watermark (which would hide
+// every later change). The run's start second is injected (SourceNow) and
+// the source's stamps are explicit: no test sleeps.
+func TestReplicateFreshnessSameSecond(t *testing.T) {
+	e := newEnv(t)
+	e.stamped(t, 30, "2024-06-01 11:59:00")
+	_, err := e.fixture.Exec("INSERT INTO stamped (Id, V, SecDateTEdit) VALUES (40, 'future', '2037-12-31 00:00:00')")
+	require.NoError(t, err)
+	cfg := e.config(t, 4)
+	e.run(t, cfg, replicate.Options{SourceNow: at(t, "2024-06-01 11:59:30")})
+	assert.Equal(t, "2024-06-01 11:59:00", countText(t, e.replica, "SELECT watermark FROM _pipeline_copy_status WHERE table_name = 'stamped'"),
+		"the full copy's watermark is the highest stamp before its start, not the future one")
+
+	// Ten rows change in second 12:00:00 and the run starts in that second.
+	// While it copies them, row 1 (already copied) changes again in the same
+	// second and a new row arrives (ahead of the cursor).
+	_, err = e.fixture.Exec("UPDATE stamped SET V = CONCAT('noon', Id), SecDateTEdit = '2024-06-01 12:00:00' WHERE Id <= 10")
+	require.NoError(t, err)
+	done := false
+	during := func(string, int) {
+		if done {
+			return
+		}
+		done = true
+		for _, q := range []string{
+			"UPDATE stamped SET V = 'noon again', SecDateTEdit = '2024-06-01 12:00:00' WHERE Id = 1",
+			"INSERT INTO stamped (Id, V, SecDateTEdit) VALUES (31, 'noon new', '2024-06-01 12:00:00')",
+		} {
+			_, err := e.fixture.Exec(q)
+			assert.NoError(t, err, q)
+		}
+	}
+	r := byTable(e.run(t, cfg, replicate.Options{SourceNow: at(t, "2024-06-01 12:00:00"), OnChunk: during}))["stamped"]
+	assert.Equal(t, state.ModeIncremental, r.Mode)
+	assert.Equal(t, int64(10), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE V LIKE 'noon%' AND Id <= 10"),
+		"every row changed in the run's second is copied by that run")
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE Id = 31"), "a row arriving ahead of the cursor too")
+	assert.Equal(t, int64(31), r.RowsRead, "from the last watermark (11:59:00) on, inclusive: 20 rows re-read, 10 changed, 1 new")
+	assert.Equal(t, "2024-06-01 12:00:00", countText(t, e.replica, "SELECT watermark FROM _pipeline_copy_status WHERE table_name = 'stamped'"))
+
+	// The next run, in the same second again, re-reads that second and takes
+	// row 1's second change.
+	r = byTable(e.run(t, cfg, replicate.Options{SourceNow: at(t, "2024-06-01 12:00:00")}))["stamped"]
+	assert.Equal(t, state.ModeIncremental, r.Mode)
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM stamped WHERE Id = 1 AND V = 'noon again'"))
+	e.assertSame(t)
+}
+
+func countText(t testing.TB, db *sql.DB, q string) string {
+	t.Helper()
+	var s string
+	require.NoError(t, db.QueryRow(q).Scan(&s), q)
+	return s
 }

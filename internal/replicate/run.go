@@ -55,6 +55,12 @@ type Options struct {
 	// OnChunk is called after each committed chunk, from the table's worker
 	// goroutine (concurrently across tables): progress; tests use it to interrupt a run.
 	OnChunk func(table string, rows int)
+	// SourceNow, when set, turns the source server's clock as the run read
+	// it (UTC_TIMESTAMP() with the schema) into the instant the run treats
+	// as its start: the cut-off of TIMESTAMP watermarks and what the
+	// unchanged-table test compares UPDATE_TIME with. Tests start a run "in"
+	// a given second with it instead of sleeping; nil keeps the server's.
+	SourceNow func(server time.Time) time.Time
 }
 
 // withDefaults fills the zero options.
@@ -125,7 +131,8 @@ type runner struct {
 	log     *slog.Logger
 	pool    chan Doer // one per source connection: taking one is the connection cap
 	closers []io.Closer
-	srcNow  string // the source's UTC clock when the run read its schema
+	srcNow  string // the source's UTC clock when the run read its schema (SourceNow), whole seconds
+	cutoff  string // the end of srcNow's second: TIMESTAMP watermarks are read below it
 }
 
 func newRunner(deps Deps, opts Options) *runner {
@@ -180,7 +187,11 @@ func (r *runner) read(ctx context.Context) (*inputs, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("read source schema: %w", err)
 	}
-	r.srcNow = in.src.Now.Format(schema.TimeLayout)
+	now := in.src.Now
+	if r.opts.SourceNow != nil {
+		now = r.opts.SourceNow(now).UTC().Truncate(time.Second)
+	}
+	r.srcNow, r.cutoff = now.Format(schema.TimeLayout), now.Add(time.Second).Format(schema.TimeLayout)
 	if !r.opts.DryRun {
 		if err := state.Ensure(ctx, r.deps.Replica); err != nil {
 			return nil, err
