@@ -63,6 +63,7 @@ func orphans(t *testing.T, db *sql.DB) map[string]int64 {
 }
 
 func TestSeedCreatesAllTablesWithJoiningRows(t *testing.T) {
+	t.Parallel()
 	db, _ := demoDB(t, "demo_seed")
 	ctx := context.Background()
 	rep, err := Seed(ctx, db, Options{Scale: tinyScale, Seed: 7, MinRows: 3})
@@ -125,6 +126,7 @@ func checksums(t *testing.T, db *sql.DB) map[string]int64 {
 }
 
 func TestSeedIsDeterministic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a, _ := demoDB(t, "demo_det_a")
 	b, _ := demoDB(t, "demo_det_b")
@@ -141,6 +143,7 @@ func TestSeedIsDeterministic(t *testing.T) {
 }
 
 func TestMutateAppliesADay(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, _ := demoDB(t, "demo_mutate")
 	_, err := Seed(ctx, db, Options{Scale: tinyScale, Seed: 3, MinRows: 3})
@@ -178,6 +181,7 @@ func TestMutateAppliesADay(t *testing.T) {
 }
 
 func TestGuardRefusesNonDemoDatabases(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name      string
@@ -218,6 +222,7 @@ func TestGuardRefusesNonDemoDatabases(t *testing.T) {
 }
 
 func TestQuoteEscapes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		max  int64

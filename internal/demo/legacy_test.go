@@ -27,6 +27,7 @@ func legacyCondition(col string, kind legacyKind) string {
 }
 
 func TestSeedLegacyValues(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	legacy, _ := demoDB(t, "demo_legacy_on")
 	plain, _ := demoDB(t, "demo_legacy_off")
@@ -83,6 +84,7 @@ func dbName(t *testing.T, db *sql.DB) string {
 }
 
 func TestLegacyLiteral(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		kind  legacyKind
@@ -109,6 +111,7 @@ func TestLegacyLiteral(t *testing.T) {
 }
 
 func TestLegacyCount(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ rows, want int64 }{{0, 0}, {1, 1}, {200, 1}, {201, 2}, {401, 3}, {1000, 5}}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, LegacyCount(tt.rows), "rows %d", tt.rows)

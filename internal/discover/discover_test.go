@@ -19,6 +19,7 @@ import (
 )
 
 func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
+	t.Parallel()
 	db, _ := testdb.MySQL(t, "discover")
 	want := map[string]bool{"patient": true, "securitylog": true, "definition": true, "procedurelog": true, "allergy": true}
 	for _, d := range opendental.Full408() {
@@ -118,6 +119,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 }
 
 func TestImportanceAndBatchSize(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		want tables.Importance
@@ -137,6 +139,7 @@ func TestImportanceAndBatchSize(t *testing.T) {
 // A nullable TIMESTAMP … ON UPDATE column is no watermark: a row inserted
 // without it stays NULL, and `watermark >= last` would never select it.
 func TestWatermarkCandidates(t *testing.T) {
+	t.Parallel()
 	onUpdate := "on update current_timestamp()"
 	cases := []struct {
 		name     string

@@ -15,6 +15,7 @@ import (
 // A reader queued behind the swap sees the complete new table: not an
 // error for the dropped old table, not an empty or half-loaded one.
 func TestFullRefreshReaderSeesOldOrNewTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	e.exec(t, "CREATE TABLE fee (FeeNum int PRIMARY KEY, Amount decimal(10,2))", "INSERT INTO fee VALUES (1, 1), (2, 2), (3, 3)")
@@ -56,6 +57,7 @@ func TestFullRefreshReaderSeesOldOrNewTable(t *testing.T) {
 // a dbt run in one transaction) and reads the table after it committed
 // never finds it empty, whichever way the table was swapped.
 func TestFullRefreshOlderSnapshotNeverSeesEmptyTable(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, view string }{
 		{"renamed in", ""},
 		{"moved under a view", `CREATE VIEW staging.stg_fee AS SELECT * FROM raw.fee`},
@@ -89,6 +91,7 @@ func TestFullRefreshOlderSnapshotNeverSeesEmptyTable(t *testing.T) {
 // A refresh that fails in the middle of its COPY leaves the live table and
 // its load state as they were.
 func TestFullRefreshFailureKeepsOldTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	e.exec(t, "CREATE TABLE pref (PrefNum int PRIMARY KEY, IsOn tinyint(1))", "INSERT INTO pref VALUES (1, 0), (2, 1), (3, 1)")

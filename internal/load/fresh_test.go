@@ -23,6 +23,7 @@ import (
 // that stamp across chunk boundaries included. The run's start second is
 // injected and the source's stamps are explicit: the test never sleeps.
 func TestFreshnessSameSecondReachesRaw(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fixture, srcCfg := testdb.MySQL(t, "fresh_src")
 	src, err := factory.New().MySQL(testdb.MySQLConfig(srcCfg.Name, catalog.DatabaseSource))

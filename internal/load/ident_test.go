@@ -12,6 +12,7 @@ import (
 // they fit, stay valid UTF-8, and names sharing their first 63 bytes stay
 // distinct — also the derived ones (building table, key constraint).
 func TestFitIdent(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, "patient", RawName("patient", false))
 	exact := strings.Repeat("x", 63)
 	assert.Equal(t, exact, RawName(exact, false), "63 bytes fit as they are")

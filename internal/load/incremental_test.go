@@ -64,6 +64,7 @@ func xmins(t *testing.T, e *env) map[int64]string {
 }
 
 func TestIncrementalUpdateInsertDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.replicaState(t)
 	e.exec(t,
@@ -139,6 +140,7 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 }
 
 func TestIncrementalCompositeKeyDeletes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.replicaState(t)
 	e.exec(t,
@@ -168,6 +170,7 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 // A key deleted and inserted again between two loads is kept: the recorded
 // delete does not remove the row the same load brings back.
 func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.replicaState(t)
 	e.exec(t,
@@ -190,6 +193,7 @@ func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
 // the load renames the state tables, reads change_seq and applies the
 // recorded deletes, and nothing is left under the old names.
 func TestLoadMigratesALegacyReplica(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, legacyBookkeepingDDL,
 		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
@@ -214,6 +218,7 @@ func TestLoadMigratesALegacyReplica(t *testing.T) {
 // watermark: it would hide every later change until then. Later changes are
 // loaded, and the future row is kept.
 func TestIncrementalFutureStampIsNotTheWatermark(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.replicaState(t)
 	e.exec(t,

@@ -13,6 +13,7 @@ import (
 // connection, so nothing needs replacing and nothing is counted. Quotes
 // and backticks in names survive quoting on both sides.
 func TestLatin1BytesAndQuotedNames(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, "CREATE TABLE `we\"ird``t` (`id` int PRIMARY KEY, `co\"l``x` varchar(20) CHARACTER SET latin1, b varbinary(4))",
 		"INSERT INTO `we\"ird``t` VALUES (1, UNHEX('E9FF81C3A900'), UNHEX('E9FF81'))")

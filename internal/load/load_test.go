@@ -93,6 +93,7 @@ const edgeDDL = "CREATE TABLE edge (" +
 	"u4 text CHARACTER SET utf8mb4) ENGINE=InnoDB"
 
 func TestLoadEdgeValues(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, edgeDDL,
 		"INSERT INTO edge VALUES (18446744073709551615, '0000-00-00', '2019-00-00', '0000-00-00 00:00:00', '2019-05-00 10:00:00.5', NULL,"+

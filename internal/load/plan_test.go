@@ -35,6 +35,7 @@ type decideCase struct {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	incr := &tables.Table{Name: "patient", Strategy: tables.Incremental, WatermarkColumns: []string{"DateTStamp"}}
 	p := testPlan(t, incr, []string{"PatNum"}, colNum, colName, colStamp)
 	sig, wm, seq, other := p.signature, "2024-01-01 00:00:00", int64(7), `{"columns":[["PatNum","bigint"]],"key":["PatNum"]}`
@@ -68,6 +69,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestSchemaChanges(t *testing.T) {
+	t.Parallel()
 	old := `{"columns":[["A","bigint"],["B","text"],["C","date"]],"key":["A"]}`
 	nu := `{"columns":[["A","bigint"],["B","integer"],["D","text"]],"key":["A","B"]}`
 	assert.Equal(t, []string{
@@ -81,6 +83,7 @@ func TestSchemaChanges(t *testing.T) {
 }
 
 func TestUpsertAndWatermarkSQL(t *testing.T) {
+	t.Parallel()
 	tbl := &tables.Table{Name: "patient", Strategy: tables.Incremental, WatermarkColumns: []string{"DateTStamp"}, LookbackSeconds: 300}
 	p := testPlan(t, tbl, []string{"PatNum"}, colNum, colName, colStamp)
 	assert.Equal(t, `INSERT INTO "raw"."patient" AS t ("PatNum", "LName", "DateTStamp")
@@ -98,6 +101,7 @@ WHERE ROW(t."LName", t."DateTStamp") IS DISTINCT FROM ROW(EXCLUDED."LName", EXCL
 }
 
 func TestBuildPlanRejects(t *testing.T) {
+	t.Parallel()
 	// A name over PostgreSQL's 63 bytes is not refused (MySQL allows it) but
 	// shortened with a hash, never cut silently.
 	long := schema.Column{Name: "ThisColumnNameIsFarTooLongForPostgreSQLWhichKeepsOnlySixtyThreeBytes", DataType: "int", Type: "int(11)"}

@@ -153,6 +153,7 @@ func canonicalPG(c schema.Column, v *string) string {
 // (update, insert, delete). Each time every raw table must hold exactly the
 // source's rows: same count, same content checksum.
 func TestReal93EndToEnd(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fixture, srcCfg := testdb.MySQL(t, "load_src")
 	srcDB, err := factory.New().MySQL(testdb.MySQLConfig(srcCfg.Name, catalog.DatabaseSource))

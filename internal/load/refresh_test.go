@@ -11,6 +11,7 @@ import (
 )
 
 func TestNoKeyTableFullRefreshEachRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.replicaState(t)
 	e.exec(t, "CREATE TABLE nokey (a int, b varchar(5)) ENGINE=MyISAM",
@@ -28,6 +29,7 @@ func TestNoKeyTableFullRefreshEachRun(t *testing.T) {
 }
 
 func TestSnakeCaseNames(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, "CREATE TABLE PatientNote (PatNum bigint PRIMARY KEY, `Mixed Case` int, ADACode varchar(5))",
 		"INSERT INTO PatientNote VALUES (7, 1, 'D0120')")
@@ -44,6 +46,7 @@ func TestSnakeCaseNames(t *testing.T) {
 }
 
 func TestOneFailureDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, "CREATE TABLE good (id int PRIMARY KEY)", "INSERT INTO good VALUES (1), (2)",
 		"CREATE TABLE odd (id int PRIMARY KEY, v int)", "INSERT INTO odd VALUES (1, 300)")
@@ -77,6 +80,7 @@ func TestOneFailureDoesNotStopOthers(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, "CREATE TABLE claim (ClaimNum bigint unsigned PRIMARY KEY, IsOrtho tinyint(1), DateSent date)")
 	res := e.run(t, nil, Options{DryRun: true})
@@ -110,6 +114,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cfg := &tables.Config{Tables: map[string]*tables.Table{
 		"proc": {Name: "proc", PrimaryKey: []string{"ProcNum"}, WatermarkColumns: []string{"DateTStamp"}, Strategy: tables.Incremental, Importance: tables.Standard},
@@ -167,6 +172,7 @@ func TestSchemaChangesRebuildAndViewsSurvive(t *testing.T) {
 }
 
 func TestColumnTypeOverrides(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.exec(t, "CREATE TABLE sheet (SheetNum bigint PRIMARY KEY, IsHidden tinyint(1) NOT NULL, Props json, Stamp datetime)",
 		`INSERT INTO sheet VALUES (1, 1, '{"b": 1, "a": 2}', '0000-00-00 00:00:00'), (2, 0, NULL, '2024-05-06 07:08:09')`)
@@ -187,6 +193,7 @@ func TestColumnTypeOverrides(t *testing.T) {
 }
 
 func TestCreatesRawSchemaWhenMissing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := e.pg.Exec(context.Background(), "DROP SCHEMA raw CASCADE")
 	require.NoError(t, err)

@@ -213,6 +213,7 @@ func count(t testing.TB, db *sql.DB, q string, args ...any) int64 {
 }
 
 func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ddls := opendental.Real93()
 	require.Len(t, ddls, 93)
@@ -299,6 +300,7 @@ func TestReplicateReal93FullIncrementalDeletes(t *testing.T) {
 }
 
 func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.stamped(t, 100, "2024-05-01 10:00:00")
 	cfg := e.config(t, 7)
@@ -317,6 +319,7 @@ func TestReplicateEqualTimestampsAcrossChunks(t *testing.T) {
 }
 
 func TestReplicateResumesAfterKill(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient", "procedurelog", "appointment"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -365,6 +368,7 @@ func pick(ddls []opendental.TableDDL, names ...string) []opendental.TableDDL {
 }
 
 func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := e.fixture.Exec("CREATE TABLE nokey (A INT NULL, B VARCHAR(30) NOT NULL, D DATE NOT NULL) ENGINE=MyISAM")
 	require.NoError(t, err)
@@ -387,6 +391,7 @@ func TestReplicateTableWithoutPrimaryKey(t *testing.T) {
 }
 
 func TestReplicateSchemaDrift(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient", "claimproc"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -421,6 +426,7 @@ func TestReplicateSchemaDrift(t *testing.T) {
 }
 
 func TestReplicateFullRefreshAndDryRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -447,6 +453,7 @@ func TestReplicateFullRefreshAndDryRun(t *testing.T) {
 }
 
 func TestReplicateTableFailureDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition", "provider"))
 	cfg := e.config(t, 100)
@@ -499,6 +506,7 @@ func (r roDoer) Close() error { return r.d.Close() }
 // server's own time zone: the factory sets the session up, replicate sets
 // nothing of its own.
 func TestSourceSessionIsReadOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition", "patient"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -535,6 +543,7 @@ func TestSourceSessionIsReadOnly(t *testing.T) {
 
 // Types OpenDental does not use today but a MySQL table may hold.
 func TestReplicateOtherTypes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := e.fixture.Exec("CREATE TABLE odd (Id INT NOT NULL PRIMARY KEY, B BIT(10) NULL, D DECIMAL(20,6) NULL, E ENUM('a','b c','') NULL," +
 		" S SET('x','y','z') NULL, Y YEAR NULL, BL BLOB NULL, VB VARBINARY(16) NULL, J LONGTEXT NULL, F FLOAT NULL, U BIGINT UNSIGNED NULL," +
@@ -556,6 +565,7 @@ func TestReplicateOtherTypes(t *testing.T) {
 
 // An incremental run killed mid-way resumes from its last committed chunk.
 func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.stamped(t, 200, "2024-05-01 10:00:00")
 	cfg := e.config(t, 10)
@@ -588,6 +598,7 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 // A changed full_table table is compared by key-range checksums and only
 // the ranges that differ are copied; a change undone copies nothing.
 func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "clinic"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -634,6 +645,7 @@ func TestReplicateDiffCopiesOnlyChangedRanges(t *testing.T) {
 // make the source count larger than the replica's; delete detection then
 // compares up to the replica's highest key and still finds a real delete.
 func TestReplicateDeletesWithRowsBeyondTheRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.stamped(t, 50, "2024-05-01 10:00:00")
 	cfg := e.config(t, 10)
@@ -673,6 +685,7 @@ func (c cutDoer) Close() error { return c.d.Close() }
 // secondary indexes, built after the copy) but before any chunk committed
 // still ends with every index of the source once the next run completes.
 func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "patient"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -742,6 +755,7 @@ func (g gaugeDoer) Close() error { return g.d.Close() }
 // statement at a time, no more source statements than that are ever in
 // flight at the server, without the test having to catch them overlapping.
 func TestSourceConnectionCap(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	names := []string{"definition", "provider", "clinic", "fee", "carrier", "employee"}
 	e.createTables(t, pick(opendental.Real93(), names...))
@@ -778,12 +792,14 @@ func TestSourceConnectionCap(t *testing.T) {
 // stamped late (behind the watermark already copied) arrives with it and,
 // as designed, not without it.
 func TestReplicateLookback(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		lookback int
 		want     int64
 	}{{0, 0}, {60, 1}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("lookback=%d", c.lookback), func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			e.stamped(t, 20, "2024-05-01 10:00:00")
 			cfg := e.config(t, 5)
@@ -803,6 +819,7 @@ func TestReplicateLookback(t *testing.T) {
 // compared for deletes column by column; deleted keys are recorded as JSON
 // arrays in primary-key order.
 func TestReplicateCompositeKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := e.fixture.Exec("CREATE TABLE pairs (Grp INT NOT NULL, Code VARCHAR(10) NOT NULL, V VARCHAR(20) NOT NULL," +
 		" SecDateTEdit TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, PRIMARY KEY (Grp, Code)) ENGINE=MyISAM")
@@ -843,6 +860,7 @@ func TestReplicateCompositeKey(t *testing.T) {
 // Rows changed or deleted at the source while a copy runs, behind its
 // cursor, are taken by the next run: the replica ends identical.
 func TestReplicateRowsChangedDuringRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.stamped(t, 30, "2024-05-01 10:00:00")
 	cfg := e.config(t, 6)
@@ -892,6 +910,7 @@ func TestReplicateRowsChangedDuringRun(t *testing.T) {
 // detect_deletes: false leaves rows deleted at the source in the replica and
 // records nothing; the default removes and records them.
 func TestReplicateDetectDeletesPerTable(t *testing.T) {
+	t.Parallel()
 	off := false
 	cases := []struct {
 		name        string
@@ -900,6 +919,7 @@ func TestReplicateDetectDeletesPerTable(t *testing.T) {
 	}{{"default on", nil, 9, 1}, {"off", &off, 10, 0}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			_, err := e.fixture.Exec("CREATE TABLE plain (Id INT NOT NULL PRIMARY KEY, V INT NOT NULL) ENGINE=MyISAM")
 			require.NoError(t, err)
@@ -922,8 +942,10 @@ func TestReplicateDetectDeletesPerTable(t *testing.T) {
 // speaks UTF-8): keyset paging failed and delete detection took such keys
 // for deleted rows. These tables are copied whole, like a keyless one.
 func TestReplicateLatin1TextKey(t *testing.T) {
+	t.Parallel()
 	for _, batch := range []int{100, 3} {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			_, err := e.fixture.Exec("CREATE TABLE lk (K VARCHAR(10) CHARACTER SET latin1 NOT NULL PRIMARY KEY, V INT NOT NULL) ENGINE=MyISAM")
 			require.NoError(t, err)
@@ -948,6 +970,7 @@ func TestReplicateLatin1TextKey(t *testing.T) {
 // table fails with an error saying so and how to fix it, and nothing is
 // written for it; the other tables run.
 func TestReplicateNullableWatermarkRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := e.fixture.Exec("CREATE TABLE loose (Id INT NOT NULL PRIMARY KEY, Edited DATETIME NULL) ENGINE=MyISAM")
 	require.NoError(t, err)
@@ -969,6 +992,7 @@ func TestReplicateNullableWatermarkRefused(t *testing.T) {
 // Tables the source gained (an OpenDental upgrade adds some) are not
 // copied until discover lists them, and the run says so.
 func TestReplicateReportsTablesMissingFromConfig(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition"))
 	cfg := e.config(t, 100)
@@ -1008,6 +1032,7 @@ func (c countDoer) Close() error { return c.d.Close() }
 // key list per batch made 574, 403, 404 and 403.
 // A row stamped past the run (not copied) must not hide any of them.
 func TestReplicateDeleteSpans(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		where    string
@@ -1021,6 +1046,7 @@ func TestReplicateDeleteSpans(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			e.stamped(t, 2000, "2024-05-01 10:00:00")
 			cfg := e.config(t, 10)
@@ -1067,6 +1093,7 @@ func TestReplicateDeleteSpans(t *testing.T) {
 // other, and a source table named _pipeline_… is refused, by name, with the
 // fix: reported when tables.yml does not list it, failed when it does.
 func TestReplicateReservedAndFormerBookkeepingNames(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, q := range []string{
 		"CREATE TABLE etl_copy_status (Id INT NOT NULL PRIMARY KEY, Note VARCHAR(20) NOT NULL) ENGINE=MyISAM",
@@ -1113,6 +1140,7 @@ func TestReplicateReservedAndFormerBookkeepingNames(t *testing.T) {
 // unchanged table is still skipped), even when the source now has a table
 // called etl_copy_status of its own.
 func TestReplicateMigratesFormerStateTables(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.createTables(t, pick(opendental.Real93(), "definition"))
 	src, err := schema.Read(context.Background(), e.fixture)
@@ -1146,6 +1174,7 @@ func TestReplicateMigratesFormerStateTables(t *testing.T) {
 // every later change). The run's start second is injected (SourceNow) and
 // the source's stamps are explicit: no test sleeps.
 func TestReplicateFreshnessSameSecond(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.stamped(t, 30, "2024-06-01 11:59:00")
 	_, err := e.fixture.Exec("INSERT INTO stamped (Id, V, SecDateTEdit) VALUES (40, 'future', '2037-12-31 00:00:00')")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestReplicaDDL(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, in, want string }{
 		{"engine and counter", "CREATE TABLE `a` (\n  `x` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`x`)\n) ENGINE=MyISAM AUTO_INCREMENT=280583 DEFAULT CHARSET=utf8mb3",
 			"CREATE TABLE `a` (\n  `x` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`x`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb3"},
@@ -22,6 +23,7 @@ func TestReplicaDDL(t *testing.T) {
 }
 
 func TestSplitIndexes(t *testing.T) {
+	t.Parallel()
 	in := "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `u` (`y`(10)),\n  KEY `k` (`y`(5)),\n  FULLTEXT KEY `f` (`y`)\n) ENGINE=InnoDB"
 	out, cut := splitIndexes(in)
 	assert.Equal(t, "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `u` (`y`(10))\n) ENGINE=InnoDB", out)
@@ -30,6 +32,7 @@ func TestSplitIndexes(t *testing.T) {
 }
 
 func TestKeysetPredicates(t *testing.T) {
+	t.Parallel()
 	q, args := after([]string{"a"}, []any{1})
 	assert.Equal(t, "(`a` >= ? AND `a` > ?)", q)
 	assert.Equal(t, []any{1, 1}, args)
@@ -48,6 +51,7 @@ func TestKeysetPredicates(t *testing.T) {
 }
 
 func TestRowFileEscapes(t *testing.T) {
+	t.Parallel()
 	var f rowFile
 	f.add([]sqlRaw{nil, sqlRaw(""), sqlRaw("a\tb\nc\\d\re\x00f"), sqlRaw(`\N`)})
 	assert.Equal(t, "\\N\t\ta\\tb\\nc\\\\d\\re\\0f\t\\\\N\n", f.buf.String())
@@ -57,6 +61,7 @@ func TestRowFileEscapes(t *testing.T) {
 type sqlRaw = sql.RawBytes
 
 func TestLookback(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, wm, dataType string
 		secs               int
