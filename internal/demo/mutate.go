@@ -41,113 +41,131 @@ func Mutate(ctx context.Context, db *sql.DB, opts MutateOptions) (Report, error)
 	if err != nil {
 		return Report{}, err
 	}
-	now := opts.Now
-	if now.IsZero() {
-		// The server's clock, the one the pipeline compares change stamps with.
-		var clock string
-		if err := db.QueryRowContext(ctx, "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')").Scan(&clock); err != nil {
-			return Report{}, fmt.Errorf("read the server's clock: %w", err)
-		}
-		read := time.Now()
-		if now, err = time.Parse(time.DateTime, clock); err != nil {
-			return Report{}, fmt.Errorf("read the server's clock %q: %w", clock, err)
-		}
-		// Return only once the stamp's second is over: a reader that skips
-		// the still-open current second (as replication does) then sees the
-		// whole day on its next run, as it would see a real clinic's edits.
-		defer func() {
-			if d := time.Until(read.Add(1100 * time.Millisecond)); d > 0 {
-				time.Sleep(d)
-			}
-		}()
-	}
-	now = now.UTC().Truncate(time.Second)
-	tables, err := readTables(ctx, db)
-	if err != nil {
+	d := &day{db: db, opts: opts}
+	if err := d.prepare(ctx); err != nil {
 		return Report{}, err
 	}
-	vols, err := opendental.Volumes()
-	if err != nil {
-		return Report{}, fmt.Errorf("read table volumes: %w", err)
-	}
-	w := &world{keyName: map[string]string{}, maxKey: map[string]int64{}}
-	counts := map[string]int64{}
-	for _, tn := range sortedNames(tables) {
-		t := tables[tn]
-		var n, mx sql.NullInt64
-		q := "SELECT COUNT(*), 0 FROM `" + tn + "`"
-		if len(t.PK) > 0 {
-			w.keyName[tn] = t.PK[0]
-			q = "SELECT COUNT(*), MAX(`" + t.PK[0] + "`) FROM `" + tn + "`"
-		}
-		if err := db.QueryRowContext(ctx, q).Scan(&n, &mx); err != nil {
-			return Report{}, fmt.Errorf("count rows of %s: %w", tn, err)
-		}
-		counts[tn] = n.Int64
-		w.maxKey[tn] = max(mx.Int64, n.Int64)
-	}
-	referenced := map[string]bool{}
-	for _, t := range tables {
-		for _, c := range t.Columns {
-			if c.FK != "" && c.FK != t.Name {
-				referenced[c.FK] = true
-			}
+	for _, tn := range sortedNames(d.tables) {
+		if err := d.mutate(ctx, d.tables[tn]); err != nil {
+			return Report{}, err
 		}
 	}
-	var ins, upd, del atomic.Int64
-	for _, tn := range sortedNames(tables) {
-		t := tables[tn]
-		r := rngFor(opts.Seed, "mutate", tn, itoa(w.maxKey[tn]))
-		want := float64(counts[tn]) * opts.Fraction
-		n := int64(want)
-		if r.Float64() < want-math.Floor(want) {
-			n++
-		}
-		if n == 0 {
-			continue
-		}
-		wm := watermarkOf(t, vols[tn])
-		editable := t.SeqPK >= 0 && wm != "" && vols[tn].SyncProfile != "append_only"
-		var nIns, nUpd, nDel int64
-		switch {
-		case !editable:
-			nIns = n
-		default:
-			nUpd = n / 2
-			if !referenced[tn] {
-				nDel = n / 10
-			}
-			nIns = n - nUpd - nDel
-		}
-		g := newGen(r, t, w, now, wm)
-		if t.SeqPK >= 0 || len(t.PK) > 0 {
-			if err := insertRows(ctx, db, t, g, w.maxKey[tn]+1, w.maxKey[tn]+nIns, &ins); err != nil {
-				return Report{}, err
-			}
-		} else {
-			if err := insertRows(ctx, db, t, g, counts[tn]+1, counts[tn]+nIns, &ins); err != nil {
-				return Report{}, err
-			}
-		}
-		if nUpd > 0 {
-			k, err := updateRows(ctx, db, t, g, w.maxKey[tn], nUpd, wm, now)
-			if err != nil {
-				return Report{}, err
-			}
-			upd.Add(k)
-		}
-		if nDel > 0 {
-			k, err := deleteRows(ctx, db, t, g, w.maxKey[tn], nDel)
-			if err != nil {
-				return Report{}, err
-			}
-			del.Add(k)
-		}
-	}
-	rep := Report{Database: name, Tables: len(tables), Rows: ins.Load(), Updated: upd.Load(), Deleted: del.Load(), Elapsed: time.Since(start)}
+	rep := Report{Database: name, Tables: len(d.tables), Rows: d.ins.Load(), Updated: d.upd.Load(), Deleted: d.del.Load(), Elapsed: time.Since(start)}
 	opts.Log.Info("applied a clinic day", "database", name, "inserted", rep.Rows, "updated", rep.Updated, "deleted", rep.Deleted,
 		"seconds", rep.Elapsed.Seconds())
 	return rep, nil
+}
+
+// day is one Mutate: the database as it was found and what was done to it.
+type day struct {
+	db         *sql.DB
+	opts       MutateOptions
+	now        time.Time // the change stamp, whole seconds
+	tables     map[string]*table
+	vols       map[string]opendental.Volume
+	w          *world
+	counts     map[string]int64 // rows per table before the day
+	referenced map[string]bool  // tables another table's foreign key names
+	ins        atomic.Int64
+	upd        atomic.Int64
+	del        atomic.Int64
+}
+
+// prepare reads the clock, the tables, their volumes and their row counts.
+func (d *day) prepare(ctx context.Context) error {
+	d.now = d.opts.Now
+	if d.now.IsZero() {
+		// The server's clock, the one the pipeline compares change stamps with.
+		var clock string
+		if err := d.db.QueryRowContext(ctx, "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')").Scan(&clock); err != nil {
+			return fmt.Errorf("read the server's clock: %w", err)
+		}
+		var err error
+		if d.now, err = time.Parse(time.DateTime, clock); err != nil {
+			return fmt.Errorf("read the server's clock %q: %w", clock, err)
+		}
+	}
+	d.now = d.now.UTC().Truncate(time.Second)
+	var err error
+	if d.tables, err = readTables(ctx, d.db); err != nil {
+		return err
+	}
+	if d.vols, err = opendental.Volumes(); err != nil {
+		return fmt.Errorf("read table volumes: %w", err)
+	}
+	if err := d.census(ctx); err != nil {
+		return err
+	}
+	d.referenced = map[string]bool{}
+	for _, t := range d.tables {
+		for _, c := range t.Columns {
+			if c.FK != "" && c.FK != t.Name {
+				d.referenced[c.FK] = true
+			}
+		}
+	}
+	return nil
+}
+
+// census counts every table's rows and highest key.
+func (d *day) census(ctx context.Context) error {
+	d.w = &world{keyName: map[string]string{}, maxKey: map[string]int64{}}
+	d.counts = map[string]int64{}
+	for _, tn := range sortedNames(d.tables) {
+		t := d.tables[tn]
+		var n, mx sql.NullInt64
+		q := "SELECT COUNT(*), 0 FROM `" + tn + "`"
+		if len(t.PK) > 0 {
+			d.w.keyName[tn] = t.PK[0]
+			q = "SELECT COUNT(*), MAX(`" + t.PK[0] + "`) FROM `" + tn + "`"
+		}
+		if err := d.db.QueryRowContext(ctx, q).Scan(&n, &mx); err != nil {
+			return fmt.Errorf("count rows of %s: %w", tn, err)
+		}
+		d.counts[tn] = n.Int64
+		d.w.maxKey[tn] = max(mx.Int64, n.Int64)
+	}
+	return nil
+}
+
+// mutate applies the day to one table: its share of inserts, and for a
+// table edited in place updates and (when nothing refers to it) deletes.
+func (d *day) mutate(ctx context.Context, t *table) error {
+	tn := t.Name
+	r := rngFor(d.opts.Seed, "mutate", tn, itoa(d.w.maxKey[tn]))
+	want := float64(d.counts[tn]) * d.opts.Fraction
+	n := int64(want)
+	if r.Float64() < want-math.Floor(want) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	wm := watermarkOf(t, d.vols[tn])
+	var nUpd, nDel int64
+	if t.SeqPK >= 0 && wm != "" && d.vols[tn].SyncProfile != "append_only" { // edited in place
+		nUpd = n / 2
+		if !d.referenced[tn] {
+			nDel = n / 10
+		}
+	}
+	nIns := n - nUpd - nDel
+	tw := writer{db: d.db, t: t, g: newGen(r, t, d.w, d.now, wm), written: &d.ins, maxKey: d.w.maxKey[tn], wm: wm, now: d.now}
+	next := d.counts[tn] + 1 // a table without a key is numbered by its rows
+	if t.SeqPK >= 0 || len(t.PK) > 0 {
+		next = d.w.maxKey[tn] + 1
+	}
+	if err := tw.insert(ctx, next, next+nIns-1); err != nil {
+		return err
+	}
+	k, err := tw.update(ctx, nUpd)
+	if err != nil {
+		return err
+	}
+	d.upd.Add(k)
+	k, err = tw.delete(ctx, nDel)
+	d.del.Add(k)
+	return err
 }
 
 // watermarkOf is the column a change moves: the clinic's change column when
@@ -202,44 +220,17 @@ func editColumn(t *table, wm string) *column {
 
 const chunk = 500
 
-// updateRows edits n random existing rows: one column gets a new value and
+// update edits n random existing rows: one column gets a new value and
 // every change column (wm and the table's timestamps) gets now.
-func updateRows(ctx context.Context, db *sql.DB, t *table, g *gen, maxKey, n int64, wm string, now time.Time) (int64, error) {
-	keys := sampleKeys(g, maxKey, n)
-	key := t.Columns[t.SeqPK].Name
-	edit := editColumn(t, wm)
+func (tw writer) update(ctx context.Context, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	t := tw.t
+	keys := sampleKeys(tw.g, tw.maxKey, n)
 	var done int64
 	for i := 0; i < len(keys); i += chunk {
-		part := keys[i:min(i+chunk, len(keys))]
-		var sb strings.Builder
-		sb.WriteString("UPDATE `" + t.Name + "` SET ")
-		sets := 0
-		for _, c := range t.Columns {
-			if c.Name == wm || c.DataType == "timestamp" {
-				if sets > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteString("`" + c.Name + "` = '" + now.Format(layoutFor(c.DataType)) + "'")
-				sets++
-			}
-		}
-		if edit != nil {
-			sb.WriteString(",`" + edit.Name + "` = CASE `" + key + "`")
-			for _, k := range part {
-				b := g.value(nil, edit, k)
-				sb.WriteString(" WHEN " + itoa(k) + " THEN " + string(b))
-			}
-			sb.WriteString(" END")
-		}
-		sb.WriteString(" WHERE `" + key + "` IN (")
-		for j, k := range part {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString(itoa(k))
-		}
-		sb.WriteString(")")
-		res, err := db.ExecContext(ctx, sb.String())
+		res, err := tw.db.ExecContext(ctx, tw.updateSQL(keys[i:min(i+chunk, len(keys))]))
 		if err != nil {
 			return done, fmt.Errorf("update %s: %w", t.Name, err)
 		}
@@ -249,10 +240,48 @@ func updateRows(ctx context.Context, db *sql.DB, t *table, g *gen, maxKey, n int
 	return done, nil
 }
 
-// deleteRows removes n random existing rows of t.
-func deleteRows(ctx context.Context, db *sql.DB, t *table, g *gen, maxKey, n int64) (int64, error) {
-	keys := sampleKeys(g, maxKey, n)
+// updateSQL is the UPDATE of the rows with keys.
+func (tw writer) updateSQL(keys []int64) string {
+	t := tw.t
 	key := t.Columns[t.SeqPK].Name
+	var sb strings.Builder
+	sb.WriteString("UPDATE `" + t.Name + "` SET ")
+	sets := 0
+	for _, c := range t.Columns {
+		if c.Name == tw.wm || c.DataType == "timestamp" {
+			if sets > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("`" + c.Name + "` = '" + tw.now.Format(layoutFor(c.DataType)) + "'")
+			sets++
+		}
+	}
+	if edit := editColumn(t, tw.wm); edit != nil {
+		sb.WriteString(",`" + edit.Name + "` = CASE `" + key + "`")
+		for _, k := range keys {
+			b := tw.g.value(nil, edit, k)
+			sb.WriteString(" WHEN " + itoa(k) + " THEN " + string(b))
+		}
+		sb.WriteString(" END")
+	}
+	sb.WriteString(" WHERE `" + key + "` IN (")
+	for j, k := range keys {
+		if j > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(itoa(k))
+	}
+	sb.WriteString(")")
+	return sb.String()
+}
+
+// delete removes n random existing rows.
+func (tw writer) delete(ctx context.Context, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	keys := sampleKeys(tw.g, tw.maxKey, n)
+	key := tw.t.Columns[tw.t.SeqPK].Name
 	var done int64
 	for i := 0; i < len(keys); i += chunk {
 		part := keys[i:min(i+chunk, len(keys))]
@@ -260,9 +289,9 @@ func deleteRows(ctx context.Context, db *sql.DB, t *table, g *gen, maxKey, n int
 		for j, k := range part {
 			ids[j] = itoa(k)
 		}
-		res, err := db.ExecContext(ctx, "DELETE FROM `"+t.Name+"` WHERE `"+key+"` IN ("+strings.Join(ids, ",")+")")
+		res, err := tw.db.ExecContext(ctx, "DELETE FROM `"+tw.t.Name+"` WHERE `"+key+"` IN ("+strings.Join(ids, ",")+")")
 		if err != nil {
-			return done, fmt.Errorf("delete from %s: %w", t.Name, err)
+			return done, fmt.Errorf("delete from %s: %w", tw.t.Name, err)
 		}
 		k, _ := res.RowsAffected()
 		done += k

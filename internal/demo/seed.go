@@ -199,6 +199,38 @@ func Seed(ctx context.Context, db *sql.DB, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	w, total := plannedWorld(tables, plan)
+	opts.Log.Info("seeding demo database", "database", name, "tables", len(tables), "rows", total, "scale", opts.Scale, "seed", opts.Seed)
+
+	var written atomic.Int64
+	stop := logProgress(opts.Log, &written, total)
+	err = forEach(ctx, sortedNames(tables), opts.Workers, func(ctx context.Context, tn string) error {
+		t := tables[tn]
+		g := newGen(rngFor(opts.Seed, tn), t, w, time.Time{}, "")
+		if opts.LegacyValues {
+			g.legacy = legacyColumns[tn]
+		}
+		return writer{db: db, t: t, g: g, written: &written}.insert(ctx, 1, t.Rows)
+	})
+	stop()
+	if err != nil {
+		return Report{}, err
+	}
+	if err := alignPatients(ctx, db, tables); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Database: name, Tables: len(tables), Rows: written.Load(), Elapsed: time.Since(start)}
+	if opts.LegacyValues {
+		rep.Legacy = legacyTotal(tables)
+	}
+	opts.Log.Info("seeded demo database", "database", name, "tables", rep.Tables, "rows", rep.Rows, "legacy_values", rep.Legacy,
+		"seconds", rep.Elapsed.Seconds(), "rows_per_sec", int(rep.RowsPerSecond()))
+	return rep, nil
+}
+
+// plannedWorld numbers each table's rows 1..plan and returns the keys the
+// generator draws foreign keys from, and the total.
+func plannedWorld(tables map[string]*table, plan map[string]int64) (*world, int64) {
 	w := &world{keyName: map[string]string{}, maxKey: map[string]int64{}}
 	var total int64
 	for n, t := range tables {
@@ -209,9 +241,12 @@ func Seed(ctx context.Context, db *sql.DB, opts Options) (Report, error) {
 		}
 		w.maxKey[n] = t.Rows
 	}
-	opts.Log.Info("seeding demo database", "database", name, "tables", len(tables), "rows", total, "scale", opts.Scale, "seed", opts.Seed)
+	return w, total
+}
 
-	var written atomic.Int64
+// logProgress logs the rows written so far every 5 seconds until stopped.
+func logProgress(log *slog.Logger, written *atomic.Int64, total int64) (stop func()) {
+	start := time.Now()
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(5 * time.Second)
@@ -222,50 +257,49 @@ func Seed(ctx context.Context, db *sql.DB, opts Options) (Report, error) {
 				return
 			case <-tick.C:
 				n := written.Load()
-				opts.Log.Info("seeding", "rows", n, "of", total, "rows_per_sec", int(float64(n)/time.Since(start).Seconds()))
+				log.Info("seeding", "rows", n, "of", total, "rows_per_sec", int(float64(n)/time.Since(start).Seconds()))
 			}
 		}
 	}()
-	err = forEach(ctx, sortedNames(tables), opts.Workers, func(ctx context.Context, tn string) error {
-		t := tables[tn]
-		g := newGen(rngFor(opts.Seed, tn), t, w, time.Time{}, "")
-		if opts.LegacyValues {
-			g.legacy = legacyColumns[tn]
-		}
-		return insertRows(ctx, db, t, g, 1, t.Rows, &written)
-	})
-	close(done)
-	if err != nil {
-		return Report{}, err
-	}
-	if err := alignPatients(ctx, db, tables); err != nil {
-		return Report{}, err
-	}
-	rep := Report{Database: name, Tables: len(tables), Rows: written.Load(), Elapsed: time.Since(start)}
-	if opts.LegacyValues {
-		for tn, cols := range legacyColumns {
-			for cn := range cols {
-				if t := tables[tn]; t != nil && hasColumn(t, cn) {
-					rep.Legacy += LegacyCount(t.Rows)
-				}
+	return func() { close(done) }
+}
+
+// legacyTotal is the number of legacy values a seed with LegacyValues writes.
+func legacyTotal(tables map[string]*table) int64 {
+	var n int64
+	for tn, cols := range legacyColumns {
+		for cn := range cols {
+			if t := tables[tn]; t != nil && hasColumn(t, cn) {
+				n += LegacyCount(t.Rows)
 			}
 		}
 	}
-	opts.Log.Info("seeded demo database", "database", name, "tables", rep.Tables, "rows", rep.Rows, "legacy_values", rep.Legacy,
-		"seconds", rep.Elapsed.Seconds(), "rows_per_sec", int(rep.RowsPerSecond()))
-	return rep, nil
+	return n
 }
 
 // maxStatement bounds one multi-row INSERT, well under the 16 MiB default
 // max_allowed_packet.
 const maxStatement = 2 << 20
 
-// insertRows writes rows first..last of t in multi-row INSERTs. Large MyISAM
+// writer writes one table's generated rows.
+type writer struct {
+	db      *sql.DB
+	t       *table
+	g       *gen
+	written *atomic.Int64 // rows inserted, across tables
+	// Mutate's edits:
+	maxKey int64     // the highest key before the day
+	wm     string    // the change column, "" when none
+	now    time.Time // the change stamp
+}
+
+// insert writes rows first..last of t in multi-row INSERTs. Large MyISAM
 // tables build their secondary indexes once at the end.
-func insertRows(ctx context.Context, db *sql.DB, t *table, g *gen, first, last int64, written *atomic.Int64) error {
+func (tw writer) insert(ctx context.Context, first, last int64) error {
 	if last < first {
 		return nil
 	}
+	db, t, g, written := tw.db, tw.t, tw.g, tw.written
 	bulk := last-first >= 20000
 	if bulk {
 		if _, err := db.ExecContext(ctx, "ALTER TABLE `"+t.Name+"` DISABLE KEYS"); err != nil {

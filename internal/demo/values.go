@@ -119,22 +119,44 @@ func (g *gen) value(b []byte, c *column, key int64) []byte {
 
 // plain appends one column's ordinary literal.
 func (g *gen) plain(b []byte, c *column, key int64) []byte {
+	if out, ok := g.decided(b, c, key); ok {
+		return out
+	}
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "bigint", "double", "decimal", "float":
+		return g.number(b, c)
+	case "date", "datetime", "timestamp", "time":
+		return g.temporal(b, c)
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+		return quote(b, g.text(c), c.MaxLength)
+	case "blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary":
+		return g.bytes(b)
+	}
+	return append(b, "DEFAULT"...)
+}
+
+// decided appends the literals the row already decides: its key, a parent's
+// key, the change stamp, or (sometimes, for a nullable column) NULL.
+func (g *gen) decided(b []byte, c *column, key int64) ([]byte, bool) {
+	switch {
+	case g.pkSet[c.Name] && isInteger(c.DataType):
+		return strconv.AppendInt(b, key, 10), true
+	case g.pkSet[c.Name]:
+		return quote(b, "k"+strconv.FormatInt(key, 10), c.MaxLength), true
+	case c.FK != "" && isInteger(c.DataType):
+		return strconv.AppendInt(b, g.foreignKey(c, key), 10), true
+	case !g.stamp.IsZero() && (c.DataType == "timestamp" || c.Name == g.watermark) && isTemporal(c.DataType):
+		return quote(b, g.stamp.Format(layoutFor(c.DataType)), 0), true
+	case c.Nullable && g.r.IntN(100) < 8:
+		return append(b, "NULL"...), true
+	}
+	return b, false
+}
+
+// number appends a plausible number for c: flags, small codes, colors,
+// money.
+func (g *gen) number(b []byte, c *column) []byte {
 	r := g.r
-	if g.pkSet[c.Name] {
-		if isInteger(c.DataType) {
-			return strconv.AppendInt(b, key, 10)
-		}
-		return quote(b, "k"+strconv.FormatInt(key, 10), c.MaxLength)
-	}
-	if c.FK != "" && isInteger(c.DataType) {
-		return strconv.AppendInt(b, g.foreignKey(c, key), 10)
-	}
-	if !g.stamp.IsZero() && (c.DataType == "timestamp" || c.Name == g.watermark) && isTemporal(c.DataType) {
-		return quote(b, g.stamp.Format(layoutFor(c.DataType)), 0)
-	}
-	if c.Nullable && r.IntN(100) < 8 {
-		return append(b, "NULL"...)
-	}
 	switch c.DataType {
 	case "tinyint":
 		if strings.HasPrefix(c.Type, "tinyint(1)") || strings.HasPrefix(c.Name, "Is") || strings.HasPrefix(c.Name, "Has") {
@@ -153,13 +175,20 @@ func (g *gen) plain(b []byte, c *column, key int64) []byte {
 			return strconv.AppendInt(b, int64(r.IntN(50)), 10)
 		}
 		return strconv.AppendInt(b, int64(r.IntN(100000)), 10)
-	case "double", "decimal":
-		if isMoney(c.Name) {
-			return strconv.AppendFloat(b, float64(r.IntN(200000))/100, 'f', 2, 64)
-		}
-		return strconv.AppendFloat(b, float64(r.IntN(10000))/100, 'f', 2, 64)
 	case "float":
 		return strconv.AppendFloat(b, float64(r.IntN(1000))/10, 'f', 1, 32)
+	}
+	if isMoney(c.Name) { // double, decimal
+		return strconv.AppendFloat(b, float64(r.IntN(200000))/100, 'f', 2, 64)
+	}
+	return strconv.AppendFloat(b, float64(r.IntN(10000))/100, 'f', 2, 64)
+}
+
+// temporal appends a plausible date or time for c, with OpenDental's
+// 0001-01-01 "not set" in some.
+func (g *gen) temporal(b []byte, c *column) []byte {
+	r := g.r
+	switch c.DataType {
 	case "date":
 		if c.Name == "Birthdate" {
 			return quote(b, randTime(r, time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 12, 31, 0, 0, 0, 0, time.UTC)).Format(time.DateOnly), 0)
@@ -175,23 +204,22 @@ func (g *gen) plain(b []byte, c *column, key int64) []byte {
 		return quote(b, randTime(r, time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC), AsOf).Format(time.DateTime), 0)
 	case "timestamp":
 		return quote(b, randTime(r, AsOf.AddDate(-2, 0, 0), AsOf).Format(time.DateTime), 0)
-	case "time":
-		m := 7*60 + 10*r.IntN(66)
-		return quote(b, time.Date(1, 1, 1, m/60, m%60, 0, 0, time.UTC).Format(time.TimeOnly), 0)
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
-		return quote(b, g.text(c), c.MaxLength)
-	case "blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary":
-		raw := make([]byte, 8+r.IntN(24))
-		for i := range raw {
-			raw[i] = byte(r.Uint32())
-		}
-		b = append(b, "X'"...)
-		for _, x := range raw {
-			b = append(b, "0123456789ABCDEF"[x>>4], "0123456789ABCDEF"[x&15])
-		}
-		return append(b, '\'')
 	}
-	return append(b, "DEFAULT"...)
+	m := 7*60 + 10*r.IntN(66) // time
+	return quote(b, time.Date(1, 1, 1, m/60, m%60, 0, 0, time.UTC).Format(time.TimeOnly), 0)
+}
+
+// bytes appends 8 to 31 random bytes as a hex literal.
+func (g *gen) bytes(b []byte) []byte {
+	raw := make([]byte, 8+g.r.IntN(24))
+	for i := range raw {
+		raw[i] = byte(g.r.Uint32())
+	}
+	b = append(b, "X'"...)
+	for _, x := range raw {
+		b = append(b, "0123456789ABCDEF"[x>>4], "0123456789ABCDEF"[x&15])
+	}
+	return append(b, '\'')
 }
 
 // foreignKey draws an existing parent key. A column named after the parent's

@@ -73,37 +73,45 @@ func Map(c schema.Column, override string) (Mapping, error) {
 }
 
 func mapType(c schema.Column) (Mapping, error) {
+	if m, ok := mapNumber(c); ok {
+		return m, nil
+	}
+	return mapOther(c)
+}
+
+// mapNumber decides the integer, decimal, floating-point, bit and year types.
+func mapNumber(c schema.Column) (Mapping, bool) {
 	u := c.Unsigned()
 	switch strings.ToLower(c.DataType) {
 	case "tinyint":
-		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "every tinyint, tinyint(1) too, stays an integer: OpenDental keeps enum codes > 1 in them; smallint holds -128..255"}, nil
+		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "every tinyint, tinyint(1) too, stays an integer: OpenDental keeps enum codes > 1 in them; smallint holds -128..255"}, true
 	case "smallint":
 		if u {
-			return Mapping{Target: "integer", Conv: ConvNumber, Reason: "unsigned smallint reaches 65535 > smallint max"}, nil
+			return Mapping{Target: "integer", Conv: ConvNumber, Reason: "unsigned smallint reaches 65535 > smallint max"}, true
 		}
-		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "same range"}, nil
+		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "same range"}, true
 	case "mediumint":
-		return Mapping{Target: "integer", Conv: ConvNumber, Reason: "24-bit, signed or not, fits integer"}, nil
+		return Mapping{Target: "integer", Conv: ConvNumber, Reason: "24-bit, signed or not, fits integer"}, true
 	case "int", "integer":
 		if u {
-			return Mapping{Target: "bigint", Conv: ConvNumber, Reason: "unsigned int reaches 4294967295 > integer max"}, nil
+			return Mapping{Target: "bigint", Conv: ConvNumber, Reason: "unsigned int reaches 4294967295 > integer max"}, true
 		}
-		return Mapping{Target: "integer", Conv: ConvNumber, Reason: "same range"}, nil
+		return Mapping{Target: "integer", Conv: ConvNumber, Reason: "same range"}, true
 	case "bigint":
 		if u {
-			return Mapping{Target: "numeric(20,0)", Conv: ConvNumber, Reason: "unsigned bigint reaches 18446744073709551615 > bigint max"}, nil
+			return Mapping{Target: "numeric(20,0)", Conv: ConvNumber, Reason: "unsigned bigint reaches 18446744073709551615 > bigint max"}, true
 		}
-		return Mapping{Target: "bigint", Conv: ConvNumber, Reason: "same range"}, nil
+		return Mapping{Target: "bigint", Conv: ConvNumber, Reason: "same range"}, true
 	case "decimal", "numeric":
 		p, s := c.Precision, c.Scale
 		if p == 0 {
 			p, s = parsePS(c.Type)
 		}
-		return Mapping{Target: fmt.Sprintf("numeric(%d,%d)", p, s), Conv: ConvNumber, Reason: "exact decimal, same precision and scale"}, nil
+		return Mapping{Target: fmt.Sprintf("numeric(%d,%d)", p, s), Conv: ConvNumber, Reason: "exact decimal, same precision and scale"}, true
 	case "float":
-		return Mapping{Target: "real", Conv: ConvNumber, Reason: "float32; read widened to double so no digit is lost in transit"}, nil
+		return Mapping{Target: "real", Conv: ConvNumber, Reason: "float32; read widened to double so no digit is lost in transit"}, true
 	case "double", "real", "double precision":
-		return Mapping{Target: "double precision", Conv: ConvNumber, Reason: "float64; MySQL prints shortest round-trip digits"}, nil
+		return Mapping{Target: "double precision", Conv: ConvNumber, Reason: "float64; MySQL prints shortest round-trip digits"}, true
 	case "bit":
 		n := c.Precision
 		if n == 0 {
@@ -112,9 +120,16 @@ func mapType(c schema.Column) (Mapping, error) {
 		if n == 0 {
 			n = 1
 		}
-		return Mapping{Target: fmt.Sprintf("bit(%d)", n), Conv: ConvBit, Bits: int(n), Reason: "same width; every bit kept and readable as a bit string"}, nil
+		return Mapping{Target: fmt.Sprintf("bit(%d)", n), Conv: ConvBit, Bits: int(n), Reason: "same width; every bit kept and readable as a bit string"}, true
 	case "year":
-		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "a year number 1901..2155 or 0000; not a date"}, nil
+		return Mapping{Target: "smallint", Conv: ConvNumber, Reason: "a year number 1901..2155 or 0000; not a date"}, true
+	}
+	return Mapping{}, false
+}
+
+// mapOther decides the temporal, text, binary, spatial and MariaDB types.
+func mapOther(c schema.Column) (Mapping, error) {
+	switch strings.ToLower(c.DataType) {
 	case "date":
 		return Mapping{Target: "date", Conv: ConvDate, Reason: "zero and partial-zero dates become NULL, counted"}, nil
 	case "datetime":
