@@ -7,38 +7,23 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/rowhash"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
-
-// rowHash is a SQL expression hashing a row's exact bytes to 64 bits: every
-// column as binary text (FLOAT as DOUBLE so all its digits count), NULL
-// distinct from any value; both sides use the same column types.
-func rowHash(cols []schema.Column) string {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
-		v := quoteIdent(c.Name)
-		if strings.EqualFold(c.DataType, "float") {
-			v = "CAST(" + v + " AS DOUBLE)"
-		}
-		parts[i] = "IFNULL(HEX(CAST(" + v + " AS BINARY)),'N')"
-	}
-	return "CAST(CONV(LEFT(MD5(CONCAT_WS(',', " + strings.Join(parts, ",") + ")),16),16,10) AS UNSIGNED)"
-}
 
 // diffCopy brings an existing copy of a table with a one-column key up to
 // date without rewriting it: it walks the source in key ranges of batch_size
 // rows, compares each range's row count and content hash with the replica's,
 // and copies only the ranges that differ (removing the replica rows the
 // source no longer has in them). An unchanged range costs one source query
-// that returns one row.
+// that returns one row. The hash is internal/rowhash's.
 func (j *tableJob) diffCopy(ctx context.Context) error {
 	if err := j.begin(state.ModeDiff, true).Exec(ctx, j.conn); err != nil {
 		return err
 	}
 	j.res.Mode = state.ModeDiff
-	hash := rowHash(j.src.Columns)
-	var lo any // last key of the previous range; nil before the first
+	hash := rowhash.Expr(j.src.Columns) // the same hash verify compares with
+	var lo any                          // last key of the previous range; nil before the first
 	for {
 		src, err := j.sourceRange(ctx, hash, lo)
 		if err != nil {
