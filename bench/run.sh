@@ -71,7 +71,7 @@ measure() {
 my_rows() { # my_rows <database>
 	local q
 	q=$(my -N -e "SELECT CONCAT('SELECT ', IFNULL(GROUP_CONCAT(CONCAT('(SELECT COUNT(*) FROM \`', TABLE_NAME, '\`)') SEPARATOR ' + '), '0'))
-		FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME NOT LIKE 'etl\\_%'" 2>/dev/null) || { echo "-"; return; }
+		FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME NOT LIKE '\\_pipeline\\_%'" 2>/dev/null) || { echo "-"; return; }
 	my -N "$1" -e "$q" 2>/dev/null || echo "-"
 }
 pg_rows() { # pg_rows <schema>
