@@ -18,6 +18,10 @@ const Schema = "pipeline"
 const (
 	RunTable   = Schema + ".etl_run_history"
 	TableTable = Schema + ".etl_table_history"
+	// FreshnessView answers "when was this table last confirmed current,
+	// and last loaded": the one definition status, metrics and dbt's
+	// source freshness (`pipeline dbt-sources`) share.
+	FreshnessView = Schema + ".etl_table_freshness"
 )
 
 // ddlLockKey serialises history DDL across processes ("odhist" in ASCII),
@@ -79,6 +83,41 @@ var indexes = []string{
 	`CREATE INDEX etl_run_history_command_started ON ` + RunTable + ` (command, started_at DESC)`,
 	// "latest success / failure of this table in this phase"
 	`CREATE INDEX etl_table_history_latest ON ` + TableTable + ` (table_name, phase, status, started_at DESC)`,
+}
+
+// createFreshness defines "confirmed current" once, for status (through
+// Store.Tables) and for dbt's freshness checks: a table is confirmed current
+// as of the start of its latest successful replicate that a successful load
+// started after (raw then holds what that replicate read; a replicate that
+// found nothing to change counts), or of its latest successful verify.
+// last_loaded_at is the end of its latest successful load, changes or not;
+// last_changed_at that of the latest successful load that wrote or deleted
+// rows in raw.
+var createFreshness = `CREATE VIEW ` + FreshnessView + ` AS
+WITH confirmed AS (
+	SELECT table_name, max(started_at) AS at FROM (
+		SELECT r.table_name, r.started_at FROM ` + TableTable + ` r
+		WHERE r.phase = 'replicate' AND r.status = 'ok' AND EXISTS (
+			SELECT 1 FROM ` + TableTable + ` l
+			WHERE l.table_name = r.table_name AND l.phase = 'load' AND l.status = 'ok' AND l.started_at >= r.finished_at)
+		UNION ALL
+		SELECT table_name, started_at FROM ` + TableTable + ` WHERE phase = 'verify' AND status = 'ok'
+	) c GROUP BY table_name
+), loaded AS (
+	SELECT table_name, max(finished_at) AS at,
+		max(finished_at) FILTER (WHERE rows_written > 0 OR rows_deleted > 0) AS changed
+	FROM ` + TableTable + ` WHERE phase = 'load' AND status = 'ok' GROUP BY table_name
+)
+SELECT t.table_name, c.at AS last_confirmed_current_at, l.at AS last_loaded_at, l.changed AS last_changed_at
+FROM (SELECT DISTINCT table_name FROM ` + TableTable + `) t
+LEFT JOIN confirmed c USING (table_name)
+LEFT JOIN loaded l USING (table_name)`
+
+var freshnessComments = []string{
+	"table_name", "source table name",
+	"last_confirmed_current_at", "raw matched the source as of this instant: start of the latest successful replicate a successful load started after (nothing to change counts), or of the latest successful verify; NULL: never",
+	"last_loaded_at", "end of the latest successful load of the table into raw, whether or not it changed rows",
+	"last_changed_at", "end of the latest successful load that wrote or deleted rows in raw",
 }
 
 // columnComments document the interface dbt and dashboards query (the
@@ -145,9 +184,9 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
 		return fmt.Errorf("creating the run history: %w", err)
 	}
-	var hasSchema, hasRuns, hasTables bool
-	err = tx.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL`,
-		Schema, RunTable, TableTable).Scan(&hasSchema, &hasRuns, &hasTables)
+	var hasSchema, hasRuns, hasTables, hasView bool
+	err = tx.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL, to_regclass($4) IS NOT NULL`,
+		Schema, RunTable, TableTable, FreshnessView).Scan(&hasSchema, &hasRuns, &hasTables, &hasView)
 	if err != nil {
 		return fmt.Errorf("creating the run history: %w", err)
 	}
@@ -166,6 +205,11 @@ func (s *Store) Ensure(ctx context.Context) error {
 			return privilegeError(ctx, s, "creating "+TableTable, err)
 		}
 	}
+	if !hasView {
+		if err := createView(ctx, tx); err != nil {
+			return privilegeError(ctx, s, "creating "+FreshnessView, err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("creating the run history: %w", err)
 	}
@@ -178,6 +222,19 @@ func createTable(ctx context.Context, tx pgx.Tx, name, ddl string, idx []string)
 	cols := columnComments[name]
 	for i := 0; i+1 < len(cols); i += 2 {
 		stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS '%s'", name, cols[i], strings.ReplaceAll(cols[i+1], "'", "''")))
+	}
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func createView(ctx context.Context, tx pgx.Tx) error {
+	stmts := []string{createFreshness, "COMMENT ON VIEW " + FreshnessView + " IS 'when each table was last confirmed current and last loaded (README, Run history)'"}
+	for i := 0; i+1 < len(freshnessComments); i += 2 {
+		stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS '%s'", FreshnessView, freshnessComments[i], strings.ReplaceAll(freshnessComments[i+1], "'", "''")))
 	}
 	for _, q := range stmts {
 		if _, err := tx.Exec(ctx, q); err != nil {

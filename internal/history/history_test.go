@@ -143,6 +143,31 @@ func TestTablesStatus(t *testing.T) {
 	assert.Equal(t, day0.Add(2*time.Second), a.ConfirmedCurrent, "night 2's load only confirms night 1's replicate")
 	assert.Equal(t, report.PhaseReplicate, a.LastFailure.Phase)
 	assert.Equal(t, "source: connection reset", a.LastFailure.Error)
+	assert.Equal(t, "n2", a.Latest[report.PhaseReplicate].RunID, "the latest replicate entry, failed")
+	assert.Equal(t, report.TableFailed, a.Latest[report.PhaseReplicate].Status)
+	assert.Equal(t, report.TableOK, a.Latest[report.PhaseLoad].Status)
+
+	// The view dbt's freshness and dashboards read says the same.
+	type fresh struct{ confirmed, loaded, changed *time.Time }
+	view := map[string]fresh{}
+	rows, err := pool.Query(ctx, "SELECT table_name, last_confirmed_current_at, last_loaded_at, last_changed_at FROM pipeline.etl_table_freshness")
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		var f fresh
+		require.NoError(t, rows.Scan(&name, &f.confirmed, &f.loaded, &f.changed))
+		view[name] = f
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, view, 3)
+	for name, st := range byName {
+		require.NotNil(t, view[name].confirmed, name)
+		assert.True(t, st.ConfirmedCurrent.Equal(*view[name].confirmed), name)
+	}
+	loadEnd := func(night int) time.Time { return day0.Add(time.Duration(night)*24*time.Hour + time.Minute + 500*time.Millisecond) }
+	assert.True(t, view["patient"].loaded.Equal(loadEnd(2)), "night 3's no-change load: %v", view["patient"].loaded)
+	assert.True(t, view["patient"].changed.Equal(loadEnd(1)), "night 2 wrote rows, night 3 did not: %v", view["patient"].changed)
+	assert.True(t, view["claim"].loaded.Equal(loadEnd(0)), "claim's last good load is night 1's: %v", view["claim"].loaded)
 
 	now := day0.Add(50 * time.Hour)
 	assert.False(t, p.Stale(now, 26*time.Hour))
@@ -219,7 +244,7 @@ func TestEnsureIdempotentAndDocumented(t *testing.T) {
 	var undocumented []string
 	rows, err := pool.Query(ctx, `SELECT c.relname || '.' || a.attname FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'pipeline' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE n.nspname = 'pipeline' AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped
 		AND col_description(c.oid, a.attnum) IS NULL`)
 	require.NoError(t, err)
 	for rows.Next() {

@@ -29,6 +29,9 @@ type TableStatus struct {
 	// in any phase; nil when none is kept. Compare its StartedAt with the
 	// phase's LastSuccess to know whether it is still failing.
 	LastFailure *Entry
+	// Latest is the latest entry per phase that ended ok, failed or
+	// differs (stopped entries are left out: they resume).
+	Latest map[report.Phase]Entry
 	// ConfirmedCurrent is the latest instant raw is known to have matched
 	// the source: the start of the latest successful replicate followed by
 	// a successful load, or of the latest successful verify. Zero: never.
@@ -55,7 +58,8 @@ func (t TableStatus) Failing() bool {
 // create them (status before any run shows "no runs yet").
 func (s *Store) exists(ctx context.Context) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", RunTable, TableTable).Scan(&ok)
+	err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
+		RunTable, TableTable, FreshnessView).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("reading the run history: %w", err)
 	}
@@ -97,12 +101,15 @@ func (s *Store) Tables(ctx context.Context, names []string) ([]TableStatus, erro
 	byName := map[string]*TableStatus{}
 	get := func(name string) *TableStatus {
 		if byName[name] == nil {
-			byName[name] = &TableStatus{Table: name, LastSuccess: map[report.Phase]Entry{}}
+			byName[name] = &TableStatus{Table: name, LastSuccess: map[report.Phase]Entry{}, Latest: map[report.Phase]Entry{}}
 		}
 		return byName[name]
 	}
 	if err := s.latestEntries(ctx, names, func(e Entry) {
 		st := get(e.Table.Table)
+		if l, ok := st.Latest[e.Phase]; !ok || l.StartedAt.Before(e.StartedAt) {
+			st.Latest[e.Phase] = e
+		}
 		if e.Status == report.TableOK {
 			st.LastSuccess[e.Phase] = e
 		} else if st.LastFailure == nil || st.LastFailure.StartedAt.Before(e.StartedAt) {
@@ -152,20 +159,11 @@ func (s *Store) latestEntries(ctx context.Context, names []string, fn func(Entry
 	return nil
 }
 
-// confirmed calls fn with each table's ConfirmedCurrent: a successful
-// replicate counts once a successful load started after it finished (raw
-// then holds what the replicate read); a successful verify counts alone.
+// confirmed calls fn with each table's ConfirmedCurrent, read from
+// FreshnessView (where "confirmed current" is defined once).
 func (s *Store) confirmed(ctx context.Context, names []string, fn func(string, time.Time)) error {
-	rows, err := s.pool.Query(ctx, `SELECT table_name, max(started_at) FROM (
-			SELECT r.table_name, r.started_at FROM `+TableTable+` r
-			WHERE r.phase = 'replicate' AND r.status = 'ok' AND EXISTS (
-				SELECT 1 FROM `+TableTable+` l
-				WHERE l.table_name = r.table_name AND l.phase = 'load' AND l.status = 'ok' AND l.started_at >= r.finished_at)
-			UNION ALL
-			SELECT table_name, started_at FROM `+TableTable+` WHERE phase = 'verify' AND status = 'ok'
-		) c
-		WHERE cardinality($1::text[]) = 0 OR table_name = ANY($1)
-		GROUP BY table_name`, names)
+	rows, err := s.pool.Query(ctx, `SELECT table_name, last_confirmed_current_at FROM `+FreshnessView+`
+		WHERE last_confirmed_current_at IS NOT NULL AND (cardinality($1::text[]) = 0 OR table_name = ANY($1))`, names)
 	if err != nil {
 		return fmt.Errorf("reading the table history: %w", err)
 	}
