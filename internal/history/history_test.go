@@ -164,7 +164,9 @@ func TestTablesStatus(t *testing.T) {
 		require.NotNil(t, view[name].confirmed, name)
 		assert.True(t, st.ConfirmedCurrent.Equal(*view[name].confirmed), name)
 	}
-	loadEnd := func(night int) time.Time { return day0.Add(time.Duration(night)*24*time.Hour + time.Minute + 500*time.Millisecond) }
+	loadEnd := func(night int) time.Time {
+		return day0.Add(time.Duration(night)*24*time.Hour + time.Minute + 500*time.Millisecond)
+	}
 	assert.True(t, view["patient"].loaded.Equal(loadEnd(2)), "night 3's no-change load: %v", view["patient"].loaded)
 	assert.True(t, view["patient"].changed.Equal(loadEnd(1)), "night 2 wrote rows, night 3 did not: %v", view["patient"].changed)
 	assert.True(t, view["claim"].loaded.Equal(loadEnd(0)), "claim's last good load is night 1's: %v", view["claim"].loaded)
