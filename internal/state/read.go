@@ -134,50 +134,60 @@ type DeletionRange struct {
 	KeyLen  int   // number of primary-key columns
 }
 
-// Deletions streams the recorded deletes of r in id order, each as its key
-// values (strings). It is a pgx.CopyFromSource, so the keys go straight into
-// a COPY and memory stays at one entry however many rows were purged.
-type Deletions struct {
-	rows *sql.Rows
-	r    DeletionRange
-	key  []any
-	err  error
+// KeyStream streams the keys of one of the key logs (deleted rows, changed
+// keys) in id order, each as its key values (strings). It is a
+// pgx.CopyFromSource, so the keys go straight into a COPY and memory stays
+// at one entry however many rows were logged.
+type KeyStream struct {
+	rows   *sql.Rows
+	log    string
+	table  string
+	keyLen int
+	key    []any
+	err    error
 }
+
+// Deletions is the stream of the deleted-rows log.
+type Deletions = KeyStream
 
 // ReadDeletions starts streaming the deletes of r; Close ends it.
 func ReadDeletions(ctx context.Context, q schema.Querier, r DeletionRange) (*Deletions, error) {
-	rows, err := q.QueryContext(ctx, "SELECT id, pk_values FROM `"+DeletedRowsTable+"`"+
-		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", r.Table, r.After, r.Through)
+	return readLog(ctx, q, DeletedRowsTable, r.Table, r.After, r.Through, r.KeyLen)
+}
+
+func readLog(ctx context.Context, q schema.Querier, log, table string, after, through int64, keyLen int) (*KeyStream, error) {
+	rows, err := q.QueryContext(ctx, "SELECT id, pk_values FROM `"+log+"`"+
+		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", table, after, through)
 	if err != nil {
-		return nil, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, r.Table, err)
+		return nil, fmt.Errorf("read %s of %s: %w", log, table, err)
 	}
-	return &Deletions{rows: rows, r: r}, nil
+	return &KeyStream{rows: rows, log: log, table: table, keyLen: keyLen}, nil
 }
 
 // Next moves to the next key; false at the end or on an error (see Err).
-func (d *Deletions) Next() bool {
+func (d *KeyStream) Next() bool {
 	if d.err != nil || !d.rows.Next() {
 		return false
 	}
 	var id int64
 	var raw []byte
 	if err := d.rows.Scan(&id, &raw); err != nil {
-		d.err = fmt.Errorf("read %s of %s: %w", DeletedRowsTable, d.r.Table, err)
+		d.err = fmt.Errorf("read %s of %s: %w", d.log, d.table, err)
 		return false
 	}
-	d.key, d.err = ParseKey(raw, d.r.KeyLen)
+	d.key, d.err = ParseKey(raw, d.keyLen)
 	if d.err != nil {
-		d.err = fmt.Errorf("read %s id %d of %s: %w", DeletedRowsTable, id, d.r.Table, d.err)
+		d.err = fmt.Errorf("read %s id %d of %s: %w", d.log, id, d.table, d.err)
 		return false
 	}
 	return true
 }
 
 // Values is the current key's values.
-func (d *Deletions) Values() ([]any, error) { return d.key, nil }
+func (d *KeyStream) Values() ([]any, error) { return d.key, nil }
 
 // Err is the error that ended the stream, if any.
-func (d *Deletions) Err() error {
+func (d *KeyStream) Err() error {
 	if d.err != nil {
 		return d.err
 	}
@@ -185,4 +195,4 @@ func (d *Deletions) Err() error {
 }
 
 // Close ends the stream.
-func (d *Deletions) Close() error { return d.rows.Close() }
+func (d *KeyStream) Close() error { return d.rows.Close() }

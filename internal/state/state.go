@@ -1,9 +1,9 @@
 // Package state is the replica contract between the phases: the bookkeeping
 // tables replicate writes in the replica and load (verify, status) reads —
 // their DDL and the migration from their old names, typed reads (every
-// table's state in one query, change sequences, the deleted-rows log) and
-// typed writes. replicate is the writer, load the reader; neither imports
-// the other.
+// table's state in one query, change sequences, the deleted-rows log, the
+// changed-keys log) and typed writes. replicate (and verify's repair) write,
+// load reads; no phase imports another.
 //
 // The pipeline's own tables in the replica share a namespace with the
 // source's tables, so every one of them (the two state tables and the
@@ -113,6 +113,9 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// Querier is a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier = schema.Querier
+
 // DB is what Ensure and Migrate need: statements and queries.
 type DB interface {
 	Execer
@@ -126,7 +129,7 @@ func Ensure(ctx context.Context, db DB) error {
 	if err := Migrate(ctx, db); err != nil {
 		return err
 	}
-	for _, q := range ddl {
+	for _, q := range append(ddl, changedKeysDDL) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create replication state tables: %w", err)
 		}

@@ -49,7 +49,8 @@ func TestEnsureMigratesLegacyTablesOnce(t *testing.T) {
 		require.NoError(t, err, q)
 	}
 	require.NoError(t, state.Ensure(ctx, db))
-	assert.Equal(t, []string{state.CopyStatusTable, state.DeletedRowsTable}, tablesOf(t, db), "renamed, nothing left under the old names")
+	assert.Equal(t, []string{state.ChangedKeysTable, state.CopyStatusTable, state.DeletedRowsTable}, tablesOf(t, db),
+		"renamed (and the changed-keys log created), nothing left under the old names")
 	rows, err := state.ReadAll(ctx, db)
 	require.NoError(t, err)
 	require.Contains(t, rows, "patient")
@@ -66,7 +67,7 @@ func TestEnsureMigratesLegacyTablesOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, state.Ensure(ctx, db))
 	require.NoError(t, state.Migrate(ctx, db))
-	assert.Equal(t, []string{"etl_copy_status", state.CopyStatusTable, state.DeletedRowsTable}, tablesOf(t, db))
+	assert.Equal(t, []string{"etl_copy_status", state.ChangedKeysTable, state.CopyStatusTable, state.DeletedRowsTable}, tablesOf(t, db))
 	rows, err = state.ReadAll(ctx, db)
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), rows["patient"].ChangeSeq)
@@ -90,6 +91,12 @@ func TestReadsOnAReplicaWithoutState(t *testing.T) {
 	id, err := state.MaxDeletionID(ctx, db, "patient")
 	require.NoError(t, err)
 	assert.Zero(t, id)
+	id, err = state.MaxChangedKeyID(ctx, db, "patient")
+	require.NoError(t, err)
+	assert.Zero(t, id)
+	keyed, err := state.KeyedSince(ctx, db, "patient", 0, 3)
+	require.NoError(t, err)
+	assert.False(t, keyed)
 	require.NoError(t, state.Migrate(ctx, db))
 	assert.Empty(t, tablesOf(t, db), "Migrate renames only, it creates nothing")
 }
@@ -181,6 +188,59 @@ func TestDeletedRowsLog(t *testing.T) {
 	assert.False(t, d.Next())
 	assert.ErrorContains(t, d.Err(), "is not a JSON array of 3 key values", "a key of the wrong width stops the stream")
 	require.NoError(t, d.Close())
+}
+
+// The changed-keys log: keys logged in the transaction that wrote the rows
+// (a rolled-back one leaves neither rows nor keys), each commit one
+// change_seq bump tagging its keys, so a reader can tell whether every
+// change since a loaded change_seq was logged.
+func TestChangedKeysLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := testdb.MySQL(t, "state")
+	require.NoError(t, state.Ensure(ctx, db))
+	at := time.Now()
+	logged := func(keys [][]string, commit bool) int64 {
+		tx, err := db.Begin()
+		require.NoError(t, err)
+		seq, err := state.LogChanges(ctx, tx, "pairs", keys, state.ReasonRepair, at)
+		require.NoError(t, err)
+		if commit {
+			require.NoError(t, tx.Commit())
+		} else {
+			require.NoError(t, tx.Rollback())
+		}
+		return seq
+	}
+	assert.Equal(t, int64(1), logged([][]string{{"1", "a"}, {"2", "b"}}, true))
+	assert.Equal(t, int64(2), logged([][]string{{"7", "z"}}, false), "the seq the commit would have had")
+	require.NoError(t, state.For("pairs").BumpChangeSeq().Exec(ctx, db)) // a change that logged no keys: seq 2
+	assert.Equal(t, int64(3), logged([][]string{{"3", `q"uote`}}, true))
+
+	seq, _, err := state.ChangeSeq(ctx, db, "pairs")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), seq)
+	for _, c := range []struct {
+		loaded int64
+		keyed  bool
+	}{{0, false}, {1, false}, {2, true}, {3, false}} {
+		keyed, err := state.KeyedSince(ctx, db, "pairs", c.loaded, seq)
+		require.NoError(t, err)
+		assert.Equal(t, c.keyed, keyed, "changes after seq %d", c.loaded)
+	}
+	through, err := state.MaxChangedKeyID(ctx, db, "pairs")
+	require.NoError(t, err)
+	ks, err := state.ReadChangedKeys(ctx, db, state.ChangeRange{Table: "pairs", After: 1, Through: through, KeyLen: 2})
+	require.NoError(t, err)
+	var got [][]any
+	for ks.Next() {
+		v, err := ks.Values()
+		require.NoError(t, err)
+		got = append(got, v)
+	}
+	require.NoError(t, ks.Err())
+	require.NoError(t, ks.Close())
+	assert.Equal(t, [][]any{{"2", "b"}, {"3", `q"uote`}}, got, "after id 1, the rolled-back key never logged")
 }
 
 func TestKeyEncoding(t *testing.T) {
