@@ -1,13 +1,10 @@
 package load
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -15,7 +12,7 @@ import (
 )
 
 // maxIdent is PostgreSQL's identifier limit in bytes (NAMEDATALEN-1).
-const maxIdent = 63
+const maxIdent = typemap.MaxIdent
 
 // column is one source column with its raw decision.
 type column struct {
@@ -85,18 +82,10 @@ func buildPlan(t *tables.Table, src *schema.Table, snake bool) (*plan, error) {
 	return p, nil
 }
 
-// RawName is the raw name of a source table or column: the source's name
-// (in snake_case with snake), kept exactly when it fits PostgreSQL's 63
-// bytes; a longer one (MySQL allows 64 characters, up to 192 bytes) is
-// shortened by fitIdent.
-func RawName(name string, snake bool) string { return rawName(name, snake) }
+// RawName is the raw name of a source table or column (typemap.RawName).
+func RawName(name string, snake bool) string { return typemap.RawName(name, snake) }
 
-func rawName(name string, snake bool) string {
-	if snake {
-		name = typemap.SnakeCase(name)
-	}
-	return fitIdent(name)
-}
+func rawName(name string, snake bool) string { return typemap.RawName(name, snake) }
 
 func checkIdent(kind, source, target string) error {
 	if target == "" {
@@ -108,23 +97,7 @@ func checkIdent(kind, source, target string) error {
 	return nil
 }
 
-// fitIdent makes a name fit PostgreSQL's 63 bytes, which would otherwise
-// cut it silently (and two names sharing their first 63 bytes would become
-// one): a longer name becomes its first 54 bytes (on a character boundary),
-// "_" and 8 hex digits of the SHA-256 of the whole name. Stable across runs,
-// distinct for distinct names.
-func fitIdent(s string) string {
-	if len(s) <= maxIdent {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	short := s
-	for len(short) > maxIdent-9 {
-		_, size := utf8.DecodeLastRuneInString(short)
-		short = short[:len(short)-size]
-	}
-	return short + "_" + hex.EncodeToString(sum[:4])
-}
+func fitIdent(s string) string { return typemap.FitIdent(s) }
 
 func qualified(name string) string { return typemap.QuotePG(Schema) + "." + typemap.QuotePG(name) }
 
