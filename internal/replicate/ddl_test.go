@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 // A system-versioned source table becomes a plain replica table: the
@@ -28,15 +26,6 @@ func TestUnversioned(t *testing.T) {
 	assert.Equal(t, named, unversioned(named), "names, defaults and comments are not clauses")
 	assert.Equal(t, "CREATE TABLE `a with system versioning` (\n  `x``y` int(11) DEFAULT NULL\n) ENGINE=InnoDB COMMENT='a\\' WITH SYSTEM VERSIONING'",
 		unversioned("CREATE TABLE `a with system versioning` (\n  `x``y` int(11) DEFAULT NULL WITHOUT SYSTEM VERSIONING\n) ENGINE=InnoDB COMMENT='a\\' WITH SYSTEM VERSIONING' WITH SYSTEM VERSIONING"))
-}
-
-// LOAD DATA's column list: YEAR as a number, MariaDB's binary-form types
-// through a character set, generated columns read and dropped.
-func TestLoadColumns(t *testing.T) {
-	cols := []schema.Column{{Name: "id", DataType: "int"}, {Name: "y", DataType: "year"}, {Name: "u", DataType: "uuid"},
-		{Name: "a`b", DataType: "inet6"}, {Name: "v", DataType: "int", Computed: true}, {Name: "i4", DataType: "INET4"}}
-	assert.Equal(t, "(`id`,@v1,@v2,@v3,@v4,@v5) SET `y` = @v1 + 0, `u` = CONVERT(@v2 USING ascii), `a``b` = CONVERT(@v3 USING ascii), `i4` = CONVERT(@v5 USING ascii)",
-		loadColumns(cols))
 }
 
 // A line break inside a quoted name or string is not the end of a

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/rowhash"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
@@ -126,7 +127,7 @@ func (j *tableJob) diffRange(ctx context.Context, rng keyRange) error {
 			return nil
 		}
 	}
-	f := rowFile{keepKeys: true}
+	f := rowcopy.File{KeepKeys: true}
 	rd := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(name) + where + " ORDER BY " + quoteIdent(j.key[0]), args: args, idx: j.keyIdx}
 	if _, err := j.readSource(ctx, rd, &f); err != nil {
 		return err
@@ -138,7 +139,7 @@ func (j *tableJob) diffRange(ctx context.Context, rng keyRange) error {
 			return err
 		}
 	}
-	if f.rows == 0 && len(gone) == 0 {
+	if f.Rows() == 0 && len(gone) == 0 {
 		return nil
 	}
 	return j.commitRange(ctx, &f, gone)
@@ -162,31 +163,31 @@ func (j *tableJob) replicaOnly(ctx context.Context, rng keyRange, have map[strin
 
 // commitRange writes a range's source rows and deletes (and records) its
 // gone keys in one transaction.
-func (j *tableJob) commitRange(ctx context.Context, f *rowFile, gone [][]string) error {
+func (j *tableJob) commitRange(ctx context.Context, f *rowcopy.File, gone [][]string) error {
 	name := j.cfg.Name
 	tx, err := j.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin replica transaction for %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if _, err := loadRows(ctx, tx, name, j.src.Columns, f); err != nil {
+	if _, err := rowcopy.Load(ctx, tx, name, j.src.Columns, f); err != nil {
 		return err
 	}
 	deleted, err := j.deleteIn(ctx, tx, gone)
 	if err != nil {
 		return err
 	}
-	if err := state.For(name).AddRows(int64(f.rows)).BumpChangeSeq().Exec(ctx, tx); err != nil {
+	if err := state.For(name).AddRows(int64(f.Rows())).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit range of %s: %w", name, err)
 	}
-	j.res.RowsRead += int64(f.rows)
-	j.res.RowsWritten += int64(f.rows)
+	j.res.RowsRead += int64(f.Rows())
+	j.res.RowsWritten += int64(f.Rows())
 	j.res.RowsDeleted += deleted
 	if j.r.opts.OnChunk != nil {
-		j.r.opts.OnChunk(name, f.rows)
+		j.r.opts.OnChunk(name, f.Rows())
 	}
 	return nil
 }

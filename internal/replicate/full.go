@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -24,7 +25,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	// end, so rows changed behind the copy's cursor are taken next time.
 	var startWM sql.NullString
 	withWM := first && j.wm != ""
-	f := rowFile{keepKeys: first}
+	f := rowcopy.File{KeepKeys: first}
 	n := j.batch()
 	for {
 		rd := j.keyChunk(lastKey)
@@ -35,7 +36,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		if err != nil {
 			return err
 		}
-		if f.rows == 0 {
+		if f.Rows() == 0 {
 			if first {
 				return j.emptyFull(ctx, startWM)
 			}
@@ -45,15 +46,15 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 		if withWM {
 			u.StartWatermark(startWM)
 		}
-		if first && f.rows < n {
+		if first && f.Rows() < n {
 			j.srcKeys = keysOf(&f)
 		}
 		if err := j.commitChunk(ctx, &f, u); err != nil {
 			return err
 		}
 		lastKey, first, withWM = last, false, false
-		f.keepKeys = false // only a one-chunk table keeps its key list
-		if f.rows < n {
+		f.KeepKeys = false // only a one-chunk table keeps its key list
+		if f.Rows() < n {
 			break
 		}
 	}
@@ -119,9 +120,9 @@ func (j *tableJob) emptyFull(ctx context.Context, startWM sql.NullString) error 
 }
 
 // keysOf collects the keys of the rows in f (kept as a side list by readSource).
-func keysOf(f *rowFile) map[string]bool {
-	out := make(map[string]bool, len(f.keys))
-	for _, k := range f.keys {
+func keysOf(f *rowcopy.File) map[string]bool {
+	out := make(map[string]bool, len(f.Keys))
+	for _, k := range f.Keys {
 		out[k] = true
 	}
 	return out

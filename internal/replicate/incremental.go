@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -23,21 +24,21 @@ func (j *tableJob) incremental(ctx context.Context) error {
 		return err
 	}
 	w := j.watermarkWalk()
-	var f rowFile
+	var f rowcopy.File
 	var cursor []string
 	for {
 		last, err := j.readSource(ctx, w.chunk(cursor), &f)
 		if err != nil {
 			return err
 		}
-		if f.rows == 0 {
+		if f.Rows() == 0 {
 			break
 		}
 		if err := j.commitChunk(ctx, &f, state.For(j.cfg.Name).Watermark(last[0]).LastKey(state.EncodeKey(last[1:]))); err != nil {
 			return err
 		}
 		cursor = last
-		if f.rows < w.n {
+		if f.Rows() < w.n {
 			break
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -40,16 +41,10 @@ type tableJob struct {
 func newTableJob(r *runner, p *plan) *tableJob {
 	cfg, src := p.cfg, p.src
 	j := &tableJob{r: r, cfg: cfg, src: src, st: p.st, res: p.res, wmIdx: -1, key: src.PrimaryKey}
-	sel := make([]string, len(src.Columns))
-	for i, c := range src.Columns {
+	for _, c := range src.Columns {
 		j.cols = append(j.cols, c.Name)
-		sel[i] = quoteIdent(c.Name)
-		if strings.EqualFold(c.DataType, "float") {
-			// FLOAT prints with 6 digits as text; as DOUBLE it round-trips exactly.
-			sel[i] = "CAST(" + quoteIdent(c.Name) + " AS DOUBLE)"
-		}
 	}
-	j.sel = strings.Join(sel, ",")
+	j.sel = rowcopy.SelectList(src.Columns) // FLOAT as DOUBLE, so no digit is lost
 	for _, k := range j.key {
 		for i, c := range src.Columns {
 			if strings.EqualFold(c.Name, k) {
@@ -107,10 +102,10 @@ type sourceRead struct {
 
 // readSource runs rd on a source connection, adding every row to f and
 // returning the last row's values at rd.idx.
-func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowFile) ([]string, error) {
+func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowcopy.File) ([]string, error) {
 	var last []string
 	err := j.r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		f.reset()
+		f.Reset()
 		last = nil
 		if rd.pre != nil {
 			if err := rd.pre(ctx, conn); err != nil {
@@ -127,10 +122,10 @@ func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowFile) ([
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			f.add(vals)
+			f.Add(vals)
 			last = rawStrings(vals, rd.idx)
-			if f.keepKeys {
-				f.keys = append(f.keys, state.EncodeKey(last))
+			if f.KeepKeys {
+				f.Keys = append(f.Keys, state.EncodeKey(last))
 			}
 		}
 		return rows.Err()
@@ -143,27 +138,27 @@ func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowFile) ([
 
 // commitChunk writes f and the state that describes it (u, to which it
 // adds the rows and the change_seq bump) in one transaction.
-func (j *tableJob) commitChunk(ctx context.Context, f *rowFile, u *state.Update) error {
+func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Update) error {
 	tx, err := j.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin replica transaction for %s: %w", j.cfg.Name, err)
 	}
 	defer tx.Rollback()
-	if _, err := loadRows(ctx, tx, j.cfg.Name, j.src.Columns, f); err != nil {
+	if _, err := rowcopy.Load(ctx, tx, j.cfg.Name, j.src.Columns, f); err != nil {
 		return err
 	}
-	if err := u.AddRows(int64(f.rows)).BumpChangeSeq().Exec(ctx, tx); err != nil {
+	if err := u.AddRows(int64(f.Rows())).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit chunk of %s: %w", j.cfg.Name, err)
 	}
-	j.res.RowsRead += int64(f.rows)
-	j.res.RowsWritten += int64(f.rows)
+	j.res.RowsRead += int64(f.Rows())
+	j.res.RowsWritten += int64(f.Rows())
 	j.res.Chunks++
-	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.rows, "total", j.res.RowsWritten)
+	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.Rows(), "total", j.res.RowsWritten)
 	if j.r.opts.OnChunk != nil {
-		j.r.opts.OnChunk(j.cfg.Name, f.rows)
+		j.r.opts.OnChunk(j.cfg.Name, f.Rows())
 	}
 	return nil
 }

@@ -98,3 +98,11 @@ func rawStrings(vals []sql.RawBytes, idx []int) []string {
 	}
 	return out
 }
+
+func identList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quoteIdent(c)
+	}
+	return strings.Join(q, ",")
+}

@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"database/sql"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,16 +48,6 @@ func TestKeysetPredicates(t *testing.T) {
 	assert.Equal(t, "0000-00-00 00:00:00", lookback("0000-00-00 00:00:00", "timestamp", 30))
 	assert.Equal(t, "77", lookback("77", "bigint", 30))
 }
-
-func TestRowFileEscapes(t *testing.T) {
-	t.Parallel()
-	var f rowFile
-	f.add([]sqlRaw{nil, sqlRaw(""), sqlRaw("a\tb\nc\\d\re\x00f"), sqlRaw(`\N`)})
-	assert.Equal(t, "\\N\t\ta\\tb\\nc\\\\d\\re\\0f\t\\\\N\n", f.buf.String())
-	assert.Equal(t, 1, f.rows)
-}
-
-type sqlRaw = sql.RawBytes
 
 func TestLookback(t *testing.T) {
 	t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -64,22 +65,22 @@ func (j *tableJob) fillShadow(ctx context.Context, conn *sql.Conn, shadow string
 	}
 	defer rows.Close()
 	vals, dest := rawRow(len(j.cols))
-	var f rowFile
+	var f rowcopy.File
 	var total int64
 	flush := func() error {
-		if _, err := loadRows(ctx, j.conn, shadow, j.src.Columns, &f); err != nil {
+		if _, err := rowcopy.Load(ctx, j.conn, shadow, j.src.Columns, &f); err != nil {
 			return err
 		}
-		total += int64(f.rows)
-		f.reset()
+		total += int64(f.Rows())
+		f.Reset()
 		return nil
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return 0, err
 		}
-		f.add(vals)
-		if f.rows >= j.batch() {
+		f.Add(vals)
+		if f.Rows() >= j.batch() {
 			if err := flush(); err != nil {
 				return 0, err
 			}

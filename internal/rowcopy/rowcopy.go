@@ -1,4 +1,11 @@
-package replicate
+// Package rowcopy is how rows travel from the source into the replica byte
+// for byte: the select list that reads every column's exact value, the
+// LOAD DATA text file the rows are collected in, and the LOAD DATA LOCAL …
+// REPLACE that writes them (CHARACTER SET binary: nothing is converted; a
+// server warning fails the write rather than let a value change).
+// Replication copies with it, and verify's repair re-copies the rows that
+// differ with it, so a repaired row is written exactly as a copied one.
+package rowcopy
 
 import (
 	"bytes"
@@ -13,23 +20,41 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
-	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
-// rowFile accumulates rows in the text format of LOAD DATA (tab-separated,
+// SelectList reads cols in order, each as its exact value: FLOAT as DOUBLE
+// (MySQL prints FLOAT with 6 significant digits; as DOUBLE it round-trips,
+// and the replica's FLOAT column rounds it back to the same float32).
+func SelectList(cols []schema.Column) string {
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = quote(c.Name)
+		if strings.EqualFold(c.DataType, "float") {
+			sel[i] = "CAST(" + quote(c.Name) + " AS DOUBLE)"
+		}
+	}
+	return strings.Join(sel, ",")
+}
+
+// File accumulates rows in the text format of LOAD DATA (tab-separated,
 // backslash escapes, \N for NULL). Values are the source's bytes unchanged:
 // the file is loaded with CHARACTER SET binary, so nothing is converted.
-type rowFile struct {
+type File struct {
 	buf  bytes.Buffer
 	rows int
 
-	keepKeys bool     // also list each row's key (as JSON), for delete detection
-	keys     []string // filled by readSource when keepKeys
+	KeepKeys bool     // the reader also lists each row's key (as JSON), e.g. for delete detection
+	Keys     []string // the reader's list when KeepKeys
 }
 
-func (f *rowFile) reset() { f.buf.Reset(); f.rows = 0; f.keys = f.keys[:0] }
+// Rows is the number of rows in the file.
+func (f *File) Rows() int { return f.rows }
 
-func (f *rowFile) add(vals []sql.RawBytes) {
+// Reset empties the file (and its key list).
+func (f *File) Reset() { f.buf.Reset(); f.rows = 0; f.Keys = f.Keys[:0] }
+
+// Add appends one row of raw values (nil is NULL).
+func (f *File) Add(vals []sql.RawBytes) {
 	for i, v := range vals {
 		if i > 0 {
 			f.buf.WriteByte('\t')
@@ -65,23 +90,26 @@ func (f *rowFile) add(vals []sql.RawBytes) {
 	f.rows++
 }
 
+// Conn is where Load writes: a *sql.Conn or *sql.Tx of the replica.
+type Conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 var readerSeq atomic.Int64
 
-// loadRows writes the file into table with LOAD DATA LOCAL … REPLACE (an
-// upsert by primary key: re-running a chunk is harmless) and returns the
-// server's warning count, which must be zero for an exact copy.
-func loadRows(ctx context.Context, ex interface {
-	state.Execer
-	querier
-}, table string, cols []schema.Column, f *rowFile) (int, error) {
+// Load writes f into table with LOAD DATA LOCAL … REPLACE (an upsert by
+// primary key: writing a row again is harmless) and returns the server's
+// warning count, which must be zero for an exact copy (an error otherwise).
+func Load(ctx context.Context, ex Conn, table string, cols []schema.Column, f *File) (int, error) {
 	if f.rows == 0 {
 		return 0, nil
 	}
-	name := "replicate-" + strconv.FormatInt(readerSeq.Add(1), 10)
+	name := "rowcopy-" + strconv.FormatInt(readerSeq.Add(1), 10)
 	data := f.buf.Bytes()
 	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
 	defer mysql.DeregisterReaderHandler(name)
-	q := "LOAD DATA LOCAL INFILE 'Reader::" + name + "' REPLACE INTO TABLE " + quoteIdent(table) +
+	q := "LOAD DATA LOCAL INFILE 'Reader::" + name + "' REPLACE INTO TABLE " + quote(table) +
 		` CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' ` + loadColumns(cols)
 	if _, err := ex.ExecContext(ctx, q); err != nil {
 		return 0, fmt.Errorf("load %d rows into replica %s: %w", f.rows, table, err)
@@ -114,12 +142,12 @@ func loadColumns(cols []schema.Column) string {
 			list = append(list, v)
 		case dt == "year":
 			list = append(list, v)
-			set = append(set, quoteIdent(c.Name)+" = "+v+" + 0")
+			set = append(set, quote(c.Name)+" = "+v+" + 0")
 		case dt == "uuid" || dt == "inet4" || dt == "inet6":
 			list = append(list, v)
-			set = append(set, quoteIdent(c.Name)+" = CONVERT("+v+" USING ascii)")
+			set = append(set, quote(c.Name)+" = CONVERT("+v+" USING ascii)")
 		default:
-			list = append(list, quoteIdent(c.Name))
+			list = append(list, quote(c.Name))
 		}
 	}
 	out := "(" + strings.Join(list, ",") + ")"
@@ -129,7 +157,7 @@ func loadColumns(cols []schema.Column) string {
 	return out
 }
 
-func firstWarnings(ctx context.Context, q querier) string {
+func firstWarnings(ctx context.Context, q Conn) string {
 	rows, err := q.QueryContext(ctx, "SHOW WARNINGS LIMIT 3")
 	if err != nil {
 		return "warnings unreadable: " + err.Error()
@@ -146,10 +174,22 @@ func firstWarnings(ctx context.Context, q querier) string {
 	return strings.Join(out, "; ")
 }
 
-func identList(cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = quoteIdent(c)
+func scanOne(ctx context.Context, q Conn, query string, dest ...any) error {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return err
 	}
-	return strings.Join(q, ",")
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
+
+func quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
