@@ -13,7 +13,8 @@ import (
 )
 
 // incremental upserts the rows at or after the watermark (minus lookback)
-// and applies the recorded deletes, all in one transaction.
+// and the rows of logged keys, and applies the recorded deletes, all in
+// one transaction.
 func (tl *tableLoad) incremental(ctx context.Context) error {
 	p, st, snap, r := tl.p, tl.st, tl.snap, tl.r
 	ptx, err := tl.l.raw.Begin(ctx)
@@ -34,27 +35,20 @@ func (tl *tableLoad) incremental(ctx context.Context) error {
 	if staged != read {
 		return fmt.Errorf("staged %d of %d changed rows of %s", staged, read, p.src.Name)
 	}
+	if err := tl.applyLogged(ctx, ptx); err != nil { // rows re-copied whatever their watermark (keys.go)
+		return err
+	}
 	lastDel := st.LastDeletedID
 	if p.table.DeletesEnabled() && snap.maxDelID > lastDel {
 		n, err := tl.applyDeletes(ctx, ptx, lastDel)
 		if err != nil {
 			return err
 		}
-		r.RowsDeleted = n
+		r.RowsDeleted += n
 		lastDel = snap.maxDelID
 	}
-	tag, err := ptx.Exec(ctx, p.upsertSQL("pg_temp.etl_stage"))
-	if err != nil {
-		return fmt.Errorf("upsert changed rows into %s: %w", p.target, err)
-	}
-	r.RowsWritten = tag.RowsAffected()
-	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM "+qualified(p.target)).Scan(&r.RawRows); err != nil {
-		return fmt.Errorf("count raw %s: %w", p.target, err)
-	}
-	if r.RawRows != snap.count {
-		return fmt.Errorf("row count mismatch after incremental load: replica %s has %d rows, raw %s would have %d "+
-			"(rows outside the watermark or unrecorded deletes); nothing applied — run `pipeline load --full-refresh --tables %s`",
-			p.src.Name, snap.count, p.target, r.RawRows, p.src.Name)
+	if err := tl.upsertStaged(ctx, ptx); err != nil {
+		return err
 	}
 	wm := snap.watermark
 	if wm == nil {

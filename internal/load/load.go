@@ -34,9 +34,10 @@ const StatusTable = "etl_load_status"
 type Mode string
 
 const (
-	ModeFull        Mode = "full"        // built beside the live table, swapped in
-	ModeIncremental Mode = "incremental" // changed rows upserted, recorded deletes applied
-	ModeUnchanged   Mode = "unchanged"   // replica change_seq already loaded: nothing to do
+	ModeFull        Mode = "full"         // built beside the live table, swapped in
+	ModeIncremental Mode = "incremental"  // changed rows upserted, recorded deletes applied
+	ModeUnchanged   Mode = "unchanged"    // replica change_seq already loaded: nothing to do
+	ModeKeys        Mode = "changed_keys" // every change since the last load logged its keys: only those rows loaded
 )
 
 // Status of one table's load.

@@ -25,6 +25,7 @@ var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + 
 	raw_rows        bigint,
 	conversions     jsonb NOT NULL DEFAULT '{}', -- column -> kind -> count, last load
 	last_deleted_id bigint NOT NULL DEFAULT 0,   -- highest replica _pipeline_deleted_rows id applied
+	last_changed_key_id bigint NOT NULL DEFAULT 0, -- highest replica _pipeline_changed_keys id applied
 	change_seq      bigint,                      -- replica _pipeline_copy_status.change_seq loaded
 	signature       text,                        -- column names and types of the raw table
 	started_at      timestamptz,
@@ -47,6 +48,11 @@ func ensureStatusTable(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := pool.Exec(ctx, statusDDL); err != nil {
 		return fmt.Errorf("create %s.%s: %w", Schema, StatusTable, err)
 	}
+	// A status table made by an older version lacks the column.
+	if _, err := pool.Exec(ctx, "ALTER TABLE "+typemap.QuotePG(Schema)+"."+StatusTable+
+		" ADD COLUMN IF NOT EXISTS last_changed_key_id bigint NOT NULL DEFAULT 0"); err != nil {
+		return fmt.Errorf("add last_changed_key_id to %s.%s: %w", Schema, StatusTable, err)
+	}
 	return nil
 }
 
@@ -56,15 +62,16 @@ type loadState struct {
 	Status        string
 	Watermark     *string
 	LastDeletedID int64
+	LastChangeID  int64 // highest changed-keys id applied
 	ChangeSeq     *int64
 	Signature     *string
 }
 
 func readState(ctx context.Context, q pgxQuerier, table string) (*loadState, error) {
 	var s loadState
-	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, change_seq, signature FROM `+
+	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, last_changed_key_id, change_seq, signature FROM `+
 		typemap.QuotePG(Schema)+`.`+StatusTable+` WHERE table_name = $1`, table).
-		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.ChangeSeq, &s.Signature)
+		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.LastChangeID, &s.ChangeSeq, &s.Signature)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -83,13 +90,17 @@ type success struct {
 	r             *TableResult
 	watermark     *string // highest watermark loaded
 	lastDeletedID int64   // highest deleted-rows id applied
+	lastChangeID  int64   // highest changed-keys id applied
 	changeSeq     *int64  // the replica change_seq loaded
 	signature     string  // the raw table's columns and key
 }
 
 // success is the record of this load with watermark and lastDeletedID.
 func (tl *tableLoad) success(watermark *string, lastDeletedID int64) success {
-	return success{r: tl.r, watermark: watermark, lastDeletedID: lastDeletedID, changeSeq: tl.snap.changeSeq, signature: tl.p.signature}
+	// Every load applies the changed-keys log up to its snapshot (a full one
+	// by reloading everything).
+	return success{r: tl.r, watermark: watermark, lastDeletedID: lastDeletedID, lastChangeID: tl.snap.maxChangeID,
+		changeSeq: tl.snap.changeSeq, signature: tl.p.signature}
 }
 
 // writeSuccess records a finished load; run inside the transaction that made it visible.
@@ -98,16 +109,17 @@ func writeSuccess(ctx context.Context, tx pgx.Tx, s success) error {
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
 	_, err := tx.Exec(ctx, `INSERT INTO `+typemap.QuotePG(Schema)+`.`+StatusTable+` AS s
 		(table_name, target_table, mode, status, watermark, rows_read, rows_written, rows_deleted, raw_rows,
-		 conversions, last_deleted_id, change_seq, signature, started_at, finished_at, error)
-		VALUES ($1,$2,$3,'ok',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,NULL)
+		 conversions, last_deleted_id, change_seq, signature, started_at, finished_at, error, last_changed_key_id)
+		VALUES ($1,$2,$3,'ok',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,NULL,$15)
 		ON CONFLICT (table_name) DO UPDATE SET target_table = EXCLUDED.target_table, mode = EXCLUDED.mode,
 		 status = 'ok', watermark = EXCLUDED.watermark, rows_read = EXCLUDED.rows_read,
 		 rows_written = EXCLUDED.rows_written, rows_deleted = EXCLUDED.rows_deleted, raw_rows = EXCLUDED.raw_rows,
 		 conversions = EXCLUDED.conversions, last_deleted_id = EXCLUDED.last_deleted_id,
+		 last_changed_key_id = EXCLUDED.last_changed_key_id,
 		 change_seq = EXCLUDED.change_seq, signature = EXCLUDED.signature,
 		 started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = NULL`,
 		r.Table, r.Target, string(r.Mode), s.watermark, r.RowsRead, r.RowsWritten, r.RowsDeleted, r.RawRows,
-		conv, s.lastDeletedID, s.changeSeq, s.signature, r.Started, time.Now())
+		conv, s.lastDeletedID, s.changeSeq, s.signature, r.Started, time.Now(), s.lastChangeID)
 	if err != nil {
 		return fmt.Errorf("record load state of %s: %w", r.Table, err)
 	}

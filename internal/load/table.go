@@ -149,8 +149,14 @@ func (tl *tableLoad) load(ctx context.Context) error {
 		return err
 	}
 	tl.counts = make([]typemap.Counts, len(tl.p.cols))
-	if tl.r.Mode == ModeFull {
+	if err := tl.keyedOnly(ctx); err != nil {
+		return err
+	}
+	switch tl.r.Mode {
+	case ModeFull:
 		return tl.full(ctx)
+	case ModeKeys:
+		return tl.keyed(ctx)
 	}
 	return tl.incremental(ctx)
 }
@@ -214,7 +220,7 @@ func (p *plan) ddl(m Mode, swap []string) []string {
 			out = append(out, p.addKeySQL(p.tmpName(), p.pkeyName(p.tmpName())))
 		}
 		return append(append(out, swap...), "COMMIT")
-	case ModeIncremental:
+	case ModeIncremental, ModeKeys:
 		return []string{"CREATE TEMP TABLE etl_stage (LIKE " + qualified(p.target) + ") ON COMMIT DROP",
 			"COPY etl_stage FROM STDIN", p.upsertSQL("etl_stage")}
 	}
@@ -243,10 +249,11 @@ func (p *plan) maxWatermarkSQL() string {
 // snapshot is what the load reads from the replica before the rows, in the
 // same repeatable-read snapshot as the rows.
 type snapshot struct {
-	count     int64
-	changeSeq *int64
-	watermark *string // highest watermark value
-	maxDelID  int64
+	count       int64
+	changeSeq   *int64
+	watermark   *string // highest watermark value
+	maxDelID    int64
+	maxChangeID int64 // highest changed-keys id
 }
 
 func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
@@ -272,6 +279,9 @@ func readSnapshot(ctx context.Context, tx queryer, p *plan) (*snapshot, error) {
 	}
 	if len(p.key) > 0 {
 		if s.maxDelID, err = state.MaxDeletionID(ctx, tx, p.src.Name); err != nil {
+			return nil, err
+		}
+		if s.maxChangeID, err = state.MaxChangedKeyID(ctx, tx, p.src.Name); err != nil {
 			return nil, err
 		}
 	}
