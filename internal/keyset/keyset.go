@@ -165,6 +165,25 @@ func (k Key) In(keys [][]string) (string, []any) {
 	return "(" + k.List() + ") IN (" + strings.Join(tuples, ",") + ")", args
 }
 
+// InLiteral is In with the values written into the SQL (see Literal).
+func (k Key) InLiteral(keys [][]string) string {
+	tuples := make([]string, len(keys))
+	for i, key := range keys {
+		vals := make([]string, len(key))
+		for j, v := range key {
+			vals[j] = literal(v, k.Types[j])
+		}
+		tuples[i] = strings.Join(vals, ",")
+		if len(k.Cols) > 1 {
+			tuples[i] = "(" + tuples[i] + ")"
+		}
+	}
+	if len(k.Cols) == 1 {
+		return Quote(k.Cols[0]) + " IN (" + strings.Join(tuples, ",") + ")"
+	}
+	return "(" + k.List() + ") IN (" + strings.Join(tuples, ",") + ")"
+}
+
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // IsInt reports whether a DATA_TYPE is an integer type.

@@ -167,4 +167,8 @@ func TestLiteralMatchesArguments(t *testing.T) {
 			assert.Equal(t, want, read("SELECT b, s FROM u WHERE "+k.Literal(lo, hi)+" ORDER BY b, s"), "literal (%q, %q]", lo, hi)
 		}
 	}
+	some := [][]string{all[0], all[5], all[15], {"\xff", "none"}}
+	pred, args := k.In(some)
+	assert.Equal(t, some[:3], read("SELECT b, s FROM u WHERE "+pred+" ORDER BY b, s", args...))
+	assert.Equal(t, some[:3], read("SELECT b, s FROM u WHERE "+k.InLiteral(some)+" ORDER BY b, s"))
 }

@@ -90,4 +90,7 @@ type HopResult struct {
 	Changed      int64    `json:"changed"` // same key, different values
 	SampleKeys   []string `json:"sample_keys,omitempty"`
 	Repaired     int64    `json:"repaired,omitempty"`
+	// Pending counts source rows changed after the last replicate read
+	// them: the next run copies them, so they are not differences.
+	Pending int64 `json:"pending,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/internal/report"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/verify"
 )
 
@@ -54,6 +55,12 @@ func TestVerifyFindsWhatRunsMiss(t *testing.T) {
 	e.pipeline(t, cfg) // a normal run sees none of it
 	exec(t, e.repFix, "DELETE FROM item WHERE ItemNum = 500")
 	e.pgExec(t, `UPDATE raw.item SET "Name" = 'tampered' WHERE "ItemNum" = 600`)
+	// And the clinic works on after the run: changes the next run copies
+	// (rows with new stamps) are pending, not differences.
+	exec(t, e.src,
+		"UPDATE item SET Name = 'edited today' WHERE ItemNum = 777",
+		"INSERT INTO item (ItemNum, Name, Amount) VALUES (30000, 'new today', 1.00)",
+	)
 
 	res = e.verify(t, cfg, verify.Options{})
 	item, note := byTable(t, res, "item"), byTable(t, res, "note")
@@ -66,11 +73,51 @@ func TestVerifyFindsWhatRunsMiss(t *testing.T) {
 	assert.Equal(t, []string{`["500"]`}, keys(item.ReplicaRaw.ExtraKeys), "raw still has the row deleted from the replica")
 	assert.Equal(t, []string{`["600"]`}, keys(item.ReplicaRaw.ChangedKeys))
 	assert.Empty(t, item.ReplicaRaw.MissingKeys)
-	assert.EqualValues(t, 25001, item.SourceReplica.Compared)
+	assert.EqualValues(t, 25002, item.SourceReplica.Compared)
+	assert.EqualValues(t, 2, item.SourceReplica.Pending, "777 and 30000: the next run takes them")
 
 	assert.Equal(t, []string{`["7"]`}, keys(note.SourceReplica.ExtraKeys), "deleted at the source, kept by the replica")
 	assert.EqualValues(t, 1, note.SourceReplica.Differing())
 	assert.True(t, note.ReplicaRaw.Identical())
 	assert.Equal(t, 2, res.Differ())
 	assert.Positive(t, res.SourceQueries)
+}
+
+// What the clinic changed after the last run is pending, not a difference,
+// when the next run copies it: rows stamped after the replica's watermark;
+// in a table written since the run, changed rows (replicate compares it
+// again) and deleted ones (when it looks for deletes). A deleted row it
+// never looks for is a difference.
+func TestVerifyPendingChanges(t *testing.T) {
+	e := newEnv(t)
+	e.clinic(t)
+	exec(t, e.src, "CREATE TABLE keep (KeepNum INT NOT NULL PRIMARY KEY, V INT) ENGINE=MyISAM", "INSERT INTO keep SELECT seq, seq FROM seq_1_to_30")
+	cfg := e.config(t, 10000)
+	no := false
+	cfg.Tables["keep"].DetectDeletes = &no
+	e.pipeline(t, cfg)
+	exec(t, e.src,
+		"DELETE FROM item WHERE ItemNum = 24000",
+		"UPDATE item SET Name = 'today' WHERE ItemNum = 10",
+		"UPDATE note SET Txt = 'today' WHERE NoteNum = 3",
+		"DELETE FROM keep WHERE KeepNum = 4",
+	)
+	// The writes came after the run; make the replica's record say so even
+	// when they fell in the run's second (UPDATE_TIME counts seconds).
+	exec(t, e.repFix, "UPDATE `"+state.CopyStatusTable+"` SET source_update_time = '2000-01-01 00:00:00'")
+
+	res := e.verify(t, cfg, verify.Options{})
+	item, note, keep := byTable(t, res, "item"), byTable(t, res, "note"), byTable(t, res, "keep")
+	assert.True(t, item.SourceReplica.Identical(), "%+v", item.SourceReplica)
+	assert.EqualValues(t, 2, item.SourceReplica.Pending, "the delete and the stamped update")
+	assert.True(t, note.SourceReplica.Identical())
+	assert.EqualValues(t, 1, note.SourceReplica.Pending, "replicate compares the table again")
+	assert.Equal(t, []string{`["4"]`}, keys(keep.SourceReplica.ExtraKeys), "no run looks for this delete")
+	assert.Zero(t, keep.SourceReplica.Pending)
+	assert.Equal(t, 1, res.Differ())
+
+	e.pipeline(t, cfg) // the next run takes what was pending
+	res = e.verify(t, cfg, verify.Options{})
+	assert.Zero(t, byTable(t, res, "item").SourceReplica.Pending+byTable(t, res, "note").SourceReplica.Pending)
+	assert.Equal(t, 1, res.Differ(), "keep still differs")
 }

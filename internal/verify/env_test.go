@@ -31,6 +31,7 @@ type env struct {
 	repFix  *sql.DB // tampers with the replica
 	source  *sql.DB // what the phases read the source through
 	srcCfg  providers.DBConfig
+	srcName string // the source database, for fixtures that copy from it
 	replica *sql.DB
 	pg      *pgxpool.Pool
 }
@@ -40,7 +41,7 @@ func newEnv(t testing.TB) *env {
 	src, srcDB := testdb.MySQL(t, "verify_src")
 	repFix, repCfg := testdb.MySQL(t, "verify_rep")
 	pg, _ := testdb.Postgres(t, "verify")
-	e := &env{src: src, repFix: repFix, pg: pg, srcCfg: testdb.SourceUser(t, srcDB)}
+	e := &env{src: src, repFix: repFix, pg: pg, srcCfg: testdb.SourceUser(t, srcDB), srcName: "`" + srcDB.Name + "`"}
 	var err error
 	e.source, err = factory.New().MySQL(e.srcCfg)
 	require.NoError(t, err)
@@ -105,7 +106,8 @@ func (e *env) pipeline(t testing.TB, cfg *tables.Config) {
 }
 
 func (e *env) deps(cfg *tables.Config) verify.Deps {
-	return verify.Deps{Source: e.source, Replica: e.replica, Raw: e.pg, Tables: cfg}
+	return verify.Deps{Source: connections.SourceDB{DB: e.source}, Replica: connections.ReplicationDB{DB: e.replica},
+		Raw: connections.AnalyticsRawDB{Pool: e.pg}, Tables: cfg}
 }
 
 func (e *env) verify(t testing.TB, cfg *tables.Config, opts verify.Options) *verify.Result {

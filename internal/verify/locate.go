@@ -104,55 +104,75 @@ func (tv *tableVerify) narrow(ctx context.Context, s span) error {
 func (tv *tableVerify) list(ctx context.Context, s span) error {
 	var src []keyHash
 	if s.hi != nil || s.count > 0 {
-		q, args := tv.listQuery(tv.srcHash, s)
+		q, args := tv.listQuery(tv.srcHash, s, tv.pending.wm)
 		err := tv.r.source(ctx, &tv.res.SourceQueries, func(ctx context.Context, c *sql.Conn) error {
 			var err error
-			src, err = readKeyHashes(ctx, c, q, args, tv.key.Len())
+			src, err = readKeyHashes(ctx, c, q, args, tv.key.Len(), tv.pending.wm != "")
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("list source rows of %s: %w", tv.cfg.Name, err)
 		}
 	}
-	q, args := tv.listQuery(tv.repHash, s)
-	rep, err := readKeyHashes(ctx, tv.conn, q, args, tv.key.Len())
+	q, args := tv.listQuery(tv.repHash, s, "")
+	rep, err := readKeyHashes(ctx, tv.conn, q, args, tv.key.Len(), false)
 	if err != nil {
 		return fmt.Errorf("list replica rows of %s: %w", tv.cfg.Name, err)
 	}
-	diffKeyHashes(&tv.res.SourceReplica, src, rep)
+	diffKeyHashes(src, rep, func(kind int, r keyHash) {
+		if tv.pending.pending(kind, r.wm) {
+			tv.res.SourceReplica.Pending++
+			return
+		}
+		tv.res.SourceReplica.add(kind, r.key)
+	})
 	return nil
 }
 
-func (tv *tableVerify) listQuery(hash string, s span) (string, []any) {
+// listQuery reads a span's keys and row hashes (and the column wm, when
+// not "").
+func (tv *tableVerify) listQuery(hash string, s span, wm string) (string, []any) {
 	pred, args := tv.key.Range(s.lo, s.hi)
-	return "SELECT " + tv.key.List() + ", " + hash + " FROM " + keyset.Quote(tv.cfg.Name) + " WHERE " + pred +
+	if wm != "" {
+		hash += ", " + keyset.Quote(wm)
+	}
+	return "SELECT " + tv.key.List() + ", " + hash + " FROM " + keyset.Quote(tv.cfg.Name) + byKey + " WHERE " + pred +
 		" ORDER BY " + tv.key.List(), args
 }
 
-// keyHash is one row's key and hash.
+// keyHash is one row's key and hash (and watermark, when read).
 type keyHash struct {
 	key  []string
 	hash uint64
+	wm   string
 }
 
 func readKeyHashes(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args []any, keyLen int) ([]keyHash, error) {
+}, query string, args []any, keyLen int, withWM bool) ([]keyHash, error) {
+	n := keyLen + 1
+	if withWM {
+		n++
+	}
 	var out []keyHash
-	err := eachRow(ctx, q, query, args, keyLen+1, func(vals [][]byte) error {
+	err := eachRow(ctx, q, query, args, n, func(vals [][]byte) error {
 		h, err := strconv.ParseUint(string(vals[keyLen]), 10, 64)
 		if err != nil {
 			return err
 		}
-		out = append(out, keyHash{key: strs(vals[:keyLen]), hash: h})
+		r := keyHash{key: strs(vals[:keyLen]), hash: h}
+		if withWM {
+			r.wm = string(vals[keyLen+1])
+		}
+		out = append(out, r)
 		return nil
 	})
 	return out, err
 }
 
-// diffKeyHashes records the rows of up (upstream) and down that differ:
-// missing downstream, extra downstream, or changed.
-func diffKeyHashes(d *Diff, up, down []keyHash) {
+// diffKeyHashes calls found with every row of up (upstream) and down that
+// differs: missing downstream, extra downstream (a row of down), or changed.
+func diffKeyHashes(up, down []keyHash, found func(kind int, r keyHash)) {
 	have := make(map[string]uint64, len(down))
 	for _, r := range down {
 		have[state.EncodeKey(r.key)] = r.hash
@@ -162,15 +182,15 @@ func diffKeyHashes(d *Diff, up, down []keyHash) {
 		h, ok := have[k]
 		switch {
 		case !ok:
-			d.add(kindMissing, r.key)
+			found(kindMissing, r)
 		case h != r.hash:
-			d.add(kindChanged, r.key)
+			found(kindChanged, r)
 		}
 		delete(have, k)
 	}
 	for _, r := range down {
 		if _, ok := have[state.EncodeKey(r.key)]; ok {
-			d.add(kindExtra, r.key)
+			found(kindExtra, r)
 		}
 	}
 }

@@ -26,6 +26,11 @@ type part struct {
 	hash  uint64
 }
 
+// byKey makes a source read walk the primary key: without it MariaDB may
+// read a MyISAM table whole and sort it to find a range's first rows
+// (measured: all 20 000 rows examined for a LIMIT 1000 from the start).
+const byKey = " FORCE INDEX (PRIMARY)"
+
 // agg is a replica part: count and hash of the rows within a part's bounds.
 type agg struct {
 	count int64
@@ -51,7 +56,7 @@ func (tv *tableVerify) sourceParts(ctx context.Context, lo, hi []string, limit, 
 	}
 	pred, args := k.Range(lo, hi)
 	al := strings.Join(aliases, ",")
-	rows := "SELECT " + strings.Join(sel, ",") + ", " + tv.srcHash + " AS h FROM " + keyset.Quote(tv.cfg.Name) +
+	rows := "SELECT " + strings.Join(sel, ",") + ", " + tv.srcHash + " AS h FROM " + keyset.Quote(tv.cfg.Name) + byKey +
 		" WHERE " + pred + " ORDER BY " + k.List() + " LIMIT " + strconv.Itoa(limit)
 	numbered := "SELECT " + al + ", h, ROW_NUMBER() OVER (ORDER BY " + al + ") AS rn, COUNT(*) OVER () AS total FROM (" + rows + ") a"
 	q := "SELECT COUNT(*), BIT_XOR(h), " + strings.Join(lasts, ",") + " FROM (" + numbered + ") b GROUP BY (rn - 1) DIV " + s + " ORDER BY (rn - 1) DIV " + s

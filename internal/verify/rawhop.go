@@ -68,8 +68,8 @@ func (h *rawHop) close(ctx context.Context) {
 	h.pg.Release()
 }
 
-// resolve maps every replica column to its raw column (the source's name,
-// or its snake_case form for a load with --snake-case).
+// resolve maps every replica column to its raw column (the load's raw
+// name of it, or of its snake_case form for a load with --snake-case).
 func (h *rawHop) resolve(ctx context.Context) error {
 	tv := h.tv
 	name := tv.cfg.Name
@@ -83,9 +83,9 @@ func (h *rawHop) resolve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", name, err)
 		}
-		rc := rawCol{Mapping: m, name: c.Name, target: c.Name}
+		rc := rawCol{Mapping: m, name: c.Name, target: typemap.RawName(c.Name, false)}
 		if _, ok := types[rc.target]; !ok {
-			rc.target = typemap.SnakeCase(c.Name)
+			rc.target = typemap.RawName(c.Name, true)
 		}
 		if rc.pgType = types[rc.target]; rc.pgType == "" {
 			return fmt.Errorf("raw %s has no column %s (replica column %s); run `pipeline load` to bring raw up to date, then verify", target, c.Name, c.Name)
@@ -104,7 +104,7 @@ func (h *rawHop) resolve(ctx context.Context) error {
 // rawColumns reads raw's table for name (its own name, else its snake_case
 // one) and its columns' types.
 func (h *rawHop) rawColumns(ctx context.Context, name string) (map[string]string, string, error) {
-	for _, target := range []string{name, typemap.SnakeCase(name)} {
+	for _, target := range []string{typemap.RawName(name, false), typemap.RawName(name, true)} {
 		rows, err := h.pg.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
 			WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, qualified(target))
 		if err != nil {

@@ -30,6 +30,10 @@ type Diff struct {
 	Truncated                           bool  // more rows differ than keys kept
 	Keyless                             bool  // compared whole: counts, no keys
 	Repaired                            int64 // rows re-copied by --repair
+	// Pending counts rows that differ because the clinic changed them after
+	// the last replicate read the table: the next run copies them, so they
+	// are not differences (see pendingRule).
+	Pending int64
 }
 
 // Identical reports whether the hop found no difference.
@@ -76,7 +80,7 @@ func (d *Diff) add(kind int, key []string) {
 // Report is the hop's entry of the JSON result.
 func (d *Diff) Report() report.HopResult {
 	h := report.HopResult{Hop: d.Hop, Identical: d.Identical(), RowsCompared: d.Compared,
-		Missing: d.Missing, Extra: d.Extra, Changed: d.Changed, Repaired: d.Repaired}
+		Missing: d.Missing, Extra: d.Extra, Changed: d.Changed, Repaired: d.Repaired, Pending: d.Pending}
 	for _, k := range d.Keys() {
 		if len(h.SampleKeys) == sampleKeys {
 			break
@@ -111,6 +115,8 @@ type TableResult struct {
 	SourceQueries int64
 	Ranges        int   // key ranges compared in this run
 	Err           error // the table could not be compared
+	RepairErr     error // --repair could not repair the table
+	Repaired      bool  // repaired, and this is the verification after the repair
 }
 
 // Differs reports whether either hop found a difference.
@@ -121,7 +127,7 @@ func (t *TableResult) Differs() bool {
 // Status is the table's status in the JSON result.
 func (t *TableResult) Status() report.TableStatus {
 	switch {
-	case t.Err != nil:
+	case t.Err != nil, t.RepairErr != nil:
 		return report.TableFailed
 	case t.Differs():
 		return report.TableDiffers
@@ -148,8 +154,13 @@ func (t *TableResult) Report() report.Table {
 	if t.SourceReplica.Keyless {
 		e.Plan = "no usable primary key: counts and a whole-table hash, rows not located"
 	}
+	if t.Repaired {
+		e.Plan = fmt.Sprintf("repaired %d rows in the replica and %d in raw, then verified again", t.SourceReplica.Repaired, t.ReplicaRaw.Repaired)
+	}
 	if t.Err != nil {
 		e.Error = t.Err.Error()
+	} else if t.RepairErr != nil {
+		e.Error = "repair: " + t.RepairErr.Error()
 	}
 	return e
 }
@@ -161,6 +172,28 @@ type Result struct {
 	Started       time.Time
 	Finished      time.Time
 	SourceQueries int64
+}
+
+// Merge replaces the results of the tables again verified again (after a
+// repair), keeping what the repair did: each table's Repaired counts and
+// its source queries add up.
+func (r *Result) Merge(again *Result) {
+	byName := map[string]*TableResult{}
+	for _, t := range again.Tables {
+		byName[t.Table] = t
+	}
+	for i, t := range r.Tables {
+		n := byName[t.Table]
+		if n == nil {
+			continue
+		}
+		n.SourceReplica.Repaired, n.ReplicaRaw.Repaired = t.SourceReplica.Repaired, t.ReplicaRaw.Repaired
+		n.SourceQueries += t.SourceQueries
+		n.Started, n.PassStarted, n.Repaired = t.Started, t.Started, true
+		r.Tables[i] = n
+	}
+	r.SourceQueries += again.SourceQueries
+	r.Finished = again.Finished
 }
 
 // Differ counts the tables that differ.
@@ -239,6 +272,9 @@ func hopNote(t *TableResult, d *Diff) string {
 	}
 	if d.Repaired > 0 {
 		notes = append(notes, fmt.Sprintf("%d repaired", d.Repaired))
+	}
+	if d.Pending > 0 {
+		notes = append(notes, fmt.Sprintf("%d changed since the last run (copied by the next)", d.Pending))
 	}
 	if !t.Complete && t.LastKey != nil {
 		notes = append(notes, "resumes after "+state.EncodeKey(t.LastKey))

@@ -22,6 +22,7 @@ type tableVerify struct {
 	r        *runner
 	cfg      *tables.Table
 	src, rep *schema.Table
+	st       *state.Row // the replica's state of the table (nil: none)
 	res      *TableResult
 	key      keyset.Key
 	batch    int    // rows per range: the table's batch_size
@@ -29,14 +30,16 @@ type tableVerify struct {
 	repHash  string // and of the replica's
 	conn     *sql.Conn
 	raw      *rawHop
+	pass     *tableProgress // nil without Options.Progress
+	pending  pendingRule
 }
 
 // verifyTable verifies one table and never panics the run.
-func (r *runner) verifyTable(ctx context.Context, t *tables.Table, src, rep *schema.Table) *TableResult {
+func (r *runner) verifyTable(ctx context.Context, t *tables.Table, src, rep *schema.Table, st *state.Row) *TableResult {
 	res := &TableResult{Table: t.Name, Mode: ModeKeys, Started: r.now()}
 	res.SourceReplica.Hop, res.ReplicaRaw.Hop = report.HopSourceReplica, report.HopReplicaRaw
 	res.PassStarted = res.Started
-	tv := &tableVerify{r: r, cfg: t, src: src, rep: rep, res: res, batch: tables.DefaultBatchSize}
+	tv := &tableVerify{r: r, cfg: t, src: src, rep: rep, st: st, res: res, batch: tables.DefaultBatchSize}
 	if t.BatchSize > 0 {
 		tv.batch = t.BatchSize
 	}
@@ -107,6 +110,7 @@ func (tv *tableVerify) check() error {
 		tv.key = keyset.Of(tv.src)
 	}
 	tv.srcHash, tv.repHash = rowhash.Expr(tv.src.Columns), rowhash.Expr(tv.rep.Columns)
+	tv.pending = newPendingRule(tv.cfg, tv.src, tv.st)
 	return nil
 }
 

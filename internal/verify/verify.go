@@ -34,10 +34,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -50,9 +50,9 @@ type Doer interface {
 
 // Deps are the databases and configuration a verification reads.
 type Deps struct {
-	Source  *sql.DB       // read-only source (factory-built)
-	Replica *sql.DB       // factory-built replica handle
-	Raw     *pgxpool.Pool // analytics, schema raw
+	Source  connections.SourceDB      // read-only sessions (factory-built)
+	Replica connections.ReplicationDB // written only by Repair
+	Raw     connections.AnalyticsRawDB
 	Tables  *tables.Config
 	Log     *slog.Logger
 }
@@ -103,12 +103,15 @@ func Run(ctx context.Context, deps Deps, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read replica schema: %w", err)
 	}
+	if r.states, err = state.ReadAll(ctx, deps.Replica); err != nil {
+		return nil, err
+	}
 	order, err := r.order(ctx, selected)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Started: start}
-	res.Tables = r.runAll(ctx, order, src, rep)
+	res.Tables, res.Skipped = r.runAll(ctx, order, src, rep)
 	res.Finished = r.now()
 	res.SourceQueries = r.queries()
 	return res, nil
@@ -123,10 +126,12 @@ type runner struct {
 	pool     chan Doer
 	doers    []Doer
 	deadline time.Time // zero: none
+	progress map[string]*tableProgress
+	states   map[string]*state.Row // the replica's state per table
 }
 
 func newRunner(deps Deps, opts Options) (*runner, error) {
-	if deps.Source == nil || deps.Replica == nil || deps.Raw == nil || deps.Tables == nil {
+	if deps.Source.DB == nil || deps.Replica.DB == nil || deps.Raw.Pool == nil || deps.Tables == nil {
 		return nil, fmt.Errorf("%w: source, replica, raw and tables config are required", ErrConfig)
 	}
 	if opts.Budget < 0 {
@@ -152,7 +157,7 @@ func newRunner(deps Deps, opts Options) (*runner, error) {
 	}
 	r := &runner{deps: deps, opts: opts, log: log.With("component", "verify"), pool: make(chan Doer, opts.SourceConns)}
 	for range opts.SourceConns {
-		d := opts.NewDoer(deps.Source)
+		d := opts.NewDoer(deps.Source.DB)
 		r.doers = append(r.doers, d)
 		r.pool <- d
 	}
@@ -203,8 +208,9 @@ func (r *runner) source(ctx context.Context, spent *int64, fn func(ctx context.C
 	return err
 }
 
-// runAll verifies the tables in order on the workers; results keep the order.
-func (r *runner) runAll(ctx context.Context, order []*tables.Table, src, rep *schema.Database) []*TableResult {
+// runAll verifies the tables in order on the workers; results keep the
+// order. Tables the budget leaves for the next run are skipped.
+func (r *runner) runAll(ctx context.Context, order []*tables.Table, src, rep *schema.Database) (done []*TableResult, skipped []string) {
 	out := make([]*TableResult, len(order))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -213,7 +219,10 @@ func (r *runner) runAll(ctx context.Context, order []*tables.Table, src, rep *sc
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i] = r.verifyTable(ctx, order[i], src.Tables[order[i].Name], rep.Tables[order[i].Name])
+				if ctx.Err() == nil && !r.outOfTime() { // the budget may have run out while waiting
+					name := order[i].Name
+					out[i] = r.verifyTable(ctx, order[i], src.Tables[name], rep.Tables[name], r.states[name])
+				}
 			}
 		}()
 	}
@@ -225,13 +234,14 @@ func (r *runner) runAll(ctx context.Context, order []*tables.Table, src, rep *sc
 	}
 	close(next)
 	wg.Wait()
-	var done []*TableResult
-	for _, t := range out {
+	for i, t := range out {
 		if t != nil {
 			done = append(done, t)
+		} else {
+			skipped = append(skipped, order[i].Name)
 		}
 	}
-	return done
+	return done, skipped
 }
 
 // selectTables returns the tables to verify in run order: every table not

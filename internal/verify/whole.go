@@ -37,9 +37,15 @@ func (tv *tableVerify) whole(ctx context.Context) error {
 			return err
 		}
 	}
+	if _, err := tv.r.resume(ctx, tv); err != nil {
+		return err
+	}
+	if err := tv.raw.whole(ctx); err != nil {
+		return err
+	}
 	tv.res.Ranges = 1
 	tv.res.Complete = true
-	return tv.raw.whole(ctx)
+	return tv.r.saveProgress(ctx, tv, nil, true)
 }
 
 // wholeMultiset counts the rows missing and extra by comparing the two
