@@ -15,6 +15,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/verify"
 )
 
 // Exit codes: the contract with schedulers (cron, systemd, Airflow). Each
@@ -63,7 +64,7 @@ func exitFor(ctx context.Context, err error) int {
 // retrying will not help.
 func isConfig(err error) bool {
 	return errors.Is(err, providers.ErrInvalidConfig) || errors.Is(err, replicate.ErrConfig) ||
-		errors.Is(err, load.ErrConfig) || errors.Is(err, demo.ErrNotDemo) || manager.LoginRefused(err)
+		errors.Is(err, load.ErrConfig) || errors.Is(err, verify.ErrConfig) || errors.Is(err, demo.ErrNotDemo) || manager.LoginRefused(err)
 }
 
 // exit prints err (if any) as one line "pipeline <cmd>: …" on stderr and

@@ -39,7 +39,7 @@ func runLoad(ctx context.Context, c *call) int {
 		case err != nil:
 			return err
 		case f.json:
-			err = writeResult(c.stdout, nil, res)
+			err = writeResult(c.stdout, nil, res, nil)
 		default:
 			printLoad(c.stdout, res, f.dryRun)
 		}

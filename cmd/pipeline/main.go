@@ -80,10 +80,11 @@ var commands = map[string]command{
 	"replicate": {"copy the source into the replication MySQL", runReplicate},
 	"load":      {"load the replica into PostgreSQL raw", runLoad},
 	"run":       {"replicate, then load (the default)", runRun},
+	"verify":    {"prove source, replica and raw hold the same rows; --repair re-copies those that differ", runVerify},
 	"demo":      {"create and mutate a synthetic OpenDental database (demo seed | demo mutate)", runDemo},
 }
 
-var commandOrder = []string{"run", "check", "discover", "replicate", "load", "demo"}
+var commandOrder = []string{"run", "check", "discover", "replicate", "load", "verify", "demo"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] [--log-level LEVEL] <command> [flags]")

@@ -38,7 +38,7 @@ func runReplicate(ctx context.Context, c *call) int {
 		case err != nil:
 			return err
 		case f.json:
-			err = writeResult(c.stdout, &sum, nil)
+			err = writeResult(c.stdout, &sum, nil, nil)
 		default:
 			sum.Write(c.stdout)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
@@ -18,6 +19,7 @@ import (
 type result struct {
 	Replicate []replicatedTable `json:"replicate,omitempty"`
 	Load      *load.Result      `json:"load,omitempty"`
+	Verify    *report.Report    `json:"verify,omitempty"` // run's verification step, when pipeline.yml switches it on
 	Failed    int               `json:"failed"`
 }
 
@@ -36,7 +38,7 @@ type replicatedTable struct {
 // writeResult prints the --json result of whichever phases ran (nil: did
 // not run). It is the one function that shapes --json output, so moving
 // to the shared versioned report is one change.
-func writeResult(w io.Writer, sum *replicate.Summary, res *load.Result) error {
+func writeResult(w io.Writer, sum *replicate.Summary, res *load.Result, v *verified) error {
 	var out result
 	if sum != nil {
 		out.Replicate = []replicatedTable{} // an empty run is [], not absent
@@ -56,6 +58,10 @@ func writeResult(w io.Writer, sum *replicate.Summary, res *load.Result) error {
 	if res != nil {
 		out.Load = res
 		out.Failed += res.Failed
+	}
+	if v != nil {
+		out.Verify = v.rep
+		out.Failed += v.res.Differ() + v.res.Failed()
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

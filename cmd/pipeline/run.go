@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
@@ -69,20 +71,46 @@ func (p *phase) both(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	return p.report(&sum, res)
+	v, err := p.verifyStep(ctx)
+	if err != nil {
+		return err
+	}
+	return p.report(&sum, res, v)
 }
 
-// report prints the run's result (the load part; replicate's summary is
-// printed before the load starts) and fails when any table failed.
-func (p *phase) report(sum *replicate.Summary, res *load.Result) error {
+// verifyStep is the verification pipeline.yml's verify section switches on
+// at the end of a run (nil when off, or for a dry run).
+func (p *phase) verifyStep(ctx context.Context) (*verified, error) {
+	vc := p.Settings.Pipeline.Verify
+	if !vc.Enabled || p.flags.dryRun {
+		return nil, nil
+	}
+	v, err := p.verify(ctx, verifyFlags{budget: time.Duration(vc.Budget), repair: vc.Repair})
+	switch {
+	case ctx.Err() != nil:
+		return nil, errInterrupted
+	case err != nil:
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return v, nil
+}
+
+// report prints the run's result (the load part and the verification, if
+// any; replicate's summary is printed before the load starts) and fails
+// when any table failed or, verified, differs.
+func (p *phase) report(sum *replicate.Summary, res *load.Result, v *verified) error {
 	if p.flags.json {
-		if err := writeResult(p.c.stdout, sum, res); err != nil {
+		if err := writeResult(p.c.stdout, sum, res, v); err != nil {
 			return err
 		}
 	} else {
 		printLoad(p.c.stdout, res, p.flags.dryRun)
+		if v != nil {
+			fmt.Fprintln(p.c.stdout)
+			v.res.Write(p.c.stdout)
+		}
 	}
-	if sum.Failed()+res.Failed > 0 {
+	if sum.Failed()+res.Failed > 0 || (v != nil && v.rep.Status != report.StatusOK) {
 		return errTablesFailed
 	}
 	return nil

@@ -34,6 +34,10 @@ import (
 //	  max_retries: 3            # retries of a retryable source error
 //	load:
 //	  workers: 2                # tables loaded into PostgreSQL at once
+//	verify:
+//	  enabled: false            # true: `pipeline run` ends with a verification
+//	  budget: 10m               # its time budget (0: the whole warehouse); the next run resumes where it stopped
+//	  repair: false             # true: re-copy the rows it finds different
 //
 // and the operator's sections schedule, notify, metrics, history and status
 // (operations.go).
@@ -41,6 +45,7 @@ type PipelineConfig struct {
 	Connections map[catalog.DatabaseType]ConnectionConfig `yaml:"connections"`
 	Replication ReplicationOptions                        `yaml:"replication"`
 	Load        LoadOptions                               `yaml:"load"`
+	Verify      VerifyOptions                             `yaml:"verify"`
 	Schedule    ScheduleOptions                           `yaml:"schedule"`
 	Notify      NotifyOptions                             `yaml:"notify"`
 	Metrics     MetricsOptions                            `yaml:"metrics"`
@@ -80,6 +85,13 @@ type LoadOptions struct {
 	Workers int `yaml:"workers"`
 }
 
+// VerifyOptions switch on a verification at the end of `pipeline run`.
+type VerifyOptions struct {
+	Enabled bool     `yaml:"enabled"`
+	Budget  Duration `yaml:"budget"` // stop starting new key ranges after this long; 0: verify everything
+	Repair  bool     `yaml:"repair"` // re-copy the rows found different
+}
+
 // Defaults of the settings not covered by the pool defaults in config.go.
 const (
 	DefaultConnectTimeout  = 10 * time.Second
@@ -98,6 +110,10 @@ const (
 	DefaultLoadWorkers        = 2   // load.workers: tables loaded at once
 )
 
+// DefaultVerifyBudget is verify.budget: a run's verification step stops
+// starting key ranges after this long, and the next run resumes there.
+const DefaultVerifyBudget = 10 * time.Minute
+
 // DefaultPipelineConfig is the configuration of an empty pipeline.yml.
 func DefaultPipelineConfig() *PipelineConfig {
 	return &PipelineConfig{
@@ -105,6 +121,7 @@ func DefaultPipelineConfig() *PipelineConfig {
 		Replication: ReplicationOptions{Workers: DefaultReplicationWorkers, SourceConnections: DefaultSourceConnections,
 			RateLimitMS: DefaultRateLimitMS, MaxRetries: DefaultMaxRetries},
 		Load:    LoadOptions{Workers: DefaultLoadWorkers},
+		Verify:  VerifyOptions{Budget: Duration(DefaultVerifyBudget)},
 		Notify:  NotifyOptions{Timeout: Duration(DefaultNotifyTimeout), Retries: DefaultNotifyRetries},
 		History: HistoryOptions{RetentionDays: DefaultRetentionDays},
 		Status:  StatusOptions{StaleAfter: Duration(DefaultStaleAfter)},

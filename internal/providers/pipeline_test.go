@@ -187,8 +187,8 @@ func TestExampleDocumentsOperationDefaults(t *testing.T) {
 	cfg, err := providers.ParsePipeline("config/pipeline.yml", data)
 	require.NoError(t, err)
 	def := providers.DefaultPipelineConfig()
-	assert.Equal(t, []any{def.Schedule, def.Notify, def.Metrics, def.History, def.Status},
-		[]any{cfg.Schedule, cfg.Notify, cfg.Metrics, cfg.History, cfg.Status}, "the example's active keys are the defaults")
+	assert.Equal(t, []any{def.Schedule, def.Notify, def.Metrics, def.History, def.Status, def.Verify},
+		[]any{cfg.Schedule, cfg.Notify, cfg.Metrics, cfg.History, cfg.Status, cfg.Verify}, "the example's active keys are the defaults")
 }
 
 // TestExampleCommentedSectionsParse: the commented-out examples in
@@ -205,4 +205,28 @@ func TestExampleCommentedSectionsParse(t *testing.T) {
 	require.Len(t, cfg.Notify.Webhooks, 1)
 	assert.Equal(t, "PIPELINE_SLACK_WEBHOOK", cfg.Notify.Webhooks[0].URLEnv)
 	assert.Equal(t, "/var/lib/node_exporter/textfile/pipeline.prom", cfg.Metrics.File)
+}
+
+func TestParsePipelineVerify(t *testing.T) {
+	t.Parallel()
+	cfg, err := providers.ParsePipeline("p.yml", []byte("verify:\n  enabled: true\n  budget: 10m\n  repair: true\n"))
+	require.NoError(t, err)
+	assert.Equal(t, providers.VerifyOptions{Enabled: true, Budget: providers.Duration(10 * time.Minute), Repair: true}, cfg.Verify)
+	cfg, err = providers.ParsePipeline("p.yml", []byte("verify:\n  budget: 600\n"))
+	require.NoError(t, err)
+	assert.Equal(t, providers.Duration(10*time.Minute), cfg.Verify.Budget, "seconds, like every duration")
+	assert.False(t, providers.DefaultPipelineConfig().Verify.Enabled, "off unless switched on")
+	assert.Equal(t, providers.Duration(providers.DefaultVerifyBudget), providers.DefaultPipelineConfig().Verify.Budget)
+	cfg, err = providers.ParsePipeline("p.yml", []byte("verify:\n  enabled: true\n  budget: 0\n"))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.Verify.Budget, "0: no limit")
+	for body, want := range map[string]string{
+		"verify:\n  enabled: true\n  budjet: 10m\n": "field budjet not found",
+		"verify:\n  budget: -10m\n":                 "negative",
+		"verify:\n  enabled: yes please\n":          "line 2",
+	} {
+		_, err := providers.ParsePipeline("p.yml", []byte(body))
+		require.ErrorIs(t, err, providers.ErrInvalidConfig, body)
+		assert.Contains(t, err.Error(), want, body)
+	}
 }
