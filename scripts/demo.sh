@@ -7,6 +7,8 @@
 #   DEMO_SCALE=0.01   share of a real clinic's row counts (1 ≈ 20 M rows, 4 GB)
 #   DEMO_SEED=1       random seed of the data
 #   DEMO_RESET=1      drop the demo databases and start over
+#   DEMO_DB=opendental_demo  name of the source database (the replica and analytics
+#                     databases are named after it: <name>_replica, <name>_analytics)
 #   DEMO_LEGACY=0     seed without legacy values (by default 0.5% of a few columns hold zero
 #                     dates 0000-00-00, partial dates 1987-00-00 and NUL bytes, as old clinic
 #                     databases do; the load converts them and counts each one)
@@ -25,9 +27,9 @@ SCALE=${DEMO_SCALE:-0.01}
 SEED=${DEMO_SEED:-1}
 LEGACY=()
 [ "${DEMO_LEGACY:-1}" = 0 ] || LEGACY=(--legacy-values)
-SRC_DB=opendental_demo
-REPL_DB=opendental_demo_replica
-PG_DB=opendental_demo_analytics
+SRC_DB=${DEMO_DB:-opendental_demo}
+REPL_DB=${SRC_DB}_replica
+PG_DB=${SRC_DB}_analytics
 TLS_CA=${PIPELINE_DEV_TLS_DIR:-/var/lib/pipeline-dev-tls}/ca.pem
 
 log() { printf '\n== demo: %s\n' "$*" >&2; }

@@ -104,7 +104,8 @@ func TestVerifyCommand(t *testing.T) {
 
 	code, out, errOut = run("verify", "--repair")
 	require.Equal(t, exitOK, code, "%s\n%s", out, errOut)
-	assert.Regexp(t, `(?m)^item\s+source_replica\s+identical\s+.*3 repaired`, out)
+	assert.Regexp(t, `(?m)^item\s+source_replica\s+repaired\s+301\s+2\s+0\s+1\s.*3 repaired`, out, "what was found, and that it was repaired")
+	assert.Regexp(t, `(?m)^2 tables verified: 2 identical, 0 differ`, out)
 	code, out, errOut = run("verify", "--tables", "item,note")
 	require.Equal(t, exitOK, code, "%s\n%s", out, errOut)
 	var name string

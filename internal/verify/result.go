@@ -116,12 +116,25 @@ type TableResult struct {
 	Ranges        int   // key ranges compared in this run
 	Err           error // the table could not be compared
 	RepairErr     error // --repair could not repair the table
-	Repaired      bool  // repaired, and this is the verification after the repair
+	// After is the verification after --repair (nil when the table was not
+	// repaired); the hops above then say what was found and repaired.
+	After *TableResult
 }
 
-// Differs reports whether either hop found a difference.
+// Differs reports whether a hop differs (after the repair, if any).
 func (t *TableResult) Differs() bool {
+	if t.After != nil {
+		return t.After.Differs()
+	}
 	return !t.SourceReplica.Identical() || !t.ReplicaRaw.Identical()
+}
+
+// done reports whether the table's pass is complete (after the repair, if any).
+func (t *TableResult) done() bool {
+	if t.After != nil {
+		return t.After.Complete
+	}
+	return t.Complete
 }
 
 // Status is the table's status in the JSON result.
@@ -131,10 +144,20 @@ func (t *TableResult) Status() report.TableStatus {
 		return report.TableFailed
 	case t.Differs():
 		return report.TableDiffers
-	case !t.Complete:
+	case !t.done():
 		return report.TableStopped
 	}
 	return report.TableOK
+}
+
+// hops are the two hops' entries of the JSON result: what was found, with
+// identical as it stands after the repair, if any.
+func (t *TableResult) hops() []report.HopResult {
+	hops := []report.HopResult{t.SourceReplica.Report(), t.ReplicaRaw.Report()}
+	if t.After != nil {
+		hops[0].Identical, hops[1].Identical = t.After.SourceReplica.Identical(), t.After.ReplicaRaw.Identical()
+	}
+	return hops
 }
 
 // Report is the table's entry of the JSON result. An identical table's
@@ -144,7 +167,7 @@ func (t *TableResult) Report() report.Table {
 	e := report.Table{Table: t.Table, Phase: report.PhaseVerify, Mode: t.Mode, Status: t.Status(),
 		StartedAt: t.Started, FinishedAt: t.Finished, DurationSeconds: report.Seconds(t.Finished.Sub(t.Started)),
 		RowsRead: t.SourceReplica.Compared + t.ReplicaRaw.Compared, SourceQueries: t.SourceQueries,
-		Verify: &report.Verify{Complete: t.Complete, Hops: []report.HopResult{t.SourceReplica.Report(), t.ReplicaRaw.Report()}}}
+		Verify: &report.Verify{Complete: t.done(), Hops: t.hops()}}
 	if t.Status() == report.TableOK && !t.PassStarted.IsZero() {
 		e.StartedAt = t.PassStarted
 	}
@@ -154,8 +177,8 @@ func (t *TableResult) Report() report.Table {
 	if t.SourceReplica.Keyless {
 		e.Plan = "no usable primary key: counts and a whole-table hash, rows not located"
 	}
-	if t.Repaired {
-		e.Plan = fmt.Sprintf("repaired %d rows in the replica and %d in raw, then verified again", t.SourceReplica.Repaired, t.ReplicaRaw.Repaired)
+	if t.After != nil {
+		e.Plan = fmt.Sprintf("repaired %d rows in the replica and %d in raw; verified again: %s", t.SourceReplica.Repaired, t.ReplicaRaw.Repaired, t.Status())
 	}
 	if t.Err != nil {
 		e.Error = t.Err.Error()
@@ -174,23 +197,19 @@ type Result struct {
 	SourceQueries int64
 }
 
-// Merge replaces the results of the tables again verified again (after a
-// repair), keeping what the repair did: each table's Repaired counts and
-// its source queries add up.
+// Merge adds the verification after a repair (again) to the tables it
+// verified again: their After, source queries and end.
 func (r *Result) Merge(again *Result) {
 	byName := map[string]*TableResult{}
 	for _, t := range again.Tables {
 		byName[t.Table] = t
 	}
-	for i, t := range r.Tables {
-		n := byName[t.Table]
-		if n == nil {
-			continue
+	for _, t := range r.Tables {
+		if n := byName[t.Table]; n != nil {
+			t.After, t.PassStarted = n, t.Started
+			t.SourceQueries += n.SourceQueries
+			t.Finished = n.Finished
 		}
-		n.SourceReplica.Repaired, n.ReplicaRaw.Repaired = t.SourceReplica.Repaired, t.ReplicaRaw.Repaired
-		n.SourceQueries += t.SourceQueries
-		n.Started, n.PassStarted, n.Repaired = t.Started, t.Started, true
-		r.Tables[i] = n
 	}
 	r.SourceQueries += again.SourceQueries
 	r.Finished = again.Finished
@@ -226,8 +245,8 @@ func (r *Result) Write(w io.Writer) {
 			fmt.Fprintf(w, "%-28s %-15s %-9s %10s %8s %8s %8s  %s\n", t.Table, "", "FAILED", "", "", "", "", t.Err)
 			continue
 		}
-		for _, d := range []*Diff{&t.SourceReplica, &t.ReplicaRaw} {
-			fmt.Fprintf(w, "%-28s %-15s %-9s %10d %8d %8d %8d  %s\n", t.Table, d.Hop, hopWord(t, d), d.Compared, d.Missing, d.Extra, d.Changed, hopNote(t, d))
+		for i, d := range []*Diff{&t.SourceReplica, &t.ReplicaRaw} {
+			fmt.Fprintf(w, "%-28s %-15s %-9s %10d %8d %8d %8d  %s\n", t.Table, d.Hop, hopWord(t, i, d), d.Compared, d.Missing, d.Extra, d.Changed, hopNote(t, d))
 		}
 	}
 	fmt.Fprintf(w, "%d tables verified: %d identical, %d differ, %d failed, %d not finished; %d source queries in %.2fs\n",
@@ -241,18 +260,25 @@ func (r *Result) Write(w io.Writer) {
 func (r *Result) unfinished() int {
 	n := 0
 	for _, t := range r.Tables {
-		if t.Err == nil && !t.Differs() && !t.Complete {
+		if t.Err == nil && !t.Differs() && !t.done() {
 			n++
 		}
 	}
 	return n
 }
 
-func hopWord(t *TableResult, d *Diff) string {
+// hopWord is hop i's result: after a repair, whether it worked.
+func hopWord(t *TableResult, i int, d *Diff) string {
+	after := d
+	if t.After != nil {
+		after = []*Diff{&t.After.SourceReplica, &t.After.ReplicaRaw}[i]
+	}
 	switch {
-	case !d.Identical():
+	case !after.Identical():
 		return "DIFFERS"
-	case !t.Complete:
+	case !d.Identical():
+		return "repaired"
+	case !t.done():
 		return "partial"
 	}
 	return "identical"
@@ -276,7 +302,7 @@ func hopNote(t *TableResult, d *Diff) string {
 	if d.Pending > 0 {
 		notes = append(notes, fmt.Sprintf("%d changed since the last run (copied by the next)", d.Pending))
 	}
-	if !t.Complete && t.LastKey != nil {
+	if !t.done() && t.LastKey != nil {
 		notes = append(notes, "resumes after "+state.EncodeKey(t.LastKey))
 	}
 	return strings.Join(notes, " ")
