@@ -196,9 +196,14 @@ func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
 func (p *phase) load(ctx context.Context) (*load.Result, error) {
 	prog := newProgress(p.c.stderr, p.Logger)
 	defer prog.done()
+	key, err := p.Settings.HashKey()
+	if err != nil {
+		return nil, err
+	}
 	opts := load.Options{
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun, SnakeCase: p.flags.snakeCase,
 		Workers: flagOr(p.flags.loadWorkers, p.Settings.Pipeline.Load.Workers), Progress: prog.update,
+		HashKey: key, LoadedAtColumn: p.Settings.Pipeline.Load.LoadedAtColumn,
 	}
 	return load.New(*p.replica, *p.raw, p.Settings.Tables, p.Logger).Run(ctx, opts)
 }

@@ -103,7 +103,10 @@ func (p *phase) verify(ctx context.Context, v verifyFlags) (*verified, error) {
 
 func (p *phase) verifyOptions(progress *verify.Progress) verify.Options {
 	r := p.Settings.Pipeline.Replication
-	return verify.Options{Workers: r.Workers, SourceConns: r.SourceConnections, Manager: &p.Manager, Progress: progress}
+	// The key was validated with the analytics variables before the app
+	// started (exit 2); were it missing, each hashed table fails by name.
+	key, _ := p.Settings.HashKey()
+	return verify.Options{Workers: r.Workers, SourceConns: r.SourceConnections, Manager: &p.Manager, Progress: progress, HashKey: key}
 }
 
 func (p *phase) verifyDeps() verify.Deps {

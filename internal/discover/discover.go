@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -195,6 +196,7 @@ func Merge(old, found *tables.Config) (*tables.Config, []string) {
 			}
 		}
 		m.WatermarkColumns = keep
+		m.ColumnPolicies, changes = keepPolicies(name, m.ColumnPolicies, f.Columns, changes)
 		if m.Strategy.IsIncremental() && (len(keep) == 0 || len(m.PrimaryKey) == 0) {
 			changes = append(changes, fmt.Sprintf("%s: strategy reset to %s (no usable watermark or key)", name, f.Strategy))
 			m.Strategy, m.WatermarkColumns = f.Strategy, f.WatermarkColumns
@@ -209,6 +211,25 @@ func Merge(old, found *tables.Config) (*tables.Config, []string) {
 	return out, changes
 }
 
+// keepPolicies keeps the column policies of columns that still exist
+// (matched case-insensitively), reporting those dropped with their column.
+func keepPolicies(table string, policies map[string]tables.ColumnPolicy, columns []string, changes []string) (map[string]tables.ColumnPolicy, []string) {
+	if len(policies) == 0 {
+		return policies, changes
+	}
+	out := map[string]tables.ColumnPolicy{}
+	var gone []string
+	for c, p := range policies {
+		if slices.ContainsFunc(columns, func(x string) bool { return strings.EqualFold(x, c) }) {
+			out[c] = p
+		} else {
+			gone = append(gone, fmt.Sprintf("%s: column_policies entry for %s removed (the column no longer exists)", table, c))
+		}
+	}
+	sort.Strings(gone)
+	return out, append(changes, gone...)
+}
+
 var header = []string{
 	"tables.yml: how each source table is replicated and loaded.",
 	"Written by `pipeline discover`; re-running it refreshes primary_key, columns and estimates",
@@ -216,7 +237,9 @@ var header = []string{
 	"  primary_key, watermark_columns (first one is paged on), extraction_strategy",
 	"  (full_table | incremental | incremental_chunked), batch_size, importance",
 	"  (critical | important | standard | audit | reference), estimated_rows, estimated_size_mb,",
-	"  exclude, detect_deletes (default true), lookback_seconds, column_types, columns.",
+	"  exclude, detect_deletes (default true), lookback_seconds, column_types, column_policies",
+	"  (column: keep | drop | hash, for patient data; discover suggests them in a comment, never",
+	"  switches them on), columns.",
 }
 
 // Doer runs fn on a source connection; *manager.Manager is one (rate limit, retries).
@@ -260,6 +283,9 @@ func Run(ctx context.Context, src Doer, path string) ([]string, int, error) {
 		if data, err = render(oldData, merged); err != nil {
 			return nil, 0, err
 		}
+	}
+	if data, err = addSuggestions(data, s); err != nil {
+		return nil, 0, err
 	}
 	if _, err := tables.Parse(path, data); err != nil {
 		return nil, 0, fmt.Errorf("discover produced an invalid file (a bug): %w", err)
@@ -354,7 +380,11 @@ func mergeMapping(old, fresh *yaml.Node) *yaml.Node {
 		if !ok {
 			continue
 		}
-		nv.LineComment, nv.HeadComment, nv.FootComment = v.LineComment, v.HeadComment, v.FootComment
+		if sameValue(v, nv) {
+			nv = v // unchanged: the user's node as written (flow or block style, comments)
+		} else {
+			nv.LineComment, nv.HeadComment, nv.FootComment = v.LineComment, v.HeadComment, v.FootComment
+		}
 		out.Content = append(out.Content, k, nv)
 		done[k.Value] = true
 	}
@@ -364,4 +394,13 @@ func mergeMapping(old, fresh *yaml.Node) *yaml.Node {
 		}
 	}
 	return &out
+}
+
+// sameValue reports whether two YAML nodes hold the same data.
+func sameValue(a, b *yaml.Node) bool {
+	var x, y any
+	if a.Decode(&x) != nil || b.Decode(&y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

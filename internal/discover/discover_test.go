@@ -229,3 +229,51 @@ func loadTables(path string) (*tables.Config, error) {
 	}
 	return tables.Parse(path, data)
 }
+
+// TestDiscoverSuggestsColumnPolicies: identifying columns get a commented
+// suggestion, never an active policy; a table about a business gets none;
+// a re-run neither repeats the comment nor touches the user's choice.
+func TestDiscoverSuggestsColumnPolicies(t *testing.T) {
+	t.Parallel()
+	db, _ := testdb.MySQL(t, "discover_policy")
+	want := map[string]bool{"patient": true, "carrier": true, "provider": true}
+	for _, d := range opendental.Full408() {
+		if want[d.Name] {
+			_, err := db.Exec(strings.ReplaceAll(d.SQL, "utf8mb3_uca1400_ai_ci", "utf8mb3_general_ci"))
+			require.NoError(t, err, d.Name)
+		}
+	}
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	src := manager.New(db, mo)
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), "tables.yml")
+	_, _, err := discover.Run(context.Background(), src, path)
+	require.NoError(t, err)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	text := string(data)
+	assert.Contains(t, text, "  patient:\n    # column_policies suggested by `pipeline discover` for identifying columns (patient data);\n")
+	assert.Contains(t, text, "    # column_policies: {LName: hash, FName: hash, MiddleI: hash, Preferred: hash, Birthdate: keep, SSN: drop, Address: hash, Address2: hash, City: keep, Zip: keep, HmPhone: hash, WkPhone: hash, WirelessPhone: hash, Email: hash, ChartNumber: hash, MedicaidID: drop}\n")
+	assert.Contains(t, text, "    # column_policies: {LName: hash, FName: hash, MI: hash, SSN: drop, MedicaidID: drop, Birthdate: keep, PreferredName: hash}\n", "provider")
+	assert.Equal(t, 2, strings.Count(text, "suggested by `pipeline discover`"), "carrier's address is a business's: no suggestion")
+	cfg, err := loadTables(path)
+	require.NoError(t, err)
+	for _, tb := range cfg.Tables {
+		assert.Empty(t, tb.ColumnPolicies, "nothing switched on: %s", tb.Name)
+	}
+
+	// the user applies their own choice for patient; provider keeps its comment
+	edited := strings.Replace(text, "  patient:\n", "  patient:\n    column_policies: {SSN: drop, LName: hash} # ours\n", 1)
+	require.NoError(t, os.WriteFile(path, []byte(edited), 0o644))
+	_, _, err = discover.Run(context.Background(), src, path)
+	require.NoError(t, err)
+	data, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), "column_policies: {SSN: drop, LName: hash} # ours")
+	assert.Equal(t, 2, strings.Count(string(data), "suggested by `pipeline discover`"), "not repeated")
+	cfg, err = loadTables(path)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]tables.ColumnPolicy{"SSN": tables.Drop, "LName": tables.Hash}, cfg.Tables["patient"].ColumnPolicies)
+	assert.Empty(t, cfg.Tables["provider"].ColumnPolicies)
+}

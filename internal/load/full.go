@@ -24,27 +24,9 @@ func (tl *tableLoad) full(ctx context.Context) error {
 		return fmt.Errorf("begin full load: %w", err)
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
-	tmp := p.tmpName()
-	if _, err := ptx.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(tmp)); err != nil {
-		return fmt.Errorf("drop leftover %s: %w", tmp, err)
-	}
-	if _, err := ptx.Exec(ctx, p.createSQL(tmp)); err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	read, written, err := tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
-		copySQL: "COPY " + qualified(tmp) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)", query: p.selectSQL("")})
-	r.RowsRead, r.RowsWritten = read, written
-	r.Conversions = conversionMap(p, tl.counts)
+	written, err := tl.build(ctx, ptx)
 	if err != nil {
 		return err
-	}
-	if written != snap.count {
-		return fmt.Errorf("row count mismatch: replica %s has %d rows, %d copied into raw; table left unchanged", p.src.Name, snap.count, written)
-	}
-	if len(p.key) > 0 {
-		if _, err := ptx.Exec(ctx, p.addKeySQL(tmp, p.pkeyName(tmp))); err != nil {
-			return fmt.Errorf("add primary key to %s: %w", tmp, err)
-		}
 	}
 	raw, err := tl.swap(ctx, ptx, written)
 	if err != nil {
@@ -61,6 +43,47 @@ func (tl *tableLoad) full(ctx context.Context) error {
 		return fmt.Errorf("commit full load of %s: %w", p.target, err)
 	}
 	return nil
+}
+
+// build creates the new table beside the live one, fills it with every
+// replica row and adds its key; it returns the rows written.
+func (tl *tableLoad) build(ctx context.Context, ptx pgx.Tx) (int64, error) {
+	p, snap, r := tl.p, tl.snap, tl.r
+	tmp := p.tmpName()
+	if _, err := ptx.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(tmp)); err != nil {
+		return 0, fmt.Errorf("drop leftover %s: %w", tmp, err)
+	}
+	if _, err := ptx.Exec(ctx, p.createSQL(tmp)); err != nil {
+		return 0, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if err := tl.stampDefault(ctx, ptx, true); err != nil {
+		return 0, err
+	}
+	var read, written int64
+	var err error
+	if tl.carryMarkers() {
+		read, written, err = tl.copyCarryingMarkers(ctx, ptx)
+	} else {
+		read, written, err = tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
+			copySQL: "COPY " + qualified(tmp) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)", query: p.selectSQL("")})
+	}
+	r.RowsRead, r.RowsWritten = read, written
+	r.Conversions = conversionMap(p, tl.counts)
+	if err != nil {
+		return 0, err
+	}
+	if written != snap.count {
+		return 0, fmt.Errorf("row count mismatch: replica %s has %d rows, %d copied into raw; table left unchanged", p.src.Name, snap.count, written)
+	}
+	if err := tl.stampDefault(ctx, ptx, false); err != nil {
+		return 0, err
+	}
+	if len(p.key) > 0 {
+		if _, err := ptx.Exec(ctx, p.addKeySQL(tmp, p.pkeyName(tmp))); err != nil {
+			return 0, fmt.Errorf("add primary key to %s: %w", tmp, err)
+		}
+	}
+	return written, nil
 }
 
 // swap replaces the live table by the new one inside ptx. Views built on
@@ -124,11 +147,11 @@ func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, er
 		}
 		var stmts []string
 		for _, c := range added {
-			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c.Target)+" "+c.Mapping.Target)
+			stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" ADD COLUMN "+typemap.QuotePG(c[0])+" "+c[1])
 		}
 		return append(stmts,
 			"DELETE FROM "+qualified(p.target),
-			"INSERT INTO "+qualified(p.target)+" ("+p.columnList("")+") SELECT "+p.columnList("")+" FROM "+qualified(tmp),
+			"INSERT INTO "+qualified(p.target)+" ("+p.rawColumnList()+") SELECT "+p.rawColumnList()+" FROM "+qualified(tmp),
 			"DROP TABLE "+qualified(tmp)), nil
 	}
 	stmts := []string{
@@ -141,10 +164,12 @@ func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, er
 	return stmts, nil
 }
 
-// addedColumns returns the planned columns the live table lacks, with ok
-// false unless every live column is kept with its type and the key is the
-// same: only then can the live table take the new rows in place.
-func addedColumns(st *loadState, p *plan) (added []column, ok bool) {
+// addedColumns returns the planned raw columns (name, type; the loaded-at
+// marker included) the live table lacks, with ok false unless every live
+// column is kept with its type and the key is the same: only then can the
+// live table take the new rows in place (every row is replaced, so a
+// column that became hashed, or a new key, needs no more).
+func addedColumns(st *loadState, p *plan) (added [][2]string, ok bool) {
 	if st == nil || st.Signature == nil {
 		return nil, false
 	}
@@ -163,8 +188,8 @@ func addedColumns(st *loadState, p *plan) (added []column, ok bool) {
 		}
 		live[c[0]] = true
 	}
-	for _, c := range p.cols {
-		if !live[c.Target] {
+	for _, c := range nu.Columns {
+		if !live[c[0]] {
 			added = append(added, c)
 		}
 	}

@@ -216,7 +216,7 @@ func (tl *tableLoad) keyMatch(a, b string) string {
 // against the replica snapshot's: a mismatch applies nothing.
 func (tl *tableLoad) upsertStaged(ctx context.Context, ptx pgx.Tx) error {
 	p, r := tl.p, tl.r
-	tag, err := ptx.Exec(ctx, p.upsertSQL("pg_temp.etl_stage"))
+	tag, err := ptx.Exec(ctx, p.upsertSQL("pg_temp.etl_stage"), tl.stampArgs()...)
 	if err != nil {
 		return fmt.Errorf("upsert changed rows into %s: %w", p.target, err)
 	}

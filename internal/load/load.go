@@ -18,6 +18,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/policy"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -54,6 +55,14 @@ type Options struct {
 	DryRun      bool     // plan only: modes, DDL, type decisions; nothing changes
 	SnakeCase   bool     // raw names in snake_case instead of the source's names
 	Workers     int      // tables loaded at once (default providers.DefaultLoadWorkers); each uses one replica and one raw connection
+	// HashKey keys tables.yml's column_policies hash; nil when no column
+	// is hashed (a hashed column without it is a configuration error).
+	HashKey *policy.Key
+	// LoadedAtColumn, when set, is the name of the timestamptz marker
+	// column every raw table gets (pipeline.yml load.loaded_at_column).
+	LoadedAtColumn string
+	// Now is the clock the loaded-at marker is stamped from (default time.Now).
+	Now func() time.Time
 	// Progress, when set, is called from the streaming goroutine as rows
 	// stream: total is the replica's row count for a full refresh, -1 when
 	// unknown, and equals rows on the table's last call.
@@ -119,6 +128,9 @@ type Result struct {
 
 // OK reports whether every table succeeded.
 func (r *Result) OK() bool { return r.Failed == 0 }
+
+// LoadedAtType is the PostgreSQL type of the loaded-at marker column.
+const LoadedAtType = "timestamptz"
 
 // ErrConfig marks configuration problems (bad table names, collisions):
 // nothing was loaded.

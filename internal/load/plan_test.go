@@ -12,7 +12,7 @@ import (
 
 func testPlan(t *testing.T, tbl *tables.Table, key []string, cols ...schema.Column) *plan {
 	t.Helper()
-	p, err := buildPlan(tbl, &schema.Table{Name: tbl.Name, Columns: cols, PrimaryKey: key}, false)
+	p, err := buildPlan(tbl, &schema.Table{Name: tbl.Name, Columns: cols, PrimaryKey: key}, Options{})
 	require.NoError(t, err)
 	return p
 }
@@ -105,12 +105,12 @@ func TestBuildPlanRejects(t *testing.T) {
 	// A name over PostgreSQL's 63 bytes is not refused (MySQL allows it) but
 	// shortened with a hash, never cut silently.
 	long := schema.Column{Name: "ThisColumnNameIsFarTooLongForPostgreSQLWhichKeepsOnlySixtyThreeBytes", DataType: "int", Type: "int(11)"}
-	p, err := buildPlan(&tables.Table{Name: "t"}, &schema.Table{Name: "t", Columns: []schema.Column{long}}, false)
+	p, err := buildPlan(&tables.Table{Name: "t"}, &schema.Table{Name: "t", Columns: []schema.Column{long}}, Options{})
 	require.NoError(t, err)
 	assert.Equal(t, "ThisColumnNameIsFarTooLongForPostgreSQLWhichKeepsOnlyS_"+p.cols[0].Target[55:], p.cols[0].Target)
 	assert.Len(t, p.cols[0].Target, 63)
 
-	_, err = buildPlan(&tables.Table{Name: "t", WatermarkColumns: []string{"Gone"}}, &schema.Table{Name: "t", Columns: []schema.Column{colNum}}, false)
+	_, err = buildPlan(&tables.Table{Name: "t", WatermarkColumns: []string{"Gone"}}, &schema.Table{Name: "t", Columns: []schema.Column{colNum}}, Options{})
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), `"Gone"`)
 }

@@ -27,13 +27,18 @@ type tableLoad struct {
 	st     *loadState // the raw table's load state; nil before its first load
 	exists bool       // the raw table exists
 	snap   *snapshot  // set by load
+	stamp  time.Time  // the loaded-at marker of rows this load inserts or changes
 	counts []typemap.Counts
 }
 
 // loadTable loads one table and never panics the run: every error lands in
 // the result (and, unless planning, in etl_load_status).
 func (l *Loader) loadTable(ctx context.Context, t *tables.Table, seqs map[string]int64, opts Options) TableResult {
-	tl := &tableLoad{l: l, t: t, opts: opts, seqs: seqs,
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	tl := &tableLoad{l: l, t: t, opts: opts, seqs: seqs, stamp: stampOf(now()),
 		r: &TableResult{Table: t.Name, Target: rawName(t.Name, opts.SnakeCase), Started: time.Now(), Status: StatusOK}}
 	err := tl.run(ctx)
 	r := tl.r
@@ -90,7 +95,7 @@ func (tl *tableLoad) prepare(ctx context.Context) (done bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	if tl.p, err = buildPlan(tl.t, src, tl.opts.SnakeCase); err != nil {
+	if tl.p, err = buildPlan(tl.t, src, tl.opts); err != nil {
 		return true, err
 	}
 	tl.r.Target = tl.p.target

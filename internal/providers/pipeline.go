@@ -34,6 +34,7 @@ import (
 //	  max_retries: 3            # retries of a retryable source error
 //	load:
 //	  workers: 2                # tables loaded into PostgreSQL at once
+//	  loaded_at_column: _loaded_at  # per-row marker: when the row was inserted or really changed (default off)
 //	verify:
 //	  enabled: false            # true: `pipeline run` ends with a verification
 //	  budget: 10m               # its time budget (0: the whole warehouse); the next run resumes where it stopped
@@ -83,6 +84,9 @@ func (o ReplicationOptions) RateLimit() time.Duration {
 // LoadOptions are the load command's run options.
 type LoadOptions struct {
 	Workers int `yaml:"workers"`
+	// LoadedAtColumn names the timestamptz marker every raw table gets, set
+	// when its row was inserted or really changed ("" = off, the default).
+	LoadedAtColumn string `yaml:"loaded_at_column"`
 }
 
 // VerifyOptions switch on a verification at the end of `pipeline run`.
@@ -270,6 +274,9 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	atLeast("replication.rate_limit_ms", cfg.Replication.RateLimitMS, 0)
 	atLeast("replication.max_retries", cfg.Replication.MaxRetries, 0)
 	atLeast("load.workers", cfg.Load.Workers, 1)
+	if c := cfg.Load.LoadedAtColumn; c != "" && !plainIdent(c) {
+		bad(lineOf(&root, "load", "loaded_at_column"), "load.loaded_at_column %q must be a plain lower-case PostgreSQL name of at most 63 bytes (letters, digits, _; not starting with a digit), e.g. _loaded_at", c)
+	}
 	checkOperations(&root, cfg, bad)
 	if len(problems) > 0 {
 		slices.Sort(problems)
@@ -308,4 +315,20 @@ func keyAt(root *yaml.Node, path ...string) (line int, value *yaml.Node) {
 func lineOf(root *yaml.Node, path ...string) int {
 	line, _ := keyAt(root, path...)
 	return line
+}
+
+// plainIdent reports whether s is a PostgreSQL identifier that needs no
+// quoting and does not fold: lower-case letters, digits and _, not
+// starting with a digit, at most 63 bytes. (A reserved word would still
+// need quotes; the load always quotes it.)
+func plainIdent(s string) bool {
+	if s == "" || len(s) > 63 || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }

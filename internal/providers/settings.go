@@ -191,7 +191,8 @@ func (s *Settings) build(dbType catalog.DatabaseType, schema catalog.PostgresSch
 }
 
 // Validate checks the variables of dbs (every catalogue database when none
-// is given) in the settings' environment and returns one *ConfigError
+// is given) in the settings' environment, and the hash key when tables.yml
+// hashes a column and analytics is among dbs, and returns one *ConfigError
 // listing every problem, or nil.
 func (s *Settings) Validate(dbs ...catalog.DatabaseType) error {
 	if len(dbs) == 0 {
@@ -209,6 +210,9 @@ func (s *Settings) Validate(dbs ...catalog.DatabaseType) error {
 		}
 		_, p := readDBVars(s.Environment, db, s.env)
 		problems = append(problems, p...)
+	}
+	if p := s.hashKeyProblem(); p != "" && needsHashKey(dbs) {
+		problems = append(problems, p)
 	}
 	if len(problems) > 0 {
 		return &ConfigError{Environment: s.Environment, Problems: problems}

@@ -154,6 +154,9 @@ func Parse(filename string, data []byte) (*Config, error) {
 		if err := validate(&t, at, ferr); err != nil {
 			return nil, err
 		}
+		if err := checkPolicies(&t, valueOf(v, "column_policies"), ferr); err != nil {
+			return nil, err
+		}
 		cfg.Tables[name] = &t
 	}
 	return cfg, nil
@@ -208,6 +211,67 @@ func validate(t *Table, at func(string) *yaml.Node, ferr func(*yaml.Node, string
 		return ferr(at("estimated_rows"), "use 0 or a positive estimate", "table %q: estimates must not be negative", t.Name)
 	}
 	return nil
+}
+
+// valueOf is the value node of key in mapping m, or nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// checkPolicies validates column_policies (node n, nil when absent): known
+// policies, valid column names listed once, columns the table has (when
+// discover listed them), no key column dropped or hashed (the key is how
+// raw is upserted, deleted from and verified) and no column both retyped
+// and dropped or hashed.
+func checkPolicies(t *Table, n *yaml.Node, ferr func(*yaml.Node, string, string, ...any) error) error {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil // absent; a non-mapping already failed Decode
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		col := k.Value
+		if err := CheckName(col); err != nil {
+			return ferr(k, "use the column's name as in the source (quote it in YAML if it has special characters)", "table %q: column_policies: %q is not a valid column name: %v", t.Name, col, err)
+		}
+		if line, dup := seen[strings.ToLower(col)]; dup {
+			return ferr(k, "keep one entry (column names are case-insensitive)", "table %q: column_policies names %q twice (first at line %d)", t.Name, col, line)
+		}
+		seen[strings.ToLower(col)] = k.Line
+		p := ColumnPolicy(v.Value)
+		if !p.Valid() {
+			return ferr(v, "use one of: "+joinValues(ColumnPolicyValues()), "table %q: column_policies.%s: unknown policy %q", t.Name, col, v.Value)
+		}
+		if len(t.Columns) > 0 && !containsFold(t.Columns, col) {
+			return ferr(k, "check the spelling against the table's columns: list, or run `pipeline discover` if the column is new", "table %q: column_policies names column %q, which the table does not have", t.Name, col)
+		}
+		if p == Keep {
+			continue
+		}
+		if containsFold(t.PrimaryKey, col) {
+			return ferr(k, "keep the key column (remove it from column_policies): raw is upserted, deleted from and verified by its primary key", "table %q: column_policies: %s is a primary key column and cannot be %s", t.Name, col, map[ColumnPolicy]string{Drop: "dropped", Hash: "hashed"}[p])
+		}
+		for c := range t.ColumnTypeOverride {
+			if strings.EqualFold(c, col) {
+				return ferr(k, "remove the column_types entry: a dropped column has no type and a hashed one is text", "table %q: column %s has both a column_types override and policy %s", t.Name, col, p)
+			}
+		}
+	}
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -164,3 +164,43 @@ func TestOrdered(t *testing.T) {
 	}
 	assert.Equal(t, []string{"core", "big", "more_rows", "b_same", "small", "tiny_ref"}, order)
 }
+
+func TestParseColumnPolicies(t *testing.T) {
+	const ok = `tables:
+  patient:
+    primary_key: [PatNum]
+    extraction_strategy: full_table
+    columns: [PatNum, LName, SSN, Birthdate]
+    column_policies: {SSN: drop, birthdate: keep, LName: hash}
+`
+	cfg, err := Parse("tables.yml", []byte(ok))
+	require.NoError(t, err)
+	p := cfg.Tables["patient"]
+	assert.Equal(t, Drop, p.Policy("SSN"))
+	assert.Equal(t, Hash, p.Policy("lname"), "column names match case-insensitively, as in MySQL")
+	assert.Equal(t, Keep, p.Policy("Birthdate"))
+	assert.Equal(t, Keep, p.Policy("PatNum"), "unlisted columns are kept")
+	assert.True(t, cfg.Hashes())
+	cfg.Tables["patient"].Exclude = true
+	assert.False(t, cfg.Hashes(), "an excluded table needs no key")
+
+	bad := []struct{ name, policies, line, want string }{
+		{"unknown policy", `{SSN: mask}`, ":6:", `unknown policy "mask"; fix: use one of: keep, drop, hash`},
+		{"unknown column", `{SNN: drop}`, ":6:", `names column "SNN", which the table does not have`},
+		{"twice", `{SSN: drop, ssn: hash}`, ":6:", `names "ssn" twice`},
+		{"key dropped", `{PatNum: drop}`, ":6:", `PatNum is a primary key column and cannot be dropped`},
+		{"key hashed", `{patnum: hash}`, ":6:", `patnum is a primary key column and cannot be hashed`},
+		{"retyped", "{LName: hash}\n    column_types: {LName: varchar}", ":6:", `both a column_types override and policy hash`},
+		{"not a mapping", `[SSN]`, ":3:", `line 6: cannot unmarshal`},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			doc := strings.Replace(ok, "{SSN: drop, birthdate: keep, LName: hash}", c.policies, 1)
+			_, err := Parse("tables.yml", []byte(doc))
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, ErrInvalid))
+			assert.Contains(t, err.Error(), "tables.yml"+c.line)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}

@@ -16,6 +16,7 @@
 //	    detect_deletes: true              # default true: rows deleted at the source are removed
 //	    lookback_seconds: 0               # re-read this far behind the last watermark
 //	    column_types: {Note: text}        # column -> PostgreSQL type in raw (the loader's override)
+//	    column_policies: {SSN: drop, LName: hash}  # column -> keep | drop | hash in raw (patient data)
 //	    columns: [PatNum, LName, …]       # discovered; lets discover report added/dropped columns
 //
 // Incremental strategies need watermark_columns and primary_key.
@@ -101,24 +102,51 @@ func ParseImportance(s string) (Importance, error) {
 	return "", fmt.Errorf("unknown importance %q; allowed: %s", s, joinValues(ImportanceValues()))
 }
 
+// ColumnPolicy is what the load does with one column's values in raw
+// (tables.yml column_policies); the replica always keeps the column.
+type ColumnPolicy string
+
+const (
+	Keep ColumnPolicy = "keep" // loaded as it is (the default)
+	Drop ColumnPolicy = "drop" // left out of raw
+	Hash ColumnPolicy = "hash" // keyed HMAC-SHA256 of the value, lowercase hex (internal/policy)
+)
+
+// ColumnPolicyValues lists every policy.
+func ColumnPolicyValues() []ColumnPolicy { return []ColumnPolicy{Keep, Drop, Hash} }
+
+// Valid reports whether p is a known policy.
+func (p ColumnPolicy) Valid() bool { return p == Keep || p == Drop || p == Hash }
+
+func (p ColumnPolicy) String() string { return string(p) }
+
+// ParseColumnPolicy returns the policy named s or an error listing the allowed values.
+func ParseColumnPolicy(s string) (ColumnPolicy, error) {
+	if v := ColumnPolicy(s); v.Valid() {
+		return v, nil
+	}
+	return "", fmt.Errorf("unknown column policy %q; allowed: %s", s, joinValues(ColumnPolicyValues()))
+}
+
 // DefaultBatchSize is used when a table sets none.
 const DefaultBatchSize = 10000
 
 // Table is one entry of tables.yml. Field yaml names are the file format.
 type Table struct {
-	Name               string            `yaml:"-"`
-	PrimaryKey         []string          `yaml:"primary_key,omitempty,flow"`
-	WatermarkColumns   []string          `yaml:"watermark_columns,omitempty,flow"` // ordered; first is primary
-	Strategy           Strategy          `yaml:"extraction_strategy"`
-	BatchSize          int               `yaml:"batch_size"`
-	Importance         Importance        `yaml:"importance"`
-	EstimatedRows      int64             `yaml:"estimated_rows"`
-	EstimatedSizeMB    float64           `yaml:"estimated_size_mb"`
-	Exclude            bool              `yaml:"exclude,omitempty"`
-	DetectDeletes      *bool             `yaml:"detect_deletes,omitempty"`   // nil = default true
-	LookbackSeconds    int               `yaml:"lookback_seconds,omitempty"` // re-read window behind the watermark
-	ColumnTypeOverride map[string]string `yaml:"column_types,omitempty"`     // column -> PostgreSQL type for raw
-	Columns            []string          `yaml:"columns,omitempty,flow"`     // as last discovered; lets discover report drift
+	Name               string                  `yaml:"-"`
+	PrimaryKey         []string                `yaml:"primary_key,omitempty,flow"`
+	WatermarkColumns   []string                `yaml:"watermark_columns,omitempty,flow"` // ordered; first is primary
+	Strategy           Strategy                `yaml:"extraction_strategy"`
+	BatchSize          int                     `yaml:"batch_size"`
+	Importance         Importance              `yaml:"importance"`
+	EstimatedRows      int64                   `yaml:"estimated_rows"`
+	EstimatedSizeMB    float64                 `yaml:"estimated_size_mb"`
+	Exclude            bool                    `yaml:"exclude,omitempty"`
+	DetectDeletes      *bool                   `yaml:"detect_deletes,omitempty"`   // nil = default true
+	LookbackSeconds    int                     `yaml:"lookback_seconds,omitempty"` // re-read window behind the watermark
+	ColumnTypeOverride map[string]string       `yaml:"column_types,omitempty"`     // column -> PostgreSQL type for raw
+	ColumnPolicies     map[string]ColumnPolicy `yaml:"column_policies,omitempty"`  // column -> keep | drop | hash in raw
+	Columns            []string                `yaml:"columns,omitempty,flow"`     // as last discovered; lets discover report drift
 }
 
 // DeletesEnabled is the effective per-table delete detection (default on).
@@ -130,6 +158,36 @@ func (t Table) Watermark() string {
 		return ""
 	}
 	return t.WatermarkColumns[0]
+}
+
+// Policy is the policy of column (matched case-insensitively, as MySQL
+// names columns): Keep unless column_policies says otherwise.
+func (t Table) Policy(column string) ColumnPolicy {
+	if p, ok := t.ColumnPolicies[column]; ok {
+		return p
+	}
+	for c, p := range t.ColumnPolicies {
+		if strings.EqualFold(c, column) {
+			return p
+		}
+	}
+	return Keep
+}
+
+// Hashes reports whether any table (not excluded) hashes a column: then
+// the load and verify need the hash key.
+func (c *Config) Hashes() bool {
+	for _, t := range c.Tables {
+		if t.Exclude {
+			continue
+		}
+		for _, p := range t.ColumnPolicies {
+			if p == Hash {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Config is the whole of tables.yml.

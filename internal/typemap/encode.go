@@ -62,15 +62,7 @@ func AppendCopy(dst []byte, v []byte, conv Conv, bits int, counts *Counts) []byt
 	case ConvNumber, ConvInterval:
 		return append(dst, v...) // digits, signs, '.', ':', 'e': nothing to escape
 	case ConvText:
-		if bytes.IndexByte(v, 0) >= 0 {
-			v = bytes.ReplaceAll(v, []byte{0}, nil)
-			counts[NULByte]++
-		}
-		if !utf8.Valid(v) {
-			v = bytes.ToValidUTF8(v, replacement)
-			counts[InvalidUTF8]++
-		}
-		return appendEscaped(dst, v)
+		return appendEscaped(dst, cleanText(v, counts))
 	case ConvBytes:
 		dst = append(dst, `\\x`...)
 		return hex.AppendEncode(dst, v)
@@ -88,6 +80,20 @@ func AppendCopy(dst []byte, v []byte, conv Conv, bits int, counts *Counts) []byt
 		return dst
 	}
 	return appendEscaped(dst, v)
+}
+
+// cleanText strips NUL bytes (PostgreSQL text cannot hold them) and
+// replaces each invalid UTF-8 run by U+FFFD, counting both.
+func cleanText(v []byte, counts *Counts) []byte {
+	if bytes.IndexByte(v, 0) >= 0 {
+		v = bytes.ReplaceAll(v, []byte{0}, nil)
+		counts[NULByte]++
+	}
+	if !utf8.Valid(v) {
+		v = bytes.ToValidUTF8(v, replacement)
+		counts[InvalidUTF8]++
+	}
+	return v
 }
 
 // appendEscaped escapes backslash and the control characters COPY text
@@ -181,6 +187,9 @@ func daysIn(y, m int) int {
 // AppendCopy. It is how the load writes a replica row, and how verify reads
 // one to compare it with raw.
 func AppendValue(dst []byte, v any, m *Mapping, counts *Counts) ([]byte, error) {
+	if m.Hash != nil {
+		return appendHashed(dst, v, m, counts)
+	}
 	switch x := v.(type) {
 	case nil:
 		return append(dst, `\N`...), nil
@@ -198,4 +207,39 @@ func AppendValue(dst []byte, v any, m *Mapping, counts *Counts) ([]byte, error) 
 		return AppendCopy(dst, []byte(x), m.Conv, m.Bits, counts), nil
 	}
 	return dst, fmt.Errorf("unexpected %T from the MySQL driver (the connection must keep parseTime off)", v)
+}
+
+// appendHashed writes v as m.Hash of its text: the value as raw would hold
+// it without the policy, unescaped (text with NUL bytes stripped and
+// invalid UTF-8 replaced, a number's digits, a date's YYYY-MM-DD, a
+// timestamp's UTC text without zone, a blob's bytes). NULL, and a date that
+// would load as NULL, stay NULL.
+func appendHashed(dst []byte, v any, m *Mapping, counts *Counts) ([]byte, error) {
+	var text []byte
+	switch x := v.(type) {
+	case nil:
+		return append(dst, `\N`...), nil
+	case []byte:
+		text = x
+	case string:
+		text = []byte(x)
+	default:
+		var err error
+		if text, err = AppendValue(nil, v, &Mapping{Conv: ConvNumber}, counts); err != nil {
+			return dst, err
+		}
+		return m.Hash.AppendHash(dst, text), nil
+	}
+	switch m.Conv {
+	case ConvText:
+		text = cleanText(text, counts)
+	case ConvBit:
+		text = appendBits(nil, text, m.Bits)
+	case ConvDate, ConvDatetime, ConvTimestamp:
+		if k, ok := checkDate(text); !ok {
+			counts[k]++
+			return append(dst, `\N`...), nil
+		}
+	}
+	return m.Hash.AppendHash(dst, text), nil
 }

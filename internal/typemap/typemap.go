@@ -40,6 +40,15 @@ type Mapping struct {
 	Override   bool   // Target came from tables.yml column_types
 	Bits       int    // width of a bit(n) column (ConvBit), 0 otherwise
 	Reason     string
+	// Hash, when set, writes each value as its keyed hash instead
+	// (tables.yml column_policies hash; internal/policy sets it).
+	Hash Hasher
+}
+
+// Hasher appends the hash of a value's text to dst; it must write only
+// characters that need no COPY escaping (e.g. hex).
+type Hasher interface {
+	AppendHash(dst, text []byte) []byte
 }
 
 // ErrUnknownType is returned for a MySQL type this mapping does not know.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/keyset"
+	"github.com/opendental-pipeline/pipeline/internal/policy"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
@@ -41,8 +42,9 @@ type rawHop struct {
 	pg      *pgxpool.Conn
 	target  string
 	cols    []rawCol
-	key     []int // indexes into cols, key order
-	ordered bool  // the key sorts alike in MySQL and PostgreSQL: raw can be bounded by it
+	key     []int       // indexes into cols, key order
+	ordered bool        // the key sorts alike in MySQL and PostgreSQL: raw can be bounded by it
+	hashKey *policy.Key // column_policies hash key (Options.HashKey)
 }
 
 // openRawHop finds the table's raw table and columns and creates the stage.
@@ -51,7 +53,7 @@ func (r *runner) openRawHop(ctx context.Context, tv *tableVerify) (*rawHop, erro
 	if err != nil {
 		return nil, fmt.Errorf("connect to analytics for %s: %w", tv.cfg.Name, err)
 	}
-	h := &rawHop{tv: tv, pg: pg}
+	h := &rawHop{tv: tv, pg: pg, hashKey: r.opts.HashKey}
 	if err := h.resolve(ctx); err != nil {
 		pg.Release()
 		return nil, err
@@ -78,12 +80,14 @@ func (h *rawHop) resolve(ctx context.Context) error {
 		return err
 	}
 	h.target = target
-	for _, c := range tv.rep.Columns {
-		m, err := typemap.Map(c, tv.cfg.ColumnTypeOverride[c.Name])
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", name, err)
-		}
-		rc := rawCol{Mapping: m, name: c.Name, target: typemap.RawName(c.Name, false)}
+	// The load's own column decision (column_policies applied): dropped
+	// columns are not in raw, hashed ones are compared as their hashes.
+	cols, err := policy.Columns(tv.cfg, tv.rep, h.hashKey)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", name, err)
+	}
+	for _, c := range cols {
+		rc := rawCol{Mapping: c.Mapping, name: c.Name, target: typemap.RawName(c.Name, false)}
 		if _, ok := types[rc.target]; !ok {
 			rc.target = typemap.RawName(c.Name, true)
 		}

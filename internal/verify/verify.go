@@ -36,6 +36,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/policy"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -66,6 +67,9 @@ type Options struct {
 	Workers     int              // tables verified at once (default 2)
 	SourceConns int              // source connections at most (default 1)
 	Manager     *manager.Options // rate limit and retries of the source managers
+	// HashKey keys tables.yml's column_policies hash, as for the load; nil
+	// when no column is hashed.
+	HashKey *policy.Key
 	// NewDoer builds the source runner per source connection; default manager.New.
 	NewDoer func(db *sql.DB) Doer
 	// Progress, when set, remembers where a table's pass stopped so the next
