@@ -45,6 +45,7 @@ const (
 const (
 	StatusOK      = "ok"
 	StatusFailed  = "failed"
+	StatusStopped = "stopped" // interrupted (SIGINT/SIGTERM) before its commit: raw unchanged, loaded next run
 	StatusPlanned = "planned" // --dry-run
 )
 

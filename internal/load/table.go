@@ -44,11 +44,16 @@ func (l *Loader) loadTable(ctx context.Context, t *tables.Table, seqs map[string
 	r := tl.r
 	r.Duration = time.Since(r.Started)
 	log := l.log.With("table", t.Name, "mode", string(r.Mode))
+	if err != nil && errors.Is(err, context.Canceled) {
+		r.Status = StatusStopped
+		log.Info("load interrupted; the table is loaded next run", "error", err)
+		return *r
+	}
 	if err != nil {
 		r.Status = StatusFailed
 		r.Error = err.Error()
 		log.Error("load failed", "error", err)
-		if !opts.DryRun && !errors.Is(err, context.Canceled) {
+		if !opts.DryRun {
 			if werr := writeFailure(context.WithoutCancel(ctx), l.raw, r); werr != nil {
 				log.Error("record failure", "error", werr)
 			}

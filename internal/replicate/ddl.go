@@ -93,7 +93,7 @@ func (r *runner) sourceCreate(ctx context.Context, p *plan) (string, error) {
 		return p.srcCreate, nil
 	}
 	var n, create string
-	if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+	if err := r.sourceFor(ctx, p.res, func(ctx context.Context, c *sql.Conn) error {
 		return scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(p.cfg.Name), &n, &create)
 	}); err != nil {
 		return "", fmt.Errorf("read source definition of %s: %w", p.cfg.Name, err)

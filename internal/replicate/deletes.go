@@ -34,13 +34,13 @@ func (j *tableJob) detectDeletes(ctx context.Context) error {
 			return nil // an empty replica table has nothing to delete
 		}
 		q := countQ + " WHERE " + quoteIdent(j.key[0]) + " <= ?"
-		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 			return scanOneArgs(ctx, c, q, []any{maxKey.Int64}, &srcCount)
 		}); err != nil {
 			return fmt.Errorf("count source rows of %s: %w", name, err)
 		}
 	} else {
-		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
+		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
 			return fmt.Errorf("count source rows of %s: %w", name, err)
 		}
 		if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
@@ -139,7 +139,7 @@ func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum b
 		sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f," + identList(j.key) + "))),0) FROM " + quoteIdent(name) + " WHERE " + pred
 		var sc, rc int64
 		var sx, rx uint64
-		if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 			return scanOneArgs(ctx, c, sumQ, rargs, &sc, &sx)
 		}); err != nil {
 			return fmt.Errorf("checksum source keys of %s: %w", name, err)
@@ -160,7 +160,7 @@ func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum b
 		}
 	}
 	var srcKeys [][]string
-	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 		var err error
 		srcKeys, err = readKeys(ctx, c, "SELECT "+identList(j.key)+" FROM "+quoteIdent(name)+" WHERE "+pred, rargs, len(j.key))
 		return err

@@ -48,6 +48,9 @@ func (j *tableJob) diffCopy(ctx context.Context) error {
 		if src.rows < int64(j.batch()) {
 			return j.diffRange(ctx, keyRange{lo: lo}) // the tail beyond the last source key
 		}
+		if j.r.stopped() { // the next run's diff starts over: matching ranges cost one query each
+			return ErrStopped
+		}
 	}
 }
 
@@ -69,7 +72,7 @@ func (j *tableJob) sourceRange(ctx context.Context, hash string, lo any) (rangeS
 		quoteIdent(j.cfg.Name) + where + " ORDER BY " + qk + " LIMIT " + strconv.Itoa(j.batch()) + ") x"
 	var s rangeSum
 	var maxKey sql.NullString
-	if err := j.r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 		return scanOneArgs(ctx, c, q, args, &s.rows, &s.hash, &maxKey)
 	}); err != nil {
 		return s, fmt.Errorf("checksum source range of %s: %w", j.cfg.Name, err)

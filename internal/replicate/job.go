@@ -90,6 +90,11 @@ func (j *tableJob) begin(mode string, resetRows bool) *state.Update {
 	return u
 }
 
+// source runs fn on a source connection, counted as the table's.
+func (j *tableJob) source(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	return j.r.sourceFor(ctx, j.res, fn)
+}
+
 // sourceRead is one chunk's source query.
 type sourceRead struct {
 	query string
@@ -104,7 +109,7 @@ type sourceRead struct {
 // returning the last row's values at rd.idx.
 func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowcopy.File) ([]string, error) {
 	var last []string
-	err := j.r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
+	err := j.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		f.Reset()
 		last = nil
 		if rd.pre != nil {
@@ -160,6 +165,9 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Up
 	if j.r.opts.OnChunk != nil {
 		j.r.opts.OnChunk(j.cfg.Name, f.Rows())
 	}
+	if j.r.stopped() {
+		return ErrStopped
+	}
 	return nil
 }
 
@@ -175,6 +183,19 @@ func (j *tableJob) finish(ctx context.Context) error {
 		u.ClearLastKey()
 	}
 	return u.Exec(ctx, j.conn)
+}
+
+// stop records a copy stopped by Options.Stop after a committed chunk: the
+// resume point (last_key, watermark) is already committed with the chunk;
+// status stopped makes the next run continue it (an unfinished full copy
+// resumes after last_key, an incremental one from its watermark).
+func (j *tableJob) stop(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := state.For(j.cfg.Name).Status(state.StatusStopped).ClearError().RunEnd(time.Now()).Exec(wctx, j.conn); err != nil {
+		j.r.log.Error("record stop", "table", j.cfg.Name, "err", err)
+	}
+	j.r.log.Info("table stopped after a committed chunk; resumes next run", "table", j.cfg.Name, "rows", j.res.RowsWritten)
 }
 
 // fail records a failed run; it writes even when ctx was cancelled.

@@ -20,6 +20,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/manager"
 	"github.com/opendental-pipeline/pipeline/internal/opendental"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
@@ -361,6 +362,61 @@ func TestReplicateResumesAfterKill(t *testing.T) {
 	assert.True(t, r.Resumed)
 	assert.Equal(t, int64(200-125), r.RowsRead, "resumed after the last committed chunk")
 	e.assertSame(t)
+}
+
+// Options.Stop (the run window closing) stops the run after a committed
+// chunk without cancelling anything: the table being copied keeps its
+// chunks and is recorded stopped, the tables not begun are untouched, and
+// the next run resumes and finishes with a replica identical to the source.
+func TestReplicateStopsCleanlyBetweenChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createTables(t, pick(opendental.Real93(), "patient", "procedurelog", "appointment"))
+	src, err := schema.Read(context.Background(), e.fixture)
+	require.NoError(t, err)
+	for i, n := range []string{"patient", "procedurelog", "appointment"} {
+		fillTable(t, e.fixture, src.Tables[n], 200, uint64(i))
+	}
+	cfg := e.config(t, 25)
+
+	chunks, closed := 0, false
+	sum, err := replicate.Run(context.Background(), e.deps(cfg), replicate.Options{
+		Workers: 1, Manager: noRateLimit(),
+		OnChunk: func(string, int) { chunks++; closed = chunks >= 5 },
+		Stop:    func() bool { return closed },
+	})
+	require.NoError(t, err)
+	assert.Zero(t, sum.Failed(), "a stop is not a failure")
+	assert.Equal(t, 3, sum.Stopped())
+	first := sum.Tables[0]
+	assert.True(t, first.Stopped)
+	assert.NoError(t, first.Err)
+	assert.Equal(t, int64(125), first.RowsWritten, "five committed chunks, then stopped")
+	assert.Equal(t, int64(125), count(t, e.replica, "SELECT COUNT(*) FROM `"+first.Table+"`"))
+	assert.Equal(t, int64(1), count(t, e.replica, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE status='stopped' AND error IS NULL AND last_key IS NOT NULL"))
+	for _, r := range sum.Tables[1:] {
+		assert.Zero(t, r.RowsRead, "%s was not begun", r.Table)
+		assert.Zero(t, r.SourceQueries, r.Table)
+		assert.Equal(t, report.TableStopped, r.Report(false).Status)
+	}
+	entry := first.Report(false)
+	assert.Equal(t, report.TableStopped, entry.Status)
+	assert.Empty(t, entry.Error)
+	assert.Equal(t, int64(6), entry.SourceQueries, "the schema definition and five chunks")
+	assert.GreaterOrEqual(t, sum.SourceQueries, entry.SourceQueries+1, "the run's total adds the schema read")
+
+	sum = e.run(t, cfg, replicate.Options{})
+	r := byTable(sum)[first.Table]
+	assert.True(t, r.Resumed)
+	assert.Equal(t, int64(200-125), r.RowsRead, "resumed after the last committed chunk")
+	assert.Zero(t, sum.Stopped())
+	e.assertSame(t)
+}
+
+func noRateLimit() *manager.Options {
+	mo := manager.DefaultOptions()
+	mo.RateLimit = 0
+	return &mo
 }
 
 func pick(ddls []opendental.TableDDL, names ...string) []opendental.TableDDL {

@@ -55,6 +55,12 @@ type Options struct {
 	// OnChunk is called after each committed chunk, from the table's worker
 	// goroutine (concurrently across tables): progress; tests use it to interrupt a run.
 	OnChunk func(table string, rows int)
+	// Stop, when set, is asked between chunks (and before each table):
+	// true stops the run cleanly after the chunk just committed, the way
+	// the run window closing does. Unlike cancelling ctx it interrupts no
+	// statement: every table stops at a chunk boundary with its state
+	// committed (status stopped), is reported Stopped, and resumes next run.
+	Stop func() bool
 	// SourceNow, when set, turns the source server's clock as the run read
 	// it (UTC_TIMESTAMP() with the schema) into the instant the run treats
 	// as its start: the cut-off of TIMESTAMP watermarks and what the
@@ -85,6 +91,10 @@ func (o Options) withDefaults() Options {
 // configuration; nothing was written.
 var ErrConfig = errors.New("replicate configuration")
 
+// ErrStopped is how a table's copy ends when Options.Stop said to stop: its
+// committed chunks are kept and recorded, and the next run resumes it.
+var ErrStopped = errors.New("stopped after a committed chunk; resumes next run")
+
 // Run replicates the configured tables. It returns an error only when the
 // run could not start (ErrConfig, or a database that cannot be read); one
 // table's failure is reported in its TableResult and never stops the others.
@@ -99,6 +109,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	r := newRunner(deps, opts.withDefaults())
+	r.start = start
 	defer r.close()
 	in, err := r.read(ctx)
 	if err != nil {
@@ -115,6 +126,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		r.runAll(ctx, jobs)
 	}
 	sum.Duration = time.Since(start)
+	sum.SourceQueries = r.queries()
 	for _, t := range sum.Tables {
 		if t.Err != nil {
 			r.log.Error("table failed", "table", t.Table, "err", t.Err)
@@ -131,7 +143,8 @@ type runner struct {
 	log     *slog.Logger
 	pool    chan Doer // one per source connection: taking one is the connection cap
 	closers []io.Closer
-	srcNow  string // the source's UTC clock when the run read its schema (SourceNow), whole seconds
+	start   time.Time // before the source's schema and clock were read: what every table is current as of
+	srcNow  string    // the source's UTC clock when the run read its schema (SourceNow), whole seconds
 	cutoff  string // the end of srcNow's second: TIMESTAMP watermarks are read below it
 }
 
@@ -151,6 +164,21 @@ func newRunner(deps Deps, opts Options) *runner {
 	return r
 }
 
+// queries is how many source queries the run's connections sent (the
+// schema read included), when the Doers count them (*manager.Manager does).
+func (r *runner) queries() int64 {
+	var n int64
+	for _, c := range r.closers {
+		if q, ok := c.(interface{ Queries() int64 }); ok {
+			n += q.Queries()
+		}
+	}
+	return n
+}
+
+// stopped reports whether Options.Stop asks the run to stop now.
+func (r *runner) stopped() bool { return r.opts.Stop != nil && r.opts.Stop() }
+
 func (r *runner) close() {
 	for _, c := range r.closers {
 		c.Close()
@@ -168,6 +196,16 @@ func (r *runner) source(ctx context.Context, fn func(ctx context.Context, conn *
 	}
 	defer func() { r.pool <- d }()
 	return d.Do(ctx, fn)
+}
+
+// sourceFor is source, counting every run of fn (retries included: each
+// sends its query again) in res.SourceQueries. A table's source queries
+// run one after another, so the count needs no lock.
+func (r *runner) sourceFor(ctx context.Context, res *TableResult, fn func(ctx context.Context, conn *sql.Conn) error) error {
+	return r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
+		res.SourceQueries++
+		return fn(ctx, conn)
+	})
 }
 
 // inputs are what the run plans from: both schemas and the replica's state.
@@ -220,10 +258,12 @@ func (r *runner) warnUnlisted(sum Summary) {
 func (r *runner) planAll(selected []*tables.Table, in *inputs, sum *Summary) []*plan {
 	var jobs []*plan
 	for _, t := range selected {
-		res := &TableResult{Table: t.Name}
+		res := &TableResult{Table: t.Name, Started: r.start}
 		sum.Tables = append(sum.Tables, res)
 		if p := r.plan(t, in.src.Tables[t.Name], in.rep.Tables[t.Name], in.states[t.Name], res); p != nil {
 			jobs = append(jobs, p)
+		} else {
+			res.Finished = time.Now() // unchanged or refused: planning was all
 		}
 	}
 	return jobs
@@ -268,10 +308,14 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 			p.res.Err = fmt.Errorf("replicate %s: unexpected panic: %v", p.cfg.Name, v)
 			j.fail(ctx, p.res.Err)
 		}
-		p.res.Duration = time.Since(start)
+		p.res.Duration, p.res.Finished = time.Since(start), time.Now()
 	}()
 	if err := ctx.Err(); err != nil {
 		p.res.Err = err
+		return
+	}
+	if r.stopped() { // not begun: nothing to record
+		p.res.Stopped = true
 		return
 	}
 	conn, err := r.deps.Replica.Conn(ctx)
@@ -281,7 +325,11 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 	}
 	defer conn.Close()
 	j.conn = conn
-	if err := r.runJob(ctx, j, p); err != nil {
+	if err := r.runJob(ctx, j, p); errors.Is(err, ErrStopped) {
+		p.res.Stopped = true
+		j.stop(ctx)
+		return
+	} else if err != nil {
 		p.res.Err = err
 		j.fail(ctx, err)
 		return

@@ -29,7 +29,7 @@ func (j *tableJob) shadowCopy(ctx context.Context) error {
 		}
 	}
 	var total int64
-	err := j.r.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
+	err := j.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		var err error
 		total, err = j.fillShadow(ctx, conn, shadow)
 		return err

@@ -20,8 +20,19 @@ type TableResult struct {
 	RowsDeleted int64
 	Chunks      int
 	Resumed     bool
-	Duration    time.Duration
-	Err         error
+	// Started is when the run read the source's schema and clock, before
+	// any table was copied: the instant the table's copy is current as of
+	// (its own work began when a worker took it; Duration is that work).
+	Started  time.Time
+	Finished time.Time
+	Duration time.Duration
+	// SourceQueries counts the queries the table sent to the source,
+	// retries included.
+	SourceQueries int64
+	// Stopped: Options.Stop ended the table after a committed chunk (or
+	// before it began); it resumes next run. Err is nil then.
+	Stopped bool
+	Err     error
 }
 
 // Summary is the outcome of a run, one entry per table in run order.
@@ -31,6 +42,20 @@ type Summary struct {
 	DryRun   bool
 	Unlisted []string // source tables tables.yml does not list (not copied), sorted
 	Reserved []string // source tables named with state.Prefix, which cannot be copied, sorted
+	// SourceQueries counts every query the run sent to the source: the
+	// tables' and the schema read.
+	SourceQueries int64
+}
+
+// Stopped counts the tables Options.Stop stopped.
+func (s Summary) Stopped() int {
+	n := 0
+	for _, t := range s.Tables {
+		if t.Stopped {
+			n++
+		}
+	}
+	return n
 }
 
 // Failed counts the tables that failed.
@@ -53,8 +78,12 @@ func (s Summary) Write(w io.Writer) {
 			t.Duration.Seconds(), t.rate(), t.note())
 		read, written, deleted = read+t.RowsRead, written+t.RowsWritten, deleted+t.RowsDeleted
 	}
-	fmt.Fprintf(w, "%d tables, %d failed; rows read %d, written %d, deleted %d in %.2fs\n",
-		len(s.Tables), s.Failed(), read, written, deleted, s.Duration.Seconds())
+	stopped := ""
+	if n := s.Stopped(); n > 0 {
+		stopped = fmt.Sprintf(", %d stopped (resume next run)", n)
+	}
+	fmt.Fprintf(w, "%d tables, %d failed%s; rows read %d, written %d, deleted %d in %.2fs\n",
+		len(s.Tables), s.Failed(), stopped, read, written, deleted, s.Duration.Seconds())
 	if len(s.Unlisted) > 0 {
 		fmt.Fprintf(w, "%d source tables not in tables.yml, not copied (run `pipeline discover`): %s\n", len(s.Unlisted), strings.Join(s.Unlisted, ", "))
 	}
@@ -67,8 +96,11 @@ func (s Summary) Write(w io.Writer) {
 // note is the plan, or the failure, followed by the schema changes.
 func (t *TableResult) note() string {
 	note := t.Plan
-	if t.Err != nil {
+	switch {
+	case t.Err != nil:
 		note = "FAILED: " + t.Err.Error()
+	case t.Stopped:
+		note = "STOPPED after a committed chunk: resumes next run"
 	}
 	for _, c := range t.Changes {
 		note += "; " + c.String()

@@ -56,6 +56,10 @@ const (
 	StatusRunning = "running"
 	StatusOK      = "ok"
 	StatusFailed  = "failed"
+	// StatusStopped: the run was told to stop (the run window closed) after
+	// a committed chunk; the copy resumes next run. An unfinished full copy
+	// (mode full, status not ok) holds part of the table.
+	StatusStopped = "stopped"
 )
 
 // ErrReserved marks a source table whose name starts with Prefix.
