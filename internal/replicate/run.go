@@ -145,7 +145,7 @@ type runner struct {
 	closers []io.Closer
 	start   time.Time // before the source's schema and clock were read: what every table is current as of
 	srcNow  string    // the source's UTC clock when the run read its schema (SourceNow), whole seconds
-	cutoff  string // the end of srcNow's second: TIMESTAMP watermarks are read below it
+	cutoff  string    // the end of srcNow's second: TIMESTAMP watermarks are read below it
 }
 
 func newRunner(deps Deps, opts Options) *runner {
