@@ -75,15 +75,22 @@ type Report struct {
 	Totals          Totals    `json:"totals"`
 	Tables          []Table   `json:"tables"`
 	Warnings        []string  `json:"warnings,omitempty"` // e.g. source tables tables.yml does not list
+
+	// status only: the latest stored run, the staleness limit, and the
+	// table confirmed current longest ago (or never).
+	LastRun           *RunRef `json:"last_run,omitempty"`
+	StaleAfterSeconds float64 `json:"stale_after_seconds,omitempty"`
+	OldestTable       string  `json:"oldest_table,omitempty"`
 }
 
 // Totals add up the table entries (Finish computes them).
 type Totals struct {
 	Tables        int   `json:"tables"` // distinct tables
 	TablesOK      int   `json:"tables_ok"`
-	TablesFailed  int   `json:"tables_failed"`  // a table with any failed entry
-	TablesDiffer  int   `json:"tables_differ"`  // verify: some hop differs
-	TablesStopped int   `json:"tables_stopped"` // stopped by the window or a signal, to resume
+	TablesFailed  int   `json:"tables_failed"`          // a table with any failed entry
+	TablesDiffer  int   `json:"tables_differ"`          // verify: some hop differs
+	TablesStopped int   `json:"tables_stopped"`         // stopped by the window or a signal, to resume
+	TablesStale   int   `json:"tables_stale,omitempty"` // status: not confirmed current within stale_after
 	RowsRead      int64 `json:"rows_read"`
 	RowsWritten   int64 `json:"rows_written"`
 	RowsDeleted   int64 `json:"rows_deleted"`
@@ -178,6 +185,8 @@ func total(tables []Table) Totals {
 			tot.TablesDiffer++
 		case TableStopped:
 			tot.TablesStopped++
+		case TableStale:
+			tot.TablesStale++
 		default:
 			tot.TablesOK++
 		}
@@ -192,7 +201,7 @@ func rank(s TableStatus) int {
 		return 4
 	case TableDiffers:
 		return 3
-	case TableStopped:
+	case TableStopped, TableStale:
 		return 2
 	case "":
 		return 0

@@ -29,8 +29,8 @@ const (
 type Table struct {
 	Table           string      `json:"table"`            // source table name
 	Target          string      `json:"target,omitempty"` // name in raw when it differs (snake_case)
-	Phase           Phase       `json:"phase"`
-	Mode            string      `json:"mode"` // full | incremental | shadow | unchanged | …
+	Phase           Phase       `json:"phase,omitempty"`  // every command's entries have one; status's (per table) none
+	Mode            string      `json:"mode"`             // full | incremental | shadow | unchanged | …
 	Plan            string      `json:"plan,omitempty"`
 	Status          TableStatus `json:"status"`
 	StartedAt       time.Time   `json:"started_at"`
@@ -45,7 +45,8 @@ type Table struct {
 	SchemaChanges []string    `json:"schema_changes,omitempty"`
 	SourceQueries int64       `json:"source_queries"`
 	Error         string      `json:"error,omitempty"`
-	Verify        *Verify     `json:"verify,omitempty"` // phase verify only
+	Verify        *Verify     `json:"verify,omitempty"`    // phase verify only
+	Freshness     *Freshness  `json:"freshness,omitempty"` // status only
 }
 
 // Conversions is column → kind → count.
