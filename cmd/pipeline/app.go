@@ -112,14 +112,22 @@ func (c *call) settings(ctx context.Context, dbs []catalog.DatabaseType) (*provi
 	if err != nil {
 		return nil, nil, err
 	}
+	logger := newLogger(ctx, c.stderr, level)
+	if c.rec != nil {
+		c.rec.loaded(settings, logger)
+	}
 	if len(dbs) > 0 {
 		if err := settings.Validate(dbs...); err != nil {
 			return nil, nil, err
 		}
 	}
-	logger := newLogger(ctx, c.stderr, level)
 	if !settings.PipelineExists && settings.ConfigDir != "" {
 		logger.Debug("no pipeline.yml: the defaults apply", "config_dir", settings.ConfigDir)
+	}
+	if c.rec != nil {
+		if err := c.rec.gate(); err != nil {
+			return nil, nil, err // before any database is touched
+		}
 	}
 	return settings, logger, nil
 }

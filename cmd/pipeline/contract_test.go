@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/internal/report"
 )
 
 // The command-line contract of issue 8: run takes every phase flag,
@@ -64,14 +65,16 @@ func TestReplicateJSON(t *testing.T) {
 	cli, _ := contractEnv(t)
 	code, out, errOut := cli("replicate", "--json")
 	require.Equal(t, exitOK, code, errOut)
-	var res result
-	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	assert.Nil(t, res.Load, "replicate alone has no load part")
-	assert.Zero(t, res.Failed)
-	require.Len(t, res.Replicate, 1)
-	assert.Equal(t, "patient", res.Replicate[0].Table)
-	assert.EqualValues(t, 1, res.Replicate[0].RowsWritten)
-	assert.Empty(t, res.Replicate[0].Error)
+	rep := decodeReport(t, out)
+	assert.Equal(t, report.CommandReplicate, rep.Command)
+	assert.Equal(t, report.StatusOK, rep.Status)
+	assert.Zero(t, rep.ExitCode)
+	require.Len(t, rep.Tables, 1, "replicate alone has no load entries")
+	e := rep.Tables[0]
+	assert.Equal(t, []any{"patient", report.PhaseReplicate, report.TableOK, int64(1)}, []any{e.Table, e.Phase, e.Status, e.RowsWritten})
+	assert.Empty(t, e.Error)
+	assert.Positive(t, e.SourceQueries)
+	assert.Greater(t, rep.Totals.SourceQueries, e.SourceQueries, "the total adds the schema read")
 }
 
 // A --tables list naming an excluded or unknown table is refused by every

@@ -13,6 +13,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/manager"
+	"github.com/opendental-pipeline/pipeline/internal/notify"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/verify"
@@ -34,7 +35,8 @@ const (
 
 // Errors the commands return for outcomes that are not failures of a call.
 var (
-	errTablesFailed = errors.New("some tables failed") // the summary says which
+	errTablesFailed = errors.New("some tables failed")    // the summary says which
+	errStale        = errors.New("some tables are stale") // status: not confirmed current within stale_after
 	errInterrupted  = errors.New("interrupted: committed work is kept; the next run resumes")
 )
 
@@ -47,11 +49,13 @@ func exitFor(ctx context.Context, err error) int {
 		return exitOK
 	case ctx.Err() != nil || errors.Is(err, errInterrupted):
 		return exitInterrupted
+	case errors.Is(err, errOutsideWindow), errors.Is(err, errStoppedByWindow):
+		return exitOutsideWindow
 	case isConfig(err):
 		return exitConfig
 	case errors.Is(err, lock.ErrLocked):
 		return exitLocked
-	case errors.Is(err, errTablesFailed):
+	case errors.Is(err, errTablesFailed), errors.Is(err, errStale):
 		return exitFailed
 	case manager.Unreachable(err), manager.ConnectionLost(err):
 		return exitUnavailable
@@ -64,21 +68,32 @@ func exitFor(ctx context.Context, err error) int {
 // retrying will not help.
 func isConfig(err error) bool {
 	return errors.Is(err, providers.ErrInvalidConfig) || errors.Is(err, replicate.ErrConfig) ||
-		errors.Is(err, load.ErrConfig) || errors.Is(err, verify.ErrConfig) || errors.Is(err, demo.ErrNotDemo) || manager.LoginRefused(err)
+		errors.Is(err, load.ErrConfig) || errors.Is(err, verify.ErrConfig) || errors.Is(err, demo.ErrNotDemo) || errors.Is(err, notify.ErrConfig) ||
+		manager.LoginRefused(err)
 }
 
 // exit prints err (if any) as one line "pipeline <cmd>: …" on stderr and
 // returns its exit code.
 func (c *call) exit(ctx context.Context, err error) int {
 	code := exitFor(ctx, err)
-	switch {
-	case code == exitOK:
-	case code == exitInterrupted:
-		fmt.Fprintf(c.stderr, "pipeline %s: %v\n", c.name, errInterrupted)
-	default:
-		fmt.Fprintf(c.stderr, "pipeline %s: %s\n", c.name, describe(err))
-	}
+	c.printExit(code, err)
 	return code
+}
+
+// printExit prints the line of a command that ended with code because of
+// err; nothing for exit 0.
+func (c *call) printExit(code int, err error) {
+	if code != exitOK {
+		fmt.Fprintf(c.stderr, "pipeline %s: %s\n", c.name, message(code, err))
+	}
+}
+
+// message is what went wrong, for a person (and the report's error).
+func message(code int, err error) string {
+	if code == exitInterrupted {
+		return errInterrupted.Error()
+	}
+	return describe(err)
 }
 
 // describe says what went wrong for a person. A database that failed its

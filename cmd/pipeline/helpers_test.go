@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -40,4 +41,13 @@ func mustExec(t *testing.T, db *sql.DB, stmts ...string) {
 		_, err := db.Exec(s)
 		require.NoError(t, err, s)
 	}
+}
+
+// decodeReport parses a --json result, which must be the versioned report.
+func decodeReport(t *testing.T, out string) *report.Report {
+	t.Helper()
+	rep, err := report.Decode([]byte(out))
+	require.NoError(t, err, out)
+	require.Equal(t, report.Version, rep.Version)
+	return rep
 }

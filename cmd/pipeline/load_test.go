@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -67,15 +67,16 @@ func TestLoadCommand(t *testing.T) {
 
 	code, out, errOut = run("load", "--json")
 	require.Equal(t, exitOK, code, errOut)
-	var res result
-	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	assert.Nil(t, res.Replicate, "load alone has no replicate part")
-	require.NotNil(t, res.Load)
-	require.Len(t, res.Load.Tables, 2)
-	for _, tr := range res.Load.Tables {
-		assert.Equal(t, load.StatusOK, tr.Status, tr.Table)
-		assert.Equal(t, load.ModeFull, tr.Mode)
+	rep := decodeReport(t, out)
+	assert.Equal(t, report.CommandLoad, rep.Command)
+	require.Len(t, rep.Tables, 2, "load alone has no replicate entries")
+	for _, e := range rep.Tables {
+		assert.Equal(t, report.PhaseLoad, e.Phase, e.Table)
+		assert.Equal(t, report.TableOK, e.Status, e.Table)
+		assert.Equal(t, string(load.ModeFull), e.Mode)
+		assert.Zero(t, e.SourceQueries, "the load never reads the source")
 	}
+	assert.Equal(t, report.Conversions{"Birthdate": {"zero_date": 1}}, rep.Tables[1].Conversions, "patient, the larger table, loads second")
 	require.NoError(t, pg.QueryRow(ctx, `SELECT count(*) FROM raw.patient WHERE "Birthdate" IS NULL`).Scan(&n))
 	assert.Equal(t, 1, n)
 
@@ -91,10 +92,10 @@ func TestLoadCommand(t *testing.T) {
 	require.NoError(t, err)
 	code, out, _ = run("load", "--json")
 	assert.Equal(t, exitFailed, code)
-	res = result{}
-	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	assert.Equal(t, 1, res.Failed)
-	assert.Equal(t, 1, res.Load.Failed)
+	rep = decodeReport(t, out)
+	assert.Equal(t, report.StatusFailed, rep.Status)
+	assert.Equal(t, exitFailed, rep.ExitCode)
+	assert.Equal(t, 1, rep.Totals.TablesFailed)
 	_, err = pg.Exec(ctx, `DROP VIEW staging.v`)
 	require.NoError(t, err)
 

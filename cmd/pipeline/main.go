@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // globalFlags are accepted before or after the subcommand name.
@@ -42,6 +43,21 @@ type call struct {
 	// load reads the settings; nil means loadSettings (files and the
 	// process environment). Tests set it to use in-memory settings.
 	load settingsLoader
+	// clock is the command's time (report times, the run window); nil
+	// means time.Now. Tests inject one.
+	clock func() time.Time
+	// rec, when set, is the result the command is building: withApp
+	// hands it the settings as soon as they are loaded and asks it whether
+	// the command may start (the run window) before any database is touched.
+	rec *record
+}
+
+// now is the command's clock.
+func (c *call) now() time.Time {
+	if c.clock != nil {
+		return c.clock()
+	}
+	return time.Now()
 }
 
 // flags returns a flag set for the command with the global flags on it.
@@ -81,10 +97,11 @@ var commands = map[string]command{
 	"load":      {"load the replica into PostgreSQL raw", runLoad},
 	"run":       {"replicate, then load (the default)", runRun},
 	"verify":    {"prove source, replica and raw hold the same rows; --repair re-copies those that differ", runVerify},
+	"status":    {"show per table when it was last confirmed current, its lag and failures (reads only the pipeline's own state)", runStatus},
 	"demo":      {"create and mutate a synthetic OpenDental database (demo seed | demo mutate)", runDemo},
 }
 
-var commandOrder = []string{"run", "check", "discover", "replicate", "load", "verify", "demo"}
+var commandOrder = []string{"run", "check", "discover", "replicate", "load", "verify", "status", "demo"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] [--log-level LEVEL] <command> [flags]")
@@ -109,7 +126,14 @@ func main() {
 // dispatch runs the command line args and returns the exit code. ctx is
 // cancelled by SIGINT/SIGTERM.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return dispatchCall(ctx, args, call{stdout: stdout, stderr: stderr})
+}
+
+// dispatchCall is dispatch with the call's writers (and, in tests, its
+// clock) given in base.
+func dispatchCall(ctx context.Context, args []string, base call) int {
 	var g globalFlags
+	stderr := base.stderr
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
@@ -131,5 +155,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		usage(stderr)
 		return exitConfig
 	}
-	return cmd.run(ctx, &call{name: name, g: &g, args: rest, stdout: stdout, stderr: stderr})
+	c := base
+	c.name, c.g, c.args = name, &g, rest
+	return cmd.run(ctx, &c)
 }

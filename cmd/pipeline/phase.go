@@ -22,6 +22,8 @@ type phaseFlags struct {
 	fullRefresh bool
 	dryRun      bool
 	json        bool
+	metricsFile string // --metrics-file: Prometheus textfile written after the run
+	force       bool   // run, replicate: start outside schedule.window, and never stop for it
 
 	workers     int // replicate: tables copied at once
 	sourceConns int // replicate: source connections at most
@@ -41,8 +43,10 @@ func (f *phaseFlags) register(fs *flag.FlagSet, phases int) {
 	fs.Var(&f.table, "table", "one table by its exact name, commas and spaces included; may be repeated")
 	fs.BoolVar(&f.fullRefresh, "full-refresh", false, "copy or rebuild the selected tables in full again")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan per table and change nothing")
-	fs.BoolVar(&f.json, "json", false, "print a machine-readable JSON result on stdout (for schedulers)")
+	fs.BoolVar(&f.json, "json", false, "print the JSON result (README, JSON result) on stdout, for schedulers")
+	fs.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus metrics to this .prom file after the run (default metrics.file of pipeline.yml)")
 	if phases&replicateFlags != 0 {
+		fs.BoolVar(&f.force, "force", false, "run even outside schedule.window of pipeline.yml, and do not stop when it closes")
 		fs.IntVar(&f.workers, "workers", 0, "tables replicated at once (default replication.workers of pipeline.yml)")
 		fs.IntVar(&f.sourceConns, "source-connections", 0, "source connections at most (default replication.source_connections)")
 	}
@@ -64,7 +68,19 @@ func parsePhaseFlags(c *call, phases int) (f phaseFlags, code int, ok bool) {
 		fmt.Fprintf(c.stderr, "pipeline %s: --workers, --source-connections and --load-workers must not be negative (0 or absent: pipeline.yml's value)\n", c.name)
 		return f, exitConfig, false
 	}
+	if err := checkMetricsFile(f.metricsFile); err != nil {
+		fmt.Fprintf(c.stderr, "pipeline %s: %v\n", c.name, err)
+		return f, exitConfig, false
+	}
 	return f, 0, true
+}
+
+// checkMetricsFile refuses a --metrics-file node_exporter would not read.
+func checkMetricsFile(path string) error {
+	if path != "" && !strings.HasSuffix(path, ".prom") {
+		return fmt.Errorf("--metrics-file %q must end in .prom: node_exporter's textfile collector reads only *.prom files", path)
+	}
+	return nil
 }
 
 // nameList is a repeatable string flag.
@@ -154,6 +170,7 @@ type phase struct {
 	raw     *connections.AnalyticsRawDB
 	flags   phaseFlags
 	c       *call
+	rec     *record // the command's result
 }
 
 // lockWarehouse takes the warehouse lock for a run that writes to raw;
@@ -186,7 +203,7 @@ func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
 	opts := replicate.Options{
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun,
 		Workers: flagOr(p.flags.workers, r.Workers), SourceConns: flagOr(p.flags.sourceConns, r.SourceConnections),
-		Manager: &p.Manager,
+		Manager: &p.Manager, Stop: p.rec.stopFunc(),
 	}
 	deps := replicate.Deps{Source: *p.source, Replica: *p.replica, Tables: p.Settings.Tables, Log: p.Logger}
 	return replicate.Run(ctx, deps, opts)

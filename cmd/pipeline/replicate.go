@@ -6,6 +6,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
@@ -16,15 +17,19 @@ type replicateDeps struct {
 }
 
 // runReplicate copies the source into the replica and prints a summary per
-// table (--json: the JSON result). Exit codes: see exitFor.
+// table (--json: the JSON result). Outside the run window it refuses to
+// start; when the window closes it stops after the current chunk. Exit
+// codes: see exitFor.
 func runReplicate(ctx context.Context, c *call) int {
 	f, code, ok := parsePhaseFlags(c, replicateFlags)
 	if !ok {
 		return code
 	}
+	rec := c.newRecord(report.CommandReplicate, f)
+	rec.obeysWindow = true
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d replicateDeps) error {
-		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, flags: f, c: c}
+		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, flags: f, c: c, rec: rec}
 		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
 			return err // before anything is written or locked
 		}
@@ -32,20 +37,24 @@ func runReplicate(ctx context.Context, c *call) int {
 			return err
 		}
 		sum, err := p.replicate(ctx)
+		if err == nil {
+			rec.addReplicate(&sum)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return errInterrupted
 		case err != nil:
 			return err
-		case f.json:
-			err = writeResult(c.stdout, &sum, nil, nil)
-		default:
+		case !f.json:
 			sum.Write(c.stdout)
 		}
-		if err == nil && sum.Failed() > 0 {
-			err = errTablesFailed
+		switch {
+		case sum.Failed() > 0:
+			return errTablesFailed
+		case sum.Stopped() > 0:
+			return rec.stoppedByWindow()
 		}
-		return err
+		return nil
 	})
-	return c.exit(ctx, err)
+	return rec.finish(ctx, err)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -9,67 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/opendental-pipeline/pipeline/internal/load"
-	"github.com/opendental-pipeline/pipeline/internal/replicate"
-	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
-
-// result is the --json output of replicate, load and run: the phases that
-// ran, and how many tables failed in all.
-type result struct {
-	Replicate []replicatedTable `json:"replicate,omitempty"`
-	Load      *load.Result      `json:"load,omitempty"`
-	Verify    *report.Report    `json:"verify,omitempty"` // run's verification step, when pipeline.yml switches it on
-	Failed    int               `json:"failed"`
-}
-
-type replicatedTable struct {
-	Table       string   `json:"table"`
-	Mode        string   `json:"mode"`
-	Plan        string   `json:"plan,omitempty"`
-	RowsRead    int64    `json:"rows_read"`
-	RowsWritten int64    `json:"rows_written"`
-	RowsDeleted int64    `json:"rows_deleted"`
-	Changes     []string `json:"schema_changes,omitempty"`
-	DurationNS  int64    `json:"duration_ns"`
-	Error       string   `json:"error,omitempty"`
-}
-
-// writeResult prints the --json result of whichever phases ran (nil: did
-// not run). It is the one function that shapes --json output, so moving
-// to the shared versioned report is one change.
-func writeResult(w io.Writer, sum *replicate.Summary, res *load.Result, v *verified) error {
-	var out result
-	if sum != nil {
-		out.Replicate = []replicatedTable{} // an empty run is [], not absent
-		for _, t := range sum.Tables {
-			rt := replicatedTable{Table: t.Table, Mode: t.Mode, Plan: t.Plan, RowsRead: t.RowsRead, RowsWritten: t.RowsWritten,
-				RowsDeleted: t.RowsDeleted, DurationNS: int64(t.Duration)}
-			for _, c := range t.Changes {
-				rt.Changes = append(rt.Changes, c.String())
-			}
-			if t.Err != nil {
-				rt.Error = t.Err.Error()
-			}
-			out.Replicate = append(out.Replicate, rt)
-		}
-		out.Failed += sum.Failed()
-	}
-	if res != nil {
-		out.Load = res
-		out.Failed += res.Failed
-	}
-	if v != nil {
-		out.Verify = v.rep
-		out.Failed += v.res.Differ() + v.res.Failed()
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("write JSON result: %w", err)
-	}
-	return nil
-}
 
 // printLoad writes the plan (dry run) or the summary of the load phase.
 func printLoad(w io.Writer, res *load.Result, dryRun bool) {

@@ -26,15 +26,18 @@ type runDeps struct {
 // refuses. It takes every flag of both phases. A table that failed to
 // replicate is still loaded from the replica's last good state. An
 // interruption during either phase stops the run there: the load phase
-// never starts after an interrupted replication. Exit codes: see exitFor.
+// never starts after an interrupted replication, nor after the run window
+// closed. Outside the window it refuses to start. Exit codes: see exitFor.
 func runRun(ctx context.Context, c *call) int {
 	f, code, ok := parsePhaseFlags(c, replicateFlags|loadFlags)
 	if !ok {
 		return code
 	}
+	rec := c.newRecord(report.CommandRun, f)
+	rec.obeysWindow = true
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
-		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c}
+		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
 		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
 			return err // before anything is written or locked
 		}
@@ -48,12 +51,15 @@ func runRun(ctx context.Context, c *call) int {
 		defer unlock()
 		return p.both(ctx)
 	})
-	return c.exit(ctx, err)
+	return rec.finish(ctx, err)
 }
 
-// both runs replicate then load and reports both.
+// both runs replicate then load, adding both to the result.
 func (p *phase) both(ctx context.Context) error {
 	sum, err := p.replicate(ctx)
+	if err == nil {
+		p.rec.addReplicate(&sum)
+	}
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
@@ -64,7 +70,20 @@ func (p *phase) both(ctx context.Context) error {
 		sum.Write(p.c.stdout)
 		fmt.Fprintln(p.c.stdout)
 	}
+	if p.rec.windowClosed() {
+		p.rec.notLoaded(&sum)
+		if !p.flags.json {
+			fmt.Fprintln(p.c.stdout, "the run window closed: the load phase does not start; the next run continues")
+		}
+		if sum.Failed() > 0 {
+			return errTablesFailed // failures need a look; the stop does not
+		}
+		return p.rec.stoppedByWindow()
+	}
 	res, err := p.load(ctx)
+	if res != nil {
+		p.rec.addLoad(res)
+	}
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
@@ -79,10 +98,11 @@ func (p *phase) both(ctx context.Context) error {
 }
 
 // verifyStep is the verification pipeline.yml's verify section switches on
-// at the end of a run (nil when off, or for a dry run).
+// at the end of a run (nil when off, for a dry run, or once the run window
+// has closed: verify reads the source).
 func (p *phase) verifyStep(ctx context.Context) (*verified, error) {
 	vc := p.Settings.Pipeline.Verify
-	if !vc.Enabled || p.flags.dryRun {
+	if !vc.Enabled || p.flags.dryRun || p.rec.windowClosed() {
 		return nil, nil
 	}
 	v, err := p.verify(ctx, verifyFlags{budget: time.Duration(vc.Budget), repair: vc.Repair})
@@ -95,22 +115,18 @@ func (p *phase) verifyStep(ctx context.Context) (*verified, error) {
 	return v, nil
 }
 
-// report prints the run's result (the load part and the verification, if
-// any; replicate's summary is printed before the load starts) and fails
-// when any table failed or, verified, differs.
+// report prints the load part of the run's result and the verification,
+// if any (replicate's summary is printed before the load starts), and
+// fails when any table failed or, verified, differs.
 func (p *phase) report(sum *replicate.Summary, res *load.Result, v *verified) error {
-	if p.flags.json {
-		if err := writeResult(p.c.stdout, sum, res, v); err != nil {
-			return err
-		}
-	} else {
+	if !p.flags.json {
 		printLoad(p.c.stdout, res, p.flags.dryRun)
 		if v != nil {
 			fmt.Fprintln(p.c.stdout)
 			v.res.Write(p.c.stdout)
 		}
 	}
-	if sum.Failed()+res.Failed > 0 || (v != nil && v.rep.Status != report.StatusOK) {
+	if sum.Failed()+res.Failed > 0 || (v != nil && !v.ok()) {
 		return errTablesFailed
 	}
 	return nil

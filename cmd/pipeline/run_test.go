@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/factory"
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
+	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
 
@@ -77,15 +77,14 @@ func TestRunReplicatesThenLoads(t *testing.T) {
 	stdout.Reset()
 	code = dispatch(ctx, []string{"--config-dir", dir, "--env", "test", "run", "--json"}, &stdout, &stderr)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	var res result
-	require.NoError(t, json.Unmarshal(stdout.Bytes(), &res), stdout.String())
-	require.Len(t, res.Replicate, 1)
-	assert.Empty(t, res.Replicate[0].Error)
-	require.Len(t, res.Load.Tables, 1)
-	assert.Equal(t, load.StatusOK, res.Load.Tables[0].Status, res.Load.Tables[0].Error)
-	assert.Equal(t, load.ModeIncremental, res.Load.Tables[0].Mode)
-	assert.EqualValues(t, 3, res.Load.Tables[0].RawRows)
-	assert.Zero(t, res.Failed)
+	rep := decodeReport(t, stdout.String())
+	require.Len(t, rep.Tables, 2)
+	assert.Equal(t, []any{report.PhaseReplicate, report.TableOK, "incremental", int64(2)}, // from the last watermark, inclusive
+		[]any{rep.Tables[0].Phase, rep.Tables[0].Status, rep.Tables[0].Mode, rep.Tables[0].RowsWritten}, rep.Tables[0].Error)
+	assert.Equal(t, []any{report.PhaseLoad, report.TableOK, string(load.ModeIncremental), int64(1)},
+		[]any{rep.Tables[1].Phase, rep.Tables[1].Status, rep.Tables[1].Mode, rep.Tables[1].RowsWritten}, rep.Tables[1].Error)
+	assert.Equal(t, report.StatusOK, rep.Status)
+	assert.Zero(t, rep.Totals.TablesFailed)
 	require.NoError(t, pg.QueryRow(ctx, `SELECT "LName" FROM raw.patient WHERE "PatNum" = 2`).Scan(&name))
 	assert.Equal(t, "Bobby", name)
 

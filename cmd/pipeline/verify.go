@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
-	"github.com/opendental-pipeline/pipeline/internal/history"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/serverid"
@@ -33,16 +32,22 @@ func runVerify(ctx context.Context, c *call) int {
 	fs.BoolVar(&f.json, "json", false, "print the JSON result (README, JSON result) on stdout")
 	fs.DurationVar(&v.budget, "budget", 0, "stop starting new key ranges after this long (e.g. 10m) and resume there next time; 0: verify everything")
 	fs.BoolVar(&v.repair, "repair", false, "re-copy the rows that differ (source → replica → raw) and verify them again")
+	fs.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus metrics to this .prom file after the run (default metrics.file of pipeline.yml)")
 	if code, ok := c.parse(fs); !ok {
 		return code
+	}
+	if err := checkMetricsFile(f.metricsFile); err != nil {
+		fmt.Fprintf(c.stderr, "pipeline verify: %v\n", err)
+		return exitConfig
 	}
 	if v.budget < 0 {
 		fmt.Fprintf(c.stderr, "pipeline verify: --budget must not be negative (0 or absent: no limit)\n")
 		return exitConfig
 	}
+	rec := c.newRecord(report.CommandVerify, f)
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
-		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c}
+		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
 		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
 			return err
 		}
@@ -60,24 +65,22 @@ func runVerify(ctx context.Context, c *call) int {
 		}
 		return p.printVerify(out)
 	})
-	return c.exit(ctx, err)
+	return rec.finish(ctx, err)
 }
 
-// verified is a verification's result and its report.
+// verified is a verification's result.
 type verified struct {
 	res *verify.Result
-	rep *report.Report
 }
 
+// ok reports whether every table verified is identical.
+func (v *verified) ok() bool { return v.res.Differ()+v.res.Failed() == 0 }
+
 // verify runs the verify phase (and, with v.repair, the repair) with
-// pipeline.yml's source settings and records the result in the run
-// history. The caller holds the warehouse lock.
+// pipeline.yml's source settings and adds its tables to the command's
+// result (which the run history records). The caller holds the warehouse
+// lock.
 func (p *phase) verify(ctx context.Context, v verifyFlags) (*verified, error) {
-	started := time.Now()
-	store := history.New(p.raw.Pool, history.Options{RetentionDays: p.Settings.Pipeline.History.RetentionDays, Log: p.Logger})
-	if err := store.Ensure(ctx); err != nil {
-		return nil, err
-	}
 	progress := verify.NewProgress(p.raw.Pool)
 	if err := progress.Ensure(ctx); err != nil {
 		return nil, err
@@ -94,11 +97,8 @@ func (p *phase) verify(ctx context.Context, v verifyFlags) (*verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := verifyReport(res, started)
-	if err := store.Write(ctx, rep); err != nil {
-		p.Logger.Warn("the verify result was not recorded in the run history", "error", err)
-	}
-	return &verified{res: res, rep: rep}, nil
+	p.rec.addVerify(res)
+	return &verified{res: res}, nil
 }
 
 func (p *phase) verifyOptions(progress *verify.Progress) verify.Options {
@@ -166,35 +166,13 @@ func (p *phase) finishRepair(ctx context.Context, opts verify.Options, res *veri
 	return nil
 }
 
-// verifyReport is the JSON result of a verification.
-func verifyReport(res *verify.Result, started time.Time) *report.Report {
-	rep := report.New(report.CommandVerify, report.NewRunID(started), started)
-	for _, t := range res.Tables {
-		rep.Add(t.Report())
-	}
-	if len(res.Skipped) > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d tables left for the next verification (budget spent): %v", len(res.Skipped), res.Skipped))
-	}
-	status, code := rep.TablesStatus(), exitOK
-	if status != report.StatusOK {
-		code = exitFailed
-	}
-	rep.Finish(time.Now(), status, code)
-	rep.Totals.SourceQueries = res.SourceQueries // the schema read included
-	return rep
-}
-
-// printVerify prints the result and fails when some table differs or
-// could not be compared.
+// printVerify prints the result (--json: finish prints the report) and
+// fails when some table differs or could not be compared.
 func (p *phase) printVerify(v *verified) error {
-	if p.flags.json {
-		if err := v.rep.Encode(p.c.stdout); err != nil {
-			return fmt.Errorf("write JSON result: %w", err)
-		}
-	} else {
+	if !p.flags.json {
 		v.res.Write(p.c.stdout)
 	}
-	if v.rep.Status != report.StatusOK {
+	if !v.ok() {
 		return errTablesFailed
 	}
 	return nil

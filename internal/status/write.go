@@ -44,8 +44,11 @@ func header(rep *report.Report) string {
 	} else {
 		b.WriteString("last run: none recorded yet")
 	}
-	t := rep.Totals
-	fmt.Fprintf(&b, "; %d tables: %d ok, %d stale, %d failing", t.Tables, t.TablesOK, t.TablesStale, t.TablesFailed)
+	n := map[report.TableStatus]int{}
+	for _, e := range rep.Tables {
+		n[e.Status]++
+	}
+	fmt.Fprintf(&b, "; %d tables: %d ok, %d stale, %d failing", len(rep.Tables), n[report.TableOK], n[report.TableStale], n[report.TableFailed])
 	for _, e := range rep.Tables {
 		if e.Table == rep.OldestTable && e.Freshness != nil {
 			fmt.Fprintf(&b, "; oldest: %s (confirmed current %s)", e.Table, sinceText(e.Freshness))
