@@ -24,7 +24,7 @@ func (e *env) logChange(t *testing.T, table string, keys [][]string, stmts ...st
 		_, err := tx.ExecContext(ctx, s)
 		require.NoError(t, err, s)
 	}
-	_, err = state.LogChanges(ctx, tx, table, keys, state.ReasonRepair, time.Now())
+	_, err = state.LogChanges(ctx, tx, state.Changes{Table: table, Keys: keys, Reason: state.ReasonRepair, At: time.Now()})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
 }

@@ -46,12 +46,20 @@ type Tx interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// LogChanges appends keys (each a key's values as the replica prints them)
-// to table's changed-keys log and bumps its change_seq, on tx: the
-// transaction that wrote or deleted those rows, so the rows and the log
-// commit together. It replaces BumpChangeSeq for that commit and returns
-// the new change_seq.
-func LogChanges(ctx context.Context, tx Tx, table string, keys [][]string, reason string, at time.Time) (int64, error) {
+// Changes are the keys one commit wrote or deleted in a table.
+type Changes struct {
+	Table  string
+	Keys   [][]string // each a key's values as the replica prints them
+	Reason string     // a Reason…
+	At     time.Time
+}
+
+// LogChanges appends c's keys to the table's changed-keys log and bumps its
+// change_seq, on tx: the transaction that wrote or deleted those rows, so
+// the rows and the log commit together. It replaces BumpChangeSeq for that
+// commit and returns the new change_seq.
+func LogChanges(ctx context.Context, tx Tx, c Changes) (int64, error) {
+	table, keys, reason, at := c.Table, c.Keys, c.Reason, c.At
 	if err := For(table).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return 0, err
 	}
@@ -120,5 +128,5 @@ type ChangeRange struct {
 // ReadChangedKeys streams the logged keys of r in id order, like
 // ReadDeletions (a key logged twice comes twice).
 func ReadChangedKeys(ctx context.Context, q Querier, r ChangeRange) (*KeyStream, error) {
-	return readLog(ctx, q, ChangedKeysTable, r.Table, r.After, r.Through, r.KeyLen)
+	return readLog(ctx, q, ChangedKeysTable, DeletionRange(r))
 }

@@ -152,16 +152,17 @@ type Deletions = KeyStream
 
 // ReadDeletions starts streaming the deletes of r; Close ends it.
 func ReadDeletions(ctx context.Context, q schema.Querier, r DeletionRange) (*Deletions, error) {
-	return readLog(ctx, q, DeletedRowsTable, r.Table, r.After, r.Through, r.KeyLen)
+	return readLog(ctx, q, DeletedRowsTable, r)
 }
 
-func readLog(ctx context.Context, q schema.Querier, log, table string, after, through int64, keyLen int) (*KeyStream, error) {
+// readLog streams the keys of r from a key log (deleted rows, changed keys).
+func readLog(ctx context.Context, q schema.Querier, log string, r DeletionRange) (*KeyStream, error) {
 	rows, err := q.QueryContext(ctx, "SELECT id, pk_values FROM `"+log+"`"+
-		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", table, after, through)
+		" WHERE table_name = ? AND id > ? AND id <= ? ORDER BY id", r.Table, r.After, r.Through)
 	if err != nil {
-		return nil, fmt.Errorf("read %s of %s: %w", log, table, err)
+		return nil, fmt.Errorf("read %s of %s: %w", log, r.Table, err)
 	}
-	return &KeyStream{rows: rows, log: log, table: table, keyLen: keyLen}, nil
+	return &KeyStream{rows: rows, log: log, table: r.Table, keyLen: r.KeyLen}, nil
 }
 
 // Next moves to the next key; false at the end or on an error (see Err).

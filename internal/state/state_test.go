@@ -203,7 +203,7 @@ func TestChangedKeysLog(t *testing.T) {
 	logged := func(keys [][]string, commit bool) int64 {
 		tx, err := db.Begin()
 		require.NoError(t, err)
-		seq, err := state.LogChanges(ctx, tx, "pairs", keys, state.ReasonRepair, at)
+		seq, err := state.LogChanges(ctx, tx, state.Changes{Table: "pairs", Keys: keys, Reason: state.ReasonRepair, At: at})
 		require.NoError(t, err)
 		if commit {
 			require.NoError(t, tx.Commit())

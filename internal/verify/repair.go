@@ -169,7 +169,7 @@ func (rp *tableRepair) commit(ctx context.Context, f *rowcopy.File, keys, gone [
 			return err
 		}
 	}
-	if _, err := state.LogChanges(ctx, tx, name, keys, state.ReasonRepair, now); err != nil {
+	if _, err := state.LogChanges(ctx, tx, state.Changes{Table: name, Keys: keys, Reason: state.ReasonRepair, At: now}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -201,7 +201,7 @@ func (rp *tableRepair) logRaw(ctx context.Context, keys [][]string) error {
 		return fmt.Errorf("begin replica transaction for %s: %w", rp.cfg.Name, err)
 	}
 	defer tx.Rollback()
-	if _, err := state.LogChanges(ctx, tx, rp.cfg.Name, keys, state.ReasonRawRepair, rp.r.now()); err != nil {
+	if _, err := state.LogChanges(ctx, tx, state.Changes{Table: rp.cfg.Name, Keys: keys, Reason: state.ReasonRawRepair, At: rp.r.now()}); err != nil {
 		return err
 	}
 	return tx.Commit()
