@@ -91,23 +91,24 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"check":     {"validate the configuration and connect to every database and schema", runCheck},
-	"discover":  {"read the source's information schema and write tables.yml", runDiscover},
-	"replicate": {"copy the source into the replication MySQL", runReplicate},
-	"load":      {"load the replica into PostgreSQL raw", runLoad},
-	"run":       {"replicate, then load (the default)", runRun},
-	"verify":    {"prove source, replica and raw hold the same rows; --repair re-copies those that differ", runVerify},
-	"status":    {"show per table when it was last confirmed current, its lag and failures (reads only the pipeline's own state)", runStatus},
-	"demo":      {"create and mutate a synthetic OpenDental database (demo seed | demo mutate)", runDemo},
+	"check":       {"validate the configuration and connect to every database and schema", runCheck},
+	"discover":    {"read the source's information schema and write tables.yml", runDiscover},
+	"replicate":   {"copy the source into the replication MySQL", runReplicate},
+	"load":        {"load the replica into PostgreSQL raw", runLoad},
+	"run":         {"replicate, then load (the default)", runRun},
+	"verify":      {"prove source, replica and raw hold the same rows; --repair re-copies those that differ", runVerify},
+	"status":      {"show per table when it was last confirmed current, its lag and failures (reads only the pipeline's own state)", runStatus},
+	"dbt-sources": {"write dbt sources (tables, columns, tests, freshness) describing raw", runDBTSources},
+	"demo":        {"create and mutate a synthetic OpenDental database (demo seed | demo mutate)", runDemo},
 }
 
-var commandOrder = []string{"run", "check", "discover", "replicate", "load", "verify", "status", "demo"}
+var commandOrder = []string{"run", "check", "discover", "replicate", "load", "verify", "status", "dbt-sources", "demo"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pipeline [--env ENV] [--config-dir DIR] [--log-level LEVEL] <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, name := range commandOrder {
-		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintln(w, "\nRun `pipeline <command> -h` for a command's flags. Exit codes: see the README.")
 }
