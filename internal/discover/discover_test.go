@@ -277,3 +277,29 @@ func TestDiscoverSuggestsColumnPolicies(t *testing.T) {
 	assert.Equal(t, map[string]tables.ColumnPolicy{"SSN": tables.Drop, "LName": tables.Hash}, cfg.Tables["patient"].ColumnPolicies)
 	assert.Empty(t, cfg.Tables["provider"].ColumnPolicies)
 }
+
+// TestSuggestionsOverTheVendoredSchema: the tables of OpenDental 24.3 that
+// get a suggestion, and their identifying columns, as the README lists them.
+func TestSuggestionsOverTheVendoredSchema(t *testing.T) {
+	t.Parallel()
+	byTable := map[string]*schema.Table{}
+	for _, c := range opendental.Columns() {
+		if byTable[c.Table] == nil {
+			byTable[c.Table] = &schema.Table{Name: c.Table}
+		}
+		byTable[c.Table].Columns = append(byTable[c.Table].Columns, schema.Column{Name: c.Name})
+	}
+	got := map[string][]string{}
+	for name, m := range byTable {
+		for _, s := range discover.Suggest(m) {
+			got[name] = append(got[name], s.Column+":"+string(s.Policy))
+		}
+	}
+	var names []string
+	for n := range got {
+		names = append(names, n)
+	}
+	assert.ElementsMatch(t, []string{"patient", "provider", "referral", "employee", "contact", "ehrprovkey", "screen", "etrans835"}, names, got)
+	assert.Subset(t, got["patient"], []string{"SSN:drop", "LName:hash", "FName:hash", "Birthdate:keep", "HmPhone:hash", "Email:hash", "Address:hash", "Zip:keep"})
+	assert.Empty(t, got["carrier"])
+}
