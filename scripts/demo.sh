@@ -2,7 +2,8 @@
 # make demo: seed a synthetic OpenDental clinic into the local MariaDB and run
 # the whole pipeline on it. The first run seeds, discovers and runs a full
 # copy; every later run applies one clinic day (demo mutate) and runs an
-# incremental pass. Nothing to configure: everything lives in .demo/.
+# incremental pass; both end with verify and status. Nothing to configure:
+# everything lives in .demo/.
 #
 #   DEMO_SCALE=0.01   share of a real clinic's row counts (1 ≈ 20 M rows, 4 GB)
 #   DEMO_SEED=1       random seed of the data
@@ -149,6 +150,18 @@ grep -E 'repaired|DIFFERS|FAILED' "$DEMO_DIR/verify.log" | head -n 20 || true
 echo "(every table's line: $DEMO_DIR/verify.log)"
 [ "$rc" != 0 ] || rc=$vrc
 
+# What an operator asks the next morning: is every table current? status
+# reads only the pipeline's own state (never the clinic's server).
+log "status: when each table was last confirmed current"
+set +e
+"$P" --config-dir "$DEMO_DIR" status >"$DEMO_DIR/status.log" 2>&1
+src=$?
+set -e
+head -n 1 "$DEMO_DIR/status.log"
+grep -E '^\S+\s+(stale|failed)\s|^FAILING ' "$DEMO_DIR/status.log" | head -n 20 || true
+echo "(every table's line: $DEMO_DIR/status.log; run history: schema pipeline of $PG_DB)"
+[ "$rc" != 0 ] || rc=$src
+
 log "summary"
 tables=$(my -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$SRC_DB'")
 # Exact counts: every row of the source must be in the replica and in raw.
@@ -175,5 +188,6 @@ conv=$(pg -d "$PG_DB" -tA -c "SELECT COALESCE(sum(k.value::bigint), 0) || CASE W
 printf '  converted   %s (last load of each table; raw.etl_load_status.conversions)\n' "$conv"
 printf '  config      %s (pipeline.yml, tables.yml, demo.env)\n' "$DEMO_DIR"
 printf '  verify exit code %s (0: every table identical on both hops)\n' "$vrc"
+printf '  status exit code %s (0: every table confirmed current within status.stale_after)\n' "$src"
 printf '  pipeline exit code %s; run `make demo` again for an incremental day.\n' "$rc"
 exit "$rc"

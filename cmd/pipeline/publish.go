@@ -51,10 +51,9 @@ func (r *record) publish(ctx context.Context) {
 // Either is nil when its configuration is incomplete. Their pools connect
 // only when used.
 type ownDBs struct {
-	analytics *pgxpool.Pool
+	analytics *pgxpool.Pool // the history, and raw's load state
 	replica   *sql.DB
-	raw       *pgxpool.Pool // the same database as analytics: the load state lives there
-	problem   error         // why analytics is nil
+	problem   error // why analytics is nil
 }
 
 func (r *record) openOwn() *ownDBs {
@@ -67,7 +66,7 @@ func (r *record) openOwn() *ownDBs {
 	if err == nil {
 		o.analytics, err = factory.New().Postgres(cfg)
 	}
-	o.raw, o.problem = o.analytics, err
+	o.problem = err
 	if rc, err := connections.ReplicationConfig(s, s.Environment); err == nil && s.Validate(catalog.DatabaseReplication) == nil {
 		o.replica, _ = factory.New().MySQL(rc)
 	}
@@ -91,7 +90,7 @@ func (r *record) store(own *ownDBs) *history.Store {
 // history.retention_days).
 func (r *record) writeHistory(ctx context.Context, own *ownDBs) {
 	if own.analytics == nil {
-		r.warn("the run was not recorded in the run history (the analytics database is not configured)", own.problem)
+		r.warn("the run was not recorded in the run history", own.problem)
 		return
 	}
 	if err := r.store(own).Write(ctx, r.rep); err != nil {
@@ -108,7 +107,7 @@ func (r *record) writeMetrics(ctx context.Context, own *ownDBs, path string) {
 		shallow.Tables = nil // per table status has the freshness gauges, not a run's rows
 		rep = &shallow
 	} else if own.analytics != nil {
-		tables, err := status.Read(ctx, status.Sources{History: r.store(own), Replica: own.replica, Raw: own.raw}, r.rep.SortedTables())
+		tables, err := status.Read(ctx, status.Sources{History: r.store(own), Replica: own.replica, Raw: own.analytics}, r.rep.SortedTables())
 		if err != nil {
 			r.warn("the metrics file has no per-table freshness", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/load"
@@ -159,9 +160,9 @@ func (r *record) notLoaded(sum *replicate.Summary) {
 func list(names []string) string {
 	const most = 20
 	if len(names) > most {
-		return fmt.Sprintf("%s … and %d more", fmt.Sprint(names[:most]), len(names)-most)
+		return fmt.Sprintf("%s … and %d more", strings.Join(names[:most], ", "), len(names)-most)
 	}
-	return fmt.Sprint(names)
+	return strings.Join(names, ", ")
 }
 
 // outcome is the run's status and exit code from what the command

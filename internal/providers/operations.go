@@ -76,7 +76,9 @@ func (n NotifyOptions) Config() notify.Config {
 
 // MetricsOptions are pipeline.yml's metrics section.
 type MetricsOptions struct {
-	File string `yaml:"file"` // Prometheus textfile to write after each run; empty: none
+	// File is the Prometheus textfile written after each command, the
+	// command's name inserted before .prom (pipeline-run.prom …); empty: none.
+	File string `yaml:"file"`
 }
 
 // HistoryOptions are pipeline.yml's history section.
