@@ -86,4 +86,13 @@ func TestHistoryRecordsEveryCommand(t *testing.T) {
 	assert.Equal(t, 1, runs())
 	assert.Zero(t, tableRows("run")+tableRows("replicate"))
 	assert.Equal(t, 2, tableRows("load"), "only the new load's")
+
+	// A history that cannot be written is a warning, never a failed run.
+	t.Setenv("TEST_POSTGRES_ANALYTICS_PORT", "1")
+	code, out, errOut = o.cli(at(day.Add(36*24*time.Hour)), "replicate", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	rep = decodeReport(t, out)
+	require.Len(t, rep.Warnings, 1)
+	assert.Contains(t, rep.Warnings[0], "the run was not recorded in the run history")
+	assert.Contains(t, errOut, "level=WARN")
 }
