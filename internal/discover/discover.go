@@ -173,6 +173,9 @@ func Merge(old, found *tables.Config) (*tables.Config, []string) {
 			continue
 		}
 		m := *o
+		if !slices.Equal(o.PrimaryKey, f.PrimaryKey) {
+			changes = append(changes, fmt.Sprintf("%s: primary key changed from %s to %s (replicate and load rebuild the table)", name, keyText(o.PrimaryKey), keyText(f.PrimaryKey)))
+		}
 		m.PrimaryKey, m.Columns = f.PrimaryKey, f.Columns
 		m.EstimatedRows, m.EstimatedSizeMB = f.EstimatedRows, f.EstimatedSizeMB
 		if len(o.Columns) > 0 {
@@ -228,6 +231,14 @@ func keepPolicies(table string, policies map[string]tables.ColumnPolicy, columns
 	}
 	sort.Strings(gone)
 	return out, append(changes, gone...)
+}
+
+// keyText shows a key for humans: "(a, b)", or "(none)".
+func keyText(cols []string) string {
+	if len(cols) == 0 {
+		return "(none)"
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
 }
 
 var header = []string{

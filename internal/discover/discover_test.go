@@ -87,6 +87,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	for _, q := range []string{
 		"ALTER TABLE patient ADD COLUMN NewThing INT NOT NULL DEFAULT 0, DROP COLUMN Ward",
 		"DROP TABLE allergy",
+		"ALTER TABLE procedurelog DROP PRIMARY KEY, ADD PRIMARY KEY (ProcNum, PatNum)",
 		"CREATE TABLE newtable (Id BIGINT NOT NULL PRIMARY KEY, T TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
 	} {
 		_, err := db.Exec(q)
@@ -100,6 +101,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 		"new column patient.NewThing",
 		"dropped column patient.Ward",
 		"dropped table allergy",
+		"procedurelog: primary key changed from (ProcNum) to (ProcNum, PatNum) (replicate and load rebuild the table)",
 	}, changes)
 	cfg, err = loadTables(path)
 	require.NoError(t, err)
@@ -108,6 +110,7 @@ func TestDiscoverWritesAndMergesTablesYML(t *testing.T) {
 	assert.True(t, cfg.Tables["definition"].Exclude, "user edit kept")
 	assert.Equal(t, 30, cfg.Tables["definition"].LookbackSeconds, "user edit kept")
 	assert.Contains(t, cfg.Tables["patient"].Columns, "NewThing")
+	assert.Equal(t, []string{"ProcNum", "PatNum"}, cfg.Tables["procedurelog"].PrimaryKey, "the key follows the source")
 	data, err = os.ReadFile(path)
 	require.NoError(t, err)
 	for _, c := range []string{"# our clinic's tables", "  # hand-tuned for the clinic\n  patient:", "batch_size: 1234 # small chunks: busy table"} {

@@ -17,17 +17,43 @@ import (
 // for applying schema drift (see alterTable).
 const lenientSQLMode = "ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
 
-// syncSchema creates the replica table from the source's SHOW CREATE TABLE,
-// or alters it to the source's columns, and reports each change.
-func (r *runner) syncSchema(ctx context.Context, conn *sql.Conn, p *plan) ([]Change, error) {
+// syncSchema brings the replica table's definition in line with the
+// source's: creates it, rebuilds it (the primary key changed), alters its
+// columns, and drops and adds the indexes that differ. Before a change that
+// leaves the rows to be copied again it records that a full copy is under
+// way, so a load skips the table until that copy completes (see state).
+func (r *runner) syncSchema(ctx context.Context, j *tableJob, p *plan) ([]Change, error) {
 	create, err := r.sourceCreate(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if p.create {
-		return createTable(ctx, conn, p, create)
+	if p.create || p.rebuild || p.alter {
+		if err := j.begin(p.mode, true).ClearLastKey().Exec(ctx, j.conn); err != nil {
+			return nil, err
+		}
 	}
-	return alterTable(ctx, conn, p, create)
+	switch {
+	case p.create:
+		return createTable(ctx, j.conn, p, create)
+	case p.rebuild:
+		return rebuildTable(ctx, j.conn, p, create)
+	case p.alter:
+		return alterTable(ctx, j.conn, p, create)
+	}
+	return syncIndexes(ctx, j.conn, p, create, false) // missing ones: after the copy
+}
+
+// rebuildTable drops the replica table and creates it as the source's
+// definition says: its primary key changed, and rows keyed the old way
+// would collapse on the new key (or never be matched again).
+func rebuildTable(ctx context.Context, conn *sql.Conn, p *plan, create string) ([]Change, error) {
+	if _, err := conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+quoteIdent(p.cfg.Name)); err != nil {
+		return nil, fmt.Errorf("drop replica table %s to rebuild it: %w", p.cfg.Name, err)
+	}
+	if _, err := createTable(ctx, conn, p, create); err != nil {
+		return nil, err
+	}
+	return []Change{{Table: p.cfg.Name, Kind: "rebuild_table", From: keyText(p.rep.PrimaryKey), To: keyText(p.src.PrimaryKey)}}, nil
 }
 
 // createTable creates the replica table as the source's definition says,
@@ -58,12 +84,23 @@ func createTable(ctx context.Context, conn *sql.Conn, p *plan, create string) ([
 	return []Change{{Table: name, Kind: "create_table"}}, nil
 }
 
-// alterTable makes the replica table's columns the source's in one ALTER.
+// alterTable makes the replica table's columns and indexes the source's in
+// one ALTER (plain indexes new or changed at the source are built after the
+// full copy that follows).
 func alterTable(ctx context.Context, conn *sql.Conn, p *plan, create string) ([]Change, error) {
 	name := p.cfg.Name
 	clauses, changes, err := diffColumns(name, p.src, p.rep, columnDefs(create))
-	if err != nil || len(clauses) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	repCreate, err := replicaCreate(ctx, conn, name)
+	if err != nil {
+		return nil, err
+	}
+	ixClauses, ixChanges := indexClauses(name, create, repCreate, false) // missing ones: after the copy
+	clauses, changes = append(ixClauses, clauses...), append(changes, ixChanges...)
+	if len(clauses) == 0 {
+		return nil, nil
 	}
 	// The source changed existing values as it altered (e.g. NULL to '' for a
 	// new NOT NULL); the replica's rows are re-copied right after, so the
@@ -102,34 +139,46 @@ func (r *runner) sourceCreate(ctx context.Context, p *plan) (string, error) {
 	return create, nil
 }
 
-// ensureIndexes adds to the replica table the indexes of the source it lacks
-// (those left out to speed up the first copy, or new at the source), all in
-// one ALTER so each is built once from sorted data.
-func (r *runner) ensureIndexes(ctx context.Context, conn *sql.Conn, p *plan) error {
-	name := p.cfg.Name
+// ensureIndexes makes the replica table's indexes the source's after the
+// copy (those left out to speed up a fresh copy, or new or changed at the
+// source), all in one ALTER so each is built once from sorted data; it
+// returns the changes to report (none for a fresh table's own indexes).
+func (r *runner) ensureIndexes(ctx context.Context, conn *sql.Conn, p *plan) ([]Change, error) {
 	srcCreate, err := r.sourceCreate(ctx, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var repCreate, n string
-	if err := scanOne(ctx, conn, "SHOW CREATE TABLE "+quoteIdent(name), &n, &repCreate); err != nil {
-		return fmt.Errorf("read replica definition of %s: %w", name, err)
+	changes, err := syncIndexes(ctx, conn, p, srcCreate, true)
+	if p.create || p.rebuild {
+		changes = nil
 	}
-	have := map[string]bool{}
-	for _, d := range indexDefs(repCreate) {
-		have[d] = true
+	return changes, err
+}
+
+// syncIndexes drops the replica table's indexes the source lacks or
+// defines otherwise and, with add, adds the source's it lacks, in one
+// ALTER, and reports each.
+func syncIndexes(ctx context.Context, conn *sql.Conn, p *plan, srcCreate string, add bool) ([]Change, error) {
+	name := p.cfg.Name
+	repCreate, err := replicaCreate(ctx, conn, name)
+	if err != nil {
+		return nil, err
 	}
-	var add []string
-	for _, d := range indexDefs(srcCreate) {
-		if !have[d] {
-			add = append(add, "ADD "+d)
-		}
+	clauses, changes := indexClauses(name, srcCreate, repCreate, add)
+	if len(clauses) == 0 {
+		return nil, nil
 	}
-	if len(add) == 0 {
-		return nil
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(name)+" "+strings.Join(clauses, ", ")); err != nil {
+		return nil, fmt.Errorf("build indexes of replica %s: %w", name, err)
 	}
-	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(name)+" "+strings.Join(add, ", ")); err != nil {
-		return fmt.Errorf("build indexes of replica %s: %w", name, err)
+	return changes, nil
+}
+
+// replicaCreate reads the replica table's SHOW CREATE TABLE.
+func replicaCreate(ctx context.Context, conn *sql.Conn, name string) (string, error) {
+	var n, create string
+	if err := scanOne(ctx, conn, "SHOW CREATE TABLE "+quoteIdent(name), &n, &create); err != nil {
+		return "", fmt.Errorf("read replica definition of %s: %w", name, err)
 	}
-	return nil
+	return create, nil
 }

@@ -68,9 +68,11 @@ type plan struct {
 	rep    *schema.Table // nil: not in the replica yet
 	st     *state.Row    // nil: never copied
 	res    *TableResult
-	create bool
-	alter  bool
-	mode   string // a state.Mode…
+	create  bool // not in the replica yet
+	rebuild bool // the primary key changed: the replica table is dropped and copied anew
+	alter   bool // the columns changed: altered, then copied in full
+	reindex bool // only the secondary or unique indexes changed: synced before the copy
+	mode    string // a state.Mode…
 
 	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
 }
@@ -85,15 +87,7 @@ func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *state.Row, re
 		return nil
 	}
 	p := &plan{cfg: t, src: src, rep: rep, st: st, res: res}
-	var notes []string
-	switch {
-	case rep == nil:
-		p.create = true
-		notes = append(notes, "create replica table")
-	case needsDDL(src, rep):
-		p.alter = true
-		notes = append(notes, "apply schema drift")
-	}
+	notes := p.shape()
 	notes = append(notes, p.chooseMode(r.opts.FullRefresh))
 	notes = append(notes, p.notes()...)
 	res.Mode = p.mode
@@ -102,6 +96,38 @@ func (r *runner) plan(t *tables.Table, src, rep *schema.Table, st *state.Row, re
 		return nil
 	}
 	return p
+}
+
+// shape decides how the replica table's definition is brought in line with
+// the source's and says so: created, rebuilt (the primary key changed or
+// went: rows keyed the old way would collapse), altered (columns; every
+// index that changed is rebuilt too) or only re-indexed. A tables.yml
+// primary_key that is not the source's is reported, never used: the copy
+// always follows the source's key.
+func (p *plan) shape() []string {
+	var notes []string
+	if stale := configKeyStale(p.cfg, p.src); stale != "" {
+		notes = append(notes, stale)
+	}
+	switch {
+	case p.rep == nil:
+		p.create = true
+		return append(notes, "create replica table")
+	case keyChanged(p.src, p.rep):
+		p.rebuild = true
+		return append(notes, fmt.Sprintf("primary key changed %s → %s: rebuild replica table", keyText(p.rep.PrimaryKey), keyText(p.src.PrimaryKey)))
+	case needsDDL(p.src, p.rep):
+		p.alter = true
+		return append(notes, "apply schema drift")
+	}
+	stale, missing := indexDrift(p.src, p.rep)
+	// A full copy killed before its end has not built its plain indexes yet:
+	// its end builds them, missing ones are no drift then.
+	if len(stale) > 0 || len(missing) > 0 && !unfinishedFull(p.st) {
+		p.reindex = true
+		notes = append(notes, "sync indexes")
+	}
+	return notes
 }
 
 // refusal says why a table cannot be copied at all, if it cannot.
@@ -137,7 +163,7 @@ func (p *plan) chooseMode(fullRefresh bool) string {
 	case !p.pageable():
 		p.mode = state.ModeShadow
 		return "whole copy into a shadow table (primary key text is not UTF-8: cannot page on it)"
-	case fullRefresh || p.create || p.alter || st == nil:
+	case fullRefresh || p.create || p.rebuild || p.alter || st == nil:
 		p.mode = state.ModeFull
 		return "full copy in key chunks"
 	case unfinishedFull(st) && st.LastKey.Valid:
@@ -146,7 +172,7 @@ func (p *plan) chooseMode(fullRefresh bool) string {
 	case unfinishedFull(st):
 		p.mode = state.ModeFull
 		return "restart interrupted full copy"
-	case unchanged(p.src, st):
+	case unchanged(p.src, st) && !p.reindex:
 		p.mode = state.ModeSkip
 		return "unchanged since last run"
 	case p.incremental():
@@ -163,7 +189,7 @@ func (p *plan) chooseMode(fullRefresh bool) string {
 // notes are what the plan does besides its mode.
 func (p *plan) notes() []string {
 	var out []string
-	if p.pageable() && p.cfg.DeletesEnabled() && p.mode != state.ModeSkip && !p.create {
+	if p.pageable() && p.cfg.DeletesEnabled() && p.mode != state.ModeSkip && !p.create && !p.rebuild {
 		out = append(out, "detect deletes")
 	}
 	if p.cfg.Strategy.IsIncremental() && !p.incremental() && p.pageable() {
@@ -176,14 +202,18 @@ func (p *plan) notes() []string {
 // copy (a diff copy removes them range by range itself; a shadow copy and a
 // first copy have none to find).
 func (p *plan) detectsDeletes() bool {
-	return p.mode != state.ModeShadow && p.mode != state.ModeDiff && p.cfg.DeletesEnabled() && !p.create
+	return p.mode != state.ModeShadow && p.mode != state.ModeDiff && p.cfg.DeletesEnabled() && !p.create && !p.rebuild
 }
 
+// restarts reports whether a full copy starts over rather than resuming.
+func (p *plan) restarts(fullRefresh bool) bool { return fullRefresh || p.create || p.rebuild || p.alter }
+
 // buildsIndexes reports whether the copy ends by adding the source's
-// secondary indexes: left out when the table was created (or when a killed
-// first copy is resumed), or new at the source.
+// indexes the replica table lacks: left out when the table was created or
+// rebuilt (or when a killed first copy is resumed), or new or changed at
+// the source.
 func (p *plan) buildsIndexes() bool {
-	return p.mode == state.ModeFull && (p.create || p.alter || unfinishedFull(p.st))
+	return p.create || p.rebuild || p.alter || p.reindex || p.mode == state.ModeFull && unfinishedFull(p.st)
 }
 
 // unchanged reports whether the source table has not been written since the

@@ -342,8 +342,8 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 // builds the indexes a first copy left out, removes deleted rows and
 // records the table's success.
 func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
-	if p.create || p.alter {
-		changes, err := r.syncSchema(ctx, j.conn, p)
+	if p.create || p.rebuild || p.alter || p.reindex {
+		changes, err := r.syncSchema(ctx, j, p)
 		p.res.Changes = changes
 		if err != nil {
 			return err
@@ -352,16 +352,18 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 			r.log.Info("schema change", "table", p.cfg.Name, "change", c.String())
 		}
 	}
-	if err := j.copy(ctx, p.mode, r.opts.FullRefresh || p.create || p.alter); err != nil {
+	if err := j.copy(ctx, p.mode, p.restarts(r.opts.FullRefresh)); err != nil {
 		return err
-	}
-	if p.buildsIndexes() {
-		if err := r.ensureIndexes(ctx, j.conn, p); err != nil {
-			return err
-		}
 	}
 	if p.detectsDeletes() {
 		if err := j.detectDeletes(ctx); err != nil {
+			return err
+		}
+	}
+	if p.buildsIndexes() {
+		changes, err := r.ensureIndexes(ctx, j.conn, p)
+		p.res.Changes = append(p.res.Changes, changes...)
+		if err != nil {
 			return err
 		}
 	}

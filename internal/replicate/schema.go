@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
 // querier is a *sql.DB, *sql.Conn or *sql.Tx.
@@ -41,8 +42,8 @@ func scanOneArgs(ctx context.Context, q querier, query string, args []any, dest 
 // Change is one schema difference applied to a replica table.
 type Change struct {
 	Table  string
-	Kind   string // create_table | add_column | modify_column | drop_column
-	Column string
+	Kind   string // create_table | rebuild_table | add_column | modify_column | drop_column | drop_index | add_index
+	Column string // the column, or the index
 	From   string
 	To     string
 }
@@ -51,6 +52,12 @@ func (c Change) String() string {
 	switch c.Kind {
 	case "create_table":
 		return fmt.Sprintf("%s: created", c.Table)
+	case "rebuild_table":
+		return fmt.Sprintf("%s: primary key changed from %s to %s: replica table rebuilt and copied anew", c.Table, c.From, c.To)
+	case "drop_index":
+		return fmt.Sprintf("%s: dropped index %s %s (not in the source, or changed)", c.Table, c.Column, c.From)
+	case "add_index":
+		return fmt.Sprintf("%s: added index %s %s", c.Table, c.Column, c.To)
 	case "add_column":
 		return fmt.Sprintf("%s: added column %s %s", c.Table, c.Column, c.To)
 	case "drop_column":
@@ -212,16 +219,58 @@ func splitIndexes(create string) (string, []string) {
 	return head + "\n" + strings.Join(keep, ",\n") + "\n" + tail, cut
 }
 
-// indexDefs lists the index definitions (every line after the columns) of a CREATE TABLE.
-func indexDefs(create string) []string {
-	var out []string
+// indexDefRE matches an index definition of SHOW CREATE TABLE (the primary
+// key aside) and captures its kind and name.
+var indexDefRE = regexp.MustCompile("^(UNIQUE |FULLTEXT |SPATIAL )?KEY `((?:[^`]|``)+)`")
+
+// indexDefs maps the index definitions of a CREATE TABLE (the primary key
+// aside) by lower-case name (MySQL compares index names case-insensitively).
+func indexDefs(create string) map[string]string {
+	out := map[string]string{}
 	lines, _ := createLines(create)
 	for _, l := range lines[1:] {
 		d := strings.TrimSuffix(strings.TrimSpace(l), ",")
-		if strings.HasPrefix(d, "KEY ") || strings.HasPrefix(d, "FULLTEXT KEY ") || strings.HasPrefix(d, "SPATIAL KEY ") || strings.HasPrefix(d, "UNIQUE KEY ") {
-			out = append(out, d)
+		if m := indexDefRE.FindStringSubmatch(d); m != nil {
+			out[strings.ToLower(strings.ReplaceAll(m[2], "``", "`"))] = d
 		}
 	}
+	return out
+}
+
+// indexClauses compares the indexes of two CREATE TABLEs by name and
+// definition and returns the ALTER TABLE clauses that drop the replica's
+// stale ones and, with add, add the source's missing ones, with each
+// difference as a Change. Stale indexes are dropped before a copy (a stale
+// unique one would make REPLACE drop rows); missing ones are added after it
+// (the rows a unique one needs are not there before, and a fresh copy loads
+// faster without them).
+func indexClauses(table, srcCreate, repCreate string, add bool) ([]string, []Change) {
+	src, rep := indexDefs(srcCreate), indexDefs(repCreate)
+	var clauses []string
+	var changes []Change
+	for _, name := range sortedKeys(rep) {
+		if src[name] != rep[name] {
+			m := indexDefRE.FindStringSubmatch(rep[name])
+			clauses = append(clauses, "DROP INDEX `"+m[2]+"`")
+			changes = append(changes, Change{Table: table, Kind: "drop_index", Column: strings.ReplaceAll(m[2], "``", "`"), From: rep[name]})
+		}
+	}
+	for _, name := range sortedKeys(src) {
+		if add && src[name] != rep[name] {
+			m := indexDefRE.FindStringSubmatch(src[name])
+			clauses = append(clauses, "ADD "+src[name])
+			changes = append(changes, Change{Table: table, Kind: "add_index", Column: strings.ReplaceAll(m[2], "``", "`"), To: src[name]})
+		}
+	}
+	return clauses, changes
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }
 
@@ -328,3 +377,73 @@ func needsDDL(src, rep *schema.Table) bool {
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// keyChanged reports whether the source's primary key is not the replica
+// table's (other columns, another order, added or dropped). Rows keyed the
+// old way would collapse or never be matched, so the table is rebuilt.
+func keyChanged(src, rep *schema.Table) bool { return !sameNames(src.PrimaryKey, rep.PrimaryKey) }
+
+// sameNames compares column lists as MySQL compares column names.
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.EqualFold(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// keyText shows a key for humans: "(a, b)", or "(none)".
+func keyText(cols []string) string {
+	if len(cols) == 0 {
+		return "(none)"
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
+}
+
+// configKeyStale says, when tables.yml names a primary_key that is not the
+// source's, that the source's is used and how to refresh the file; "" when
+// they agree (or tables.yml names none).
+func configKeyStale(cfg *tables.Table, src *schema.Table) string {
+	if len(cfg.PrimaryKey) == 0 || sameNames(cfg.PrimaryKey, src.PrimaryKey) {
+		return ""
+	}
+	return fmt.Sprintf("tables.yml primary_key %s is not the source's %s: the source's is used; run `pipeline discover` to update tables.yml",
+		keyText(cfg.PrimaryKey), keyText(src.PrimaryKey))
+}
+
+// indexDrift compares the indexes other than the primary key, by name and
+// definition: stale are the replica's that the source lacks or defines
+// otherwise (dropped first: a stale unique index would make REPLACE drop
+// rows), missing the source's the replica lacks or defines otherwise.
+func indexDrift(src, rep *schema.Table) (stale, missing []string) {
+	srcIx, repIx := indexMap(src), indexMap(rep)
+	for name, ix := range repIx {
+		if s, ok := srcIx[name]; !ok || !s.Same(ix) {
+			stale = append(stale, name)
+		}
+	}
+	for name, ix := range srcIx {
+		if r, ok := repIx[name]; !ok || !r.Same(ix) {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(stale)
+	sort.Strings(missing)
+	return stale, missing
+}
+
+// indexMap is a table's indexes but the primary key, by lower-case name
+// (MySQL compares index names case-insensitively).
+func indexMap(t *schema.Table) map[string]schema.Index {
+	out := map[string]schema.Index{}
+	for _, ix := range t.Indexes {
+		if ix.Name != "PRIMARY" {
+			out[strings.ToLower(ix.Name)] = ix
+		}
+	}
+	return out
+}

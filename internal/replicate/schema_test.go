@@ -27,7 +27,25 @@ func TestSplitIndexes(t *testing.T) {
 	out, cut := splitIndexes(in)
 	assert.Equal(t, "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `u` (`y`(10))\n) ENGINE=InnoDB", out)
 	assert.Equal(t, []string{"KEY `k` (`y`(5))", "FULLTEXT KEY `f` (`y`)"}, cut)
-	assert.Equal(t, []string{"UNIQUE KEY `u` (`y`(10))", "KEY `k` (`y`(5))", "FULLTEXT KEY `f` (`y`)"}, indexDefs(in))
+	assert.Equal(t, map[string]string{"u": "UNIQUE KEY `u` (`y`(10))", "k": "KEY `k` (`y`(5))", "f": "FULLTEXT KEY `f` (`y`)"}, indexDefs(in))
+}
+
+// Indexes are compared by name and definition: a changed one is dropped
+// and added again; stale ones are dropped first, missing ones added only
+// when asked (after the copy).
+func TestIndexClauses(t *testing.T) {
+	t.Parallel()
+	rep := "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  UNIQUE KEY `U` (`y`(10)),\n  KEY `k` (`y`(5)),\n  KEY `gone` (`x`,`y`(3))\n) ENGINE=InnoDB"
+	src := "CREATE TABLE `a` (\n  `x` int(11) NOT NULL,\n  `y` text,\n  PRIMARY KEY (`x`),\n  KEY `k` (`y`(6)),\n  UNIQUE KEY `new``u` (`x`,`y`(4))\n) ENGINE=MyISAM"
+	clauses, changes := indexClauses("a", src, rep, false)
+	assert.Equal(t, []string{"DROP INDEX `gone`", "DROP INDEX `k`", "DROP INDEX `U`"}, clauses)
+	assert.Len(t, changes, 3)
+	clauses, changes = indexClauses("a", src, rep, true)
+	assert.Equal(t, []string{"DROP INDEX `gone`", "DROP INDEX `k`", "DROP INDEX `U`", "ADD KEY `k` (`y`(6))", "ADD UNIQUE KEY `new``u` (`x`,`y`(4))"}, clauses)
+	assert.Equal(t, "a: added index new`u UNIQUE KEY `new``u` (`x`,`y`(4))", changes[4].String())
+	clauses, changes = indexClauses("a", src, src, true)
+	assert.Empty(t, clauses)
+	assert.Empty(t, changes)
 }
 
 func TestKeysetPredicates(t *testing.T) {

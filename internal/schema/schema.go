@@ -39,6 +39,28 @@ type Index struct {
 	Name    string
 	Unique  bool
 	Columns []string
+	Kind    string  // INDEX_TYPE: BTREE, HASH, FULLTEXT, SPATIAL
+	Prefix  []int64 // SUB_PART per column: the indexed prefix length, 0 for the whole column
+}
+
+// Same reports whether two indexes have one definition: uniqueness, kind,
+// columns (compared as MySQL compares column names) and prefix lengths.
+// The name is not compared.
+func (ix Index) Same(o Index) bool {
+	if ix.Unique != o.Unique || !strings.EqualFold(ix.Kind, o.Kind) || len(ix.Columns) != len(o.Columns) || len(ix.Prefix) != len(o.Prefix) {
+		return false
+	}
+	for i := range ix.Columns {
+		if !strings.EqualFold(ix.Columns[i], o.Columns[i]) {
+			return false
+		}
+	}
+	for i := range ix.Prefix {
+		if ix.Prefix[i] != o.Prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Table is one base table: its columns in order, its keys and what the
@@ -163,12 +185,13 @@ func readColumns(ctx context.Context, q Querier, f filter, db *Database) error {
 }
 
 func readIndexes(ctx context.Context, q Querier, f filter, db *Database) error {
-	return each(ctx, q, query{"read information_schema.STATISTICS", "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE = 0, COLUMN_NAME" +
+	return each(ctx, q, query{"read information_schema.STATISTICS", "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE = 0, COLUMN_NAME, INDEX_TYPE, COALESCE(SUB_PART,0)" +
 		" FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()" + f.sql + " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", f.args},
 		func(rows *sql.Rows) error {
 			var tn, cn string
+			var sub int64
 			var ix Index
-			if err := rows.Scan(&tn, &ix.Name, &ix.Unique, &cn); err != nil {
+			if err := rows.Scan(&tn, &ix.Name, &ix.Unique, &cn, &ix.Kind, &sub); err != nil {
 				return err
 			}
 			t := db.Tables[tn]
@@ -177,8 +200,9 @@ func readIndexes(ctx context.Context, q Querier, f filter, db *Database) error {
 			}
 			if n := len(t.Indexes); n > 0 && t.Indexes[n-1].Name == ix.Name {
 				t.Indexes[n-1].Columns = append(t.Indexes[n-1].Columns, cn)
+				t.Indexes[n-1].Prefix = append(t.Indexes[n-1].Prefix, sub)
 			} else {
-				ix.Columns = []string{cn}
+				ix.Columns, ix.Prefix = []string{cn}, []int64{sub}
 				t.Indexes = append(t.Indexes, ix)
 			}
 			if ix.Name == "PRIMARY" {

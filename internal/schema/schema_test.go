@@ -59,9 +59,9 @@ func TestReadDescribesTablesColumnsKeysAndIndexes(t *testing.T) {
 	assert.Equal(t, int64(2), p.Rows, "MyISAM counts exactly")
 	assert.NotEmpty(t, p.UpdateTime, "MyISAM knows its last change")
 	assert.Equal(t, []schema.Index{
-		{Name: "k_stamp", Columns: []string{"Stamp", "Grp"}},
-		{Name: "PRIMARY", Unique: true, Columns: []string{"Grp", "Code"}},
-		{Name: "u_note", Unique: true, Columns: []string{"Note"}},
+		{Name: "k_stamp", Columns: []string{"Stamp", "Grp"}, Kind: "BTREE", Prefix: []int64{0, 0}},
+		{Name: "PRIMARY", Unique: true, Columns: []string{"Grp", "Code"}, Kind: "BTREE", Prefix: []int64{0, 0}},
+		{Name: "u_note", Unique: true, Columns: []string{"Note"}, Kind: "BTREE", Prefix: []int64{20}},
 	}, p.Indexes, "by name as the server sorts them")
 	assert.Equal(t, schema.Column{Name: "Code", Type: "varchar(10)", DataType: "varchar", Charset: "latin1", MaxLength: 10}, *p.Column("code"))
 	amount := p.Column("Amount")

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/internal/testdb"
+)
+
+// hardenEnv is fresh databases in the process environment and handles on
+// them: the source (written as the clinic would), the replica and the
+// warehouse; cli runs a command and returns its exit code and output.
+type hardenEnv struct {
+	src, repl *sql.DB
+	pg        *pgxpool.Pool
+	dir       string
+}
+
+func newHardenEnv(t *testing.T) *hardenEnv {
+	vars, _, pgName := testVars(t)
+	e := &hardenEnv{dir: useProcessEnv(t, vars)}
+	e.src = openTestMySQL(t, vars["TEST_OPENDENTAL_SOURCE_DB"])
+	e.repl = openTestMySQL(t, vars["TEST_MYSQL_REPLICATION_DB"])
+	cfg := testdb.PostgresConfig(pgName, catalog.SchemaRaw)
+	pg, err := pgxpool.New(context.Background(), fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, cfg.Addr(), cfg.Name))
+	require.NoError(t, err)
+	t.Cleanup(pg.Close)
+	e.pg = pg
+	return e
+}
+
+func (e *hardenEnv) cli(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), append([]string{"--env", "test", "--config-dir", e.dir}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// ok runs a command that must exit 0 and returns its stdout.
+func (e *hardenEnv) ok(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := e.cli(args...)
+	require.Equal(t, exitOK, code, "%v\nstdout:\n%s\nstderr:\n%s", args, out, errOut)
+	return out
+}
+
+func (e *hardenEnv) rawCount(t *testing.T, table string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, e.pg.QueryRow(context.Background(), `SELECT count(*) FROM raw.`+table).Scan(&n))
+	return n
+}
+
+func mysqlCount(t *testing.T, db *sql.DB, q string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, db.QueryRow(q).Scan(&n), q)
+	return n
+}
+
+// Issue 8 item 1, as found: a source primary-key change is followed by
+// replica and raw (no row collapses), tables.yml's primary_key follows via
+// discover, which reports it; dropping the key is followed too. A run
+// before discover is re-run follows the source's key as well.
+func TestPrimaryKeyChangeReachesReplicaAndRaw(t *testing.T) {
+	e := newHardenEnv(t)
+	mustExec(t, e.src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10) NOT NULL)", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+	e.ok(t, "discover")
+	e.ok(t, "run")
+
+	mustExec(t, e.src, "ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (v)", "INSERT INTO t VALUES (1, 'c')")
+	out := e.ok(t, "discover")
+	assert.Contains(t, out, "t: primary key changed from (id) to (v)")
+	out = e.ok(t, "run")
+	assert.Contains(t, out, "primary key changed from (id) to (v): replica table rebuilt")
+	assert.Equal(t, int64(3), mysqlCount(t, e.repl, "SELECT COUNT(*) FROM t"), "replica")
+	assert.Equal(t, int64(3), e.rawCount(t, "t"), "raw")
+	var key string
+	require.NoError(t, e.pg.QueryRow(context.Background(), `SELECT string_agg(a.attname, ',' ORDER BY k.i) FROM pg_index x
+		CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, i) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+		WHERE x.indrelid = 'raw.t'::regclass AND x.indisprimary`).Scan(&key))
+	assert.Equal(t, "v", key, "raw's primary key follows")
+
+	// Before discover runs again: the source's key is followed, the stale
+	// tables.yml key reported.
+	mustExec(t, e.src, "ALTER TABLE t DROP PRIMARY KEY", "INSERT INTO t VALUES (1, 'c')")
+	out = e.ok(t, "run")
+	assert.Contains(t, out, "tables.yml primary_key (v) is not the source's (none)")
+	assert.Equal(t, int64(4), mysqlCount(t, e.repl, "SELECT COUNT(*) FROM t"), "replica")
+	assert.Equal(t, int64(4), e.rawCount(t, "t"), "raw")
+	out = e.ok(t, "discover")
+	assert.Contains(t, out, "t: primary key changed from (v) to (none)")
+	e.ok(t, "run")
+	assert.Equal(t, int64(4), e.rawCount(t, "t"))
+}
