@@ -63,15 +63,15 @@ func unlisted(src *schema.Database, cfg *tables.Config) (unlisted, reserved []st
 
 // plan is one table's work as decided from the schemas and state in memory.
 type plan struct {
-	cfg    *tables.Table
-	src    *schema.Table
-	rep    *schema.Table // nil: not in the replica yet
-	st     *state.Row    // nil: never copied
-	res    *TableResult
-	create  bool // not in the replica yet
-	rebuild bool // the primary key changed: the replica table is dropped and copied anew
-	alter   bool // the columns changed: altered, then copied in full
-	reindex bool // only the secondary or unique indexes changed: synced before the copy
+	cfg     *tables.Table
+	src     *schema.Table
+	rep     *schema.Table // nil: not in the replica yet
+	st      *state.Row    // nil: never copied
+	res     *TableResult
+	create  bool   // not in the replica yet
+	rebuild bool   // the primary key changed: the replica table is dropped and copied anew
+	alter   bool   // the columns changed: altered, then copied in full
+	reindex bool   // only the secondary or unique indexes changed: synced before the copy
 	mode    string // a state.Mode…
 
 	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
@@ -206,7 +206,9 @@ func (p *plan) detectsDeletes() bool {
 }
 
 // restarts reports whether a full copy starts over rather than resuming.
-func (p *plan) restarts(fullRefresh bool) bool { return fullRefresh || p.create || p.rebuild || p.alter }
+func (p *plan) restarts(fullRefresh bool) bool {
+	return fullRefresh || p.create || p.rebuild || p.alter
+}
 
 // buildsIndexes reports whether the copy ends by adding the source's
 // indexes the replica table lacks: left out when the table was created or
