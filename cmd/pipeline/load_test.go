@@ -88,7 +88,7 @@ func TestLoadCommand(t *testing.T) {
 	// A failing table: exit 1 with --json too, the JSON saying which.
 	_, err := pg.Exec(ctx, `CREATE VIEW staging.v AS SELECT "LName" FROM raw.patient`)
 	require.NoError(t, err)
-	_, err = pg.Exec(ctx, `UPDATE raw.etl_load_status SET signature = '{}' WHERE table_name = 'patient'`)
+	_, err = pg.Exec(ctx, `UPDATE pipeline.etl_load_status SET signature = '{}' WHERE table_name = 'patient'`)
 	require.NoError(t, err)
 	code, out, _ = run("load", "--json")
 	assert.Equal(t, exitFailed, code)

@@ -107,7 +107,7 @@ func TestFullRefreshFailureKeepsOldTable(t *testing.T) {
 	got := e.texts(t, `SELECT string_agg("PrefNum" || ':' || "IsOn"::text, ',' ORDER BY "PrefNum") FROM raw.pref`)
 	assert.Equal(t, "1:false,2:true,3:true", *got[0])
 	var raw int64
-	require.NoError(t, e.pg.QueryRow(ctx, `SELECT raw_rows FROM raw.etl_load_status WHERE table_name = 'pref'`).Scan(&raw))
+	require.NoError(t, e.pg.QueryRow(ctx, `SELECT raw_rows FROM pipeline.etl_load_status WHERE table_name = 'pref'`).Scan(&raw))
 	assert.EqualValues(t, 3, raw, "the state still describes the live table")
 }
 

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,8 +50,8 @@ func (tl *tableLoad) full(ctx context.Context) error {
 // replica row and adds its key; it returns the rows written.
 func (tl *tableLoad) build(ctx context.Context, ptx pgx.Tx) (int64, error) {
 	p, snap, r := tl.p, tl.snap, tl.r
-	tmp := p.tmpName()
-	if _, err := ptx.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(tmp)); err != nil {
+	tmp := p.building()
+	if _, err := ptx.Exec(ctx, "DROP TABLE IF EXISTS "+tmp); err != nil {
 		return 0, fmt.Errorf("drop leftover %s: %w", tmp, err)
 	}
 	if _, err := ptx.Exec(ctx, p.createSQL(tmp)); err != nil {
@@ -65,7 +66,7 @@ func (tl *tableLoad) build(ctx context.Context, ptx pgx.Tx) (int64, error) {
 		read, written, err = tl.copyCarryingMarkers(ctx, ptx)
 	} else {
 		read, written, err = tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
-			copySQL: "COPY " + qualified(tmp) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)", query: p.selectSQL("")})
+			copySQL: "COPY " + tmp + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)", query: p.selectSQL("")})
 	}
 	r.RowsRead, r.RowsWritten = read, written
 	r.Conversions = conversionMap(p, tl.counts)
@@ -79,7 +80,7 @@ func (tl *tableLoad) build(ctx context.Context, ptx pgx.Tx) (int64, error) {
 		return 0, err
 	}
 	if len(p.key) > 0 {
-		if _, err := ptx.Exec(ctx, p.addKeySQL(tmp, p.pkeyName(tmp))); err != nil {
+		if _, err := ptx.Exec(ctx, p.addKeySQL(tmp)); err != nil {
 			return 0, fmt.Errorf("add primary key to %s: %w", tmp, err)
 		}
 	}
@@ -106,6 +107,11 @@ func (tl *tableLoad) swap(ctx context.Context, ptx pgx.Tx, copied int64) (int64,
 	stmts, err := p.swapSQL(tl.st, views, tl.r.Changes)
 	if err != nil {
 		return 0, err
+	}
+	if views == 0 {
+		if err := freeName(ctx, ptx, p.target); err != nil {
+			return 0, err
+		}
 	}
 	var moved int64
 	for _, q := range stmts {
@@ -139,7 +145,7 @@ func viewCount(ctx context.Context, q pgxQuerier, p *plan) (int, error) {
 // renamed in. changes describe the shape change for the error when views
 // block it.
 func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, error) {
-	tmp := p.tmpName()
+	tmp := p.building()
 	if views > 0 {
 		added, ok := addedColumns(st, p)
 		if !ok {
@@ -151,17 +157,15 @@ func (p *plan) swapSQL(st *loadState, views int, changes []string) ([]string, er
 		}
 		return append(stmts,
 			"DELETE FROM "+qualified(p.target),
-			"INSERT INTO "+qualified(p.target)+" ("+p.rawColumnList()+") SELECT "+p.rawColumnList()+" FROM "+qualified(tmp),
-			"DROP TABLE "+qualified(tmp)), nil
+			"INSERT INTO "+qualified(p.target)+" ("+p.rawColumnList()+") SELECT "+p.rawColumnList()+" FROM "+tmp,
+			"DROP TABLE "+tmp), nil
 	}
-	stmts := []string{
+	// The new table moves into raw under its own name with its key; the
+	// key's name ends with a space, so no source table's name is taken.
+	return []string{
 		"DROP TABLE IF EXISTS " + qualified(p.target),
-		"ALTER TABLE " + qualified(tmp) + " RENAME TO " + typemap.QuotePG(p.target),
-	}
-	if len(p.key) > 0 {
-		stmts = append(stmts, "ALTER TABLE "+qualified(p.target)+" RENAME CONSTRAINT "+typemap.QuotePG(p.pkeyName(tmp))+" TO "+typemap.QuotePG(p.pkeyName(p.target)))
-	}
-	return stmts, nil
+		"ALTER TABLE " + tmp + " SET SCHEMA " + typemap.QuotePG(Schema),
+	}, nil
 }
 
 // addedColumns returns the planned raw columns (name, type; the loaded-at
@@ -194,4 +198,24 @@ func addedColumns(st *loadState, p *plan) (added [][2]string, ok bool) {
 		}
 	}
 	return added, true
+}
+
+// freeName renames the primary key of a raw table that holds the name a new
+// table needs in raw (indexes and tables share one namespace): a key made
+// by an older version, named "<table>_pkey", which a source table may be
+// called too. It gets today's name (pkeyName), which no table can have.
+func freeName(ctx context.Context, tx pgx.Tx, target string) error {
+	var table string
+	err := tx.QueryRow(ctx, `SELECT t.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+		WHERE x.indisprimary AND i.relnamespace = to_regnamespace($1) AND i.relname = $2`, typemap.QuotePG(Schema), target).Scan(&table)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look for an index named %s in %s: %w", target, Schema, err)
+	}
+	if _, err := tx.Exec(ctx, "ALTER INDEX "+qualified(target)+" RENAME TO "+typemap.QuotePG(pkeyName(table))); err != nil {
+		return fmt.Errorf("rename the primary key of %s.%s, which holds the name %s: %w", Schema, table, target, err)
+	}
+	return nil
 }

@@ -25,12 +25,15 @@ func TestFitIdent(t *testing.T) {
 	a, b := strings.Repeat("L", 63)+"a", strings.Repeat("L", 63)+"b"
 	assert.NotEqual(t, RawName(a, false), RawName(b, false), "same first 63 bytes, different names")
 
-	for n := 54; n <= 63; n++ { // issue 8 item 8: the key constraint of the building table was its own name
-		p := &plan{target: strings.Repeat("t", n)}
-		names := map[string]bool{p.target: true, p.tmpName(): true, p.pkeyName(p.tmpName()): true, p.pkeyName(p.target): true}
-		assert.Len(t, names, 4, "%d bytes: table, building table and both keys are distinct", n)
-		for name := range names {
-			assert.LessOrEqual(t, len(name), maxIdent)
-		}
+	keys := map[string]bool{}
+	for n := 1; n <= 63; n++ { // issue 8 item 8: the key constraint of the building table was its own name
+		target := strings.Repeat("t", n)
+		key := pkeyName(target)
+		assert.LessOrEqual(t, len(key), maxIdent)
+		assert.True(t, strings.HasSuffix(key, " "), "no source table's raw name ends with a space")
+		assert.NotEqual(t, target, key)
+		keys[key] = true
 	}
+	assert.Len(t, keys, 63, "distinct tables, distinct key names")
+	assert.Equal(t, "patient_pkey ", pkeyName("patient"))
 }

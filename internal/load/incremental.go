@@ -101,7 +101,7 @@ func (tl *tableLoad) applyDeletes(ctx context.Context, ptx pgx.Tx, afterID int64
 		return 0, err
 	}
 	defer dels.Close()
-	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"etl_delete"}, names, dels); err != nil {
+	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"pg_temp", "etl_delete"}, names, dels); err != nil {
 		return 0, fmt.Errorf("stage deletes of %s: %w", p.src.Name, err)
 	}
 	if err := dels.Close(); err != nil {

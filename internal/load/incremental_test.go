@@ -15,8 +15,8 @@ import (
 
 // legacyBookkeepingDDL is the replica state as an older version named it
 // (before the reserved prefix).
-const legacyBookkeepingDDL = `CREATE TABLE etl_copy_status (table_name VARCHAR(64) PRIMARY KEY, change_seq BIGINT NOT NULL,
-	status VARCHAR(20), last_run_end DATETIME NULL) ENGINE=InnoDB;
+const legacyBookkeepingDDL = `CREATE TABLE etl_copy_status (table_name VARCHAR(64) PRIMARY KEY, mode VARCHAR(16) NOT NULL DEFAULT '',
+	change_seq BIGINT NOT NULL, status VARCHAR(20), last_run_end DATETIME NULL, error TEXT NULL) ENGINE=InnoDB;
 CREATE TABLE etl_deleted_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL,
 	pk_values LONGTEXT NOT NULL, detected_at DATETIME(6) NOT NULL, KEY (table_name, id)) ENGINE=InnoDB`
 
@@ -113,7 +113,7 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 	got := e.texts(t, `SELECT string_agg("PatNum" || ':' || "LName" || ':' || coalesce("Birthdate"::text, 'NULL'), ',' ORDER BY "PatNum") FROM raw.patient`)
 	assert.Equal(t, "1:Alpha:NULL,2:Beta2:1980-05-05,4:Delta:2000-02-29,5:Epsilon:1970-01-01", *got[0])
 
-	st := e.texts(t, `SELECT watermark, last_deleted_id::text, change_seq::text, mode FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	st := e.texts(t, `SELECT watermark, last_deleted_id::text, change_seq::text, mode FROM pipeline.etl_load_status WHERE table_name = 'patient'`)
 	assert.Equal(t, "2024-01-02 00:00:01", *st[0])
 	assert.Equal(t, "1", *st[1])
 	assert.Equal(t, "2", *st[2])
@@ -129,7 +129,7 @@ func TestIncrementalUpdateInsertDelete(t *testing.T) {
 	assert.Equal(t, 1, res.Failed)
 	assert.Contains(t, r.Error, "row count mismatch")
 	assert.Contains(t, r.Error, "--full-refresh")
-	st = e.texts(t, `SELECT status, watermark, change_seq::text FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	st = e.texts(t, `SELECT status, watermark, change_seq::text FROM pipeline.etl_load_status WHERE table_name = 'patient'`)
 	assert.Equal(t, []*string{ptr("failed"), ptr("2024-01-02 00:00:01"), ptr("2")}, st, "last good watermark kept")
 
 	// --full-refresh repairs it.
@@ -146,6 +146,7 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 	e.exec(t,
 		"CREATE TABLE `order` (`select` int NOT NULL, `Mixed Case` varchar(20) NOT NULL, `with space` int, stamp datetime NOT NULL, PRIMARY KEY (`select`, `Mixed Case`)) ENGINE=InnoDB",
 		"INSERT INTO `order` VALUES (1, 'a', 10, '2024-01-01'), (1, 'b', 20, '2024-01-01'), (2, 'a', 30, '2024-01-01')",
+		changeSeq("order", 1),
 	)
 	cfg := &tables.Config{Tables: map[string]*tables.Table{
 		"order": {Name: "order", PrimaryKey: []string{"select", "Mixed Case"}, WatermarkColumns: []string{"stamp"}, Strategy: tables.Incremental, Importance: tables.Standard},
@@ -154,10 +155,10 @@ func TestIncrementalCompositeKeyDeletes(t *testing.T) {
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	e.exec(t, "DELETE FROM `order` WHERE `select` = 1 AND `Mixed Case` = 'b'",
 		deleted("order", `["1", "b"]`), deleted("other", `["1"]`),
-		"UPDATE `order` SET `with space` = 31, stamp = '2024-01-02' WHERE `select` = 2")
+		"UPDATE `order` SET `with space` = 31, stamp = '2024-01-02' WHERE `select` = 2", changeSeq("order", 2))
 	r = byName(e.run(t, cfg, Options{}), "order")
 	require.Equal(t, StatusOK, r.Status, r.Error)
-	assert.Equal(t, ModeIncremental, r.Mode, "no copy status row: always loaded")
+	assert.Equal(t, ModeIncremental, r.Mode)
 	assert.EqualValues(t, 1, r.RowsDeleted)
 	assert.EqualValues(t, 1, r.RowsWritten)
 	got := e.texts(t, `SELECT string_agg("select" || "Mixed Case" || "with space", ',' ORDER BY 1) FROM raw."order"`)
@@ -175,12 +176,12 @@ func TestIncrementalDeleteThenReinsertKeepsRow(t *testing.T) {
 	e.replicaState(t)
 	e.exec(t,
 		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
-		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')")
+		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')", changeSeq("patient", 1))
 	cfg := patientConfig()
 	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
 	e.exec(t, "DELETE FROM patient WHERE PatNum IN (1, 2)",
 		deleted("patient", `["1"]`, `["2"]`),
-		"INSERT INTO patient VALUES (2, 'Bob again', '2024-01-02 00:00:00')")
+		"INSERT INTO patient VALUES (2, 'Bob again', '2024-01-02 00:00:00')", changeSeq("patient", 2))
 	r := byName(e.run(t, cfg, Options{}), "patient")
 	require.Equal(t, StatusOK, r.Status, r.Error)
 	assert.Equal(t, ModeIncremental, r.Mode)
@@ -198,7 +199,7 @@ func TestLoadMigratesALegacyReplica(t *testing.T) {
 	e.exec(t, legacyBookkeepingDDL,
 		"CREATE TABLE patient (PatNum bigint NOT NULL PRIMARY KEY, LName varchar(100), DateTStamp datetime NOT NULL) ENGINE=InnoDB",
 		"INSERT INTO patient VALUES (1, 'Ann', '2024-01-01 00:00:00'), (2, 'Bob', '2024-01-01 00:00:00')",
-		"INSERT INTO etl_copy_status VALUES ('patient', 1, 'ok', NULL)")
+		"INSERT INTO etl_copy_status (table_name, change_seq, status) VALUES ('patient', 1, 'ok')")
 	cfg := patientConfig()
 	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
 	assert.Equal(t, ModeUnchanged, byName(e.run(t, cfg, Options{}), "patient").Mode, "change_seq read under the new name")
@@ -227,7 +228,7 @@ func TestIncrementalFutureStampIsNotTheWatermark(t *testing.T) {
 		changeSeq("patient", 1))
 	cfg := patientConfig()
 	require.Equal(t, StatusOK, byName(e.run(t, cfg, Options{}), "patient").Status)
-	st := e.texts(t, `SELECT watermark FROM raw.etl_load_status WHERE table_name = 'patient'`)
+	st := e.texts(t, `SELECT watermark FROM pipeline.etl_load_status WHERE table_name = 'patient'`)
 	assert.Equal(t, "2024-01-01 00:00:00", *st[0], "the future stamp is not the watermark")
 
 	e.exec(t, "UPDATE patient SET LName = 'Bobby', DateTStamp = '2024-06-01 00:00:00' WHERE PatNum = 2", changeSeq("patient", 2))

@@ -1,7 +1,7 @@
 // Package load copies the replica (MySQL) into PostgreSQL schema raw: full
 // refreshes built beside the live table and swapped in one transaction,
 // incremental upserts of changed rows with the deletes replication recorded,
-// and the per-table state in raw.etl_load_status.
+// and the per-table state in pipeline.etl_load_status.
 package load
 
 import (
@@ -24,11 +24,20 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
-// Schema is where raw tables and the load state live.
+// Schema is where raw tables live: the source's tables, and nothing else.
 const Schema = string(catalog.SchemaRaw)
 
-// StatusTable is the load state table in raw. (The replica's bookkeeping
-// tables, which the load reads, are internal/state's.)
+// The pipeline's own PostgreSQL objects never share a namespace with the
+// source's tables: the load state lives in StateSchema (where
+// internal/history keeps the run history too), and a table is built in
+// BuildSchema, then moved into raw in the transaction that swaps it in.
+const (
+	StateSchema = "pipeline"
+	BuildSchema = "pipeline_build"
+)
+
+// StatusTable is the load state table in StateSchema. (The replica's
+// bookkeeping tables, which the load reads, are internal/state's.)
 const StatusTable = "etl_load_status"
 
 // Mode is how one table is loaded.
@@ -46,6 +55,7 @@ const (
 	StatusOK      = "ok"
 	StatusFailed  = "failed"
 	StatusStopped = "stopped" // interrupted (SIGINT/SIGTERM) before its commit: raw unchanged, loaded next run
+	StatusSkipped = "skipped" // the replica copy is not complete: raw keeps its last good copy (a failed table for the run)
 	StatusPlanned = "planned" // --dry-run
 )
 
@@ -123,7 +133,7 @@ func (r TableResult) ConversionTotal() int64 {
 // Result is one load over many tables.
 type Result struct {
 	Tables   []TableResult `json:"tables"`
-	Failed   int           `json:"failed"`
+	Failed   int           `json:"failed"` // tables failed or skipped
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -155,7 +165,7 @@ func New(replica connections.ReplicationDB, raw connections.AnalyticsRawDB, cfg 
 }
 
 // Run loads the selected tables one after another. One table's failure is
-// recorded in its result and raw.etl_load_status and never stops the
+// recorded in its result and pipeline.etl_load_status and never stops the
 // others; the error is only for problems that stop everything (ErrConfig,
 // an unreachable database).
 func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
@@ -175,11 +185,11 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	seqs, err := state.ChangeSeqs(ctx, l.replica)
+	copies, err := state.ReadCopies(ctx, l.replica)
 	if err != nil {
 		return nil, fmt.Errorf("read replica: %w", err)
 	}
-	res := l.loadAll(ctx, list, seqs, opts)
+	res := l.loadAll(ctx, list, copies, opts)
 	res.Duration = time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
@@ -190,7 +200,7 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 // loadAll loads the tables with opts.Workers workers, which take them in
 // run order; the result keeps that order and lists only the tables begun
 // before ctx was cancelled.
-func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, seqs map[string]int64, opts Options) *Result {
+func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, copies map[string]state.Copy, opts Options) *Result {
 	results := make([]TableResult, len(list))
 	done := make([]bool, len(list))
 	next := make(chan int)
@@ -204,7 +214,7 @@ func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, seqs map[str
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = l.loadTable(ctx, list[i], seqs, opts)
+				results[i] = l.loadTable(ctx, list[i], copies, opts)
 				done[i] = true
 			}
 		}()
@@ -220,7 +230,7 @@ func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, seqs map[str
 	res := &Result{}
 	for i, tr := range results {
 		if done[i] {
-			if tr.Status == StatusFailed {
+			if tr.Status == StatusFailed || tr.Status == StatusSkipped {
 				res.Failed++
 			}
 			res.Tables = append(res.Tables, tr)

@@ -170,7 +170,7 @@ func TestLoadEdgeValues(t *testing.T) {
 	// The counts are in the load state too.
 	var conv []byte
 	var status string
-	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status, conversions::text FROM raw.etl_load_status WHERE table_name = 'edge'").Scan(&status, &conv))
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status, conversions::text FROM pipeline.etl_load_status WHERE table_name = 'edge'").Scan(&status, &conv))
 	assert.Equal(t, StatusOK, status)
 	var stored map[string]map[string]int64
 	require.NoError(t, json.Unmarshal(conv, &stored))

@@ -52,7 +52,7 @@ func (tl *tableLoad) stampDefault(ctx context.Context, ptx pgx.Tx, set bool) err
 	if set {
 		action = "SET DEFAULT '" + tl.stamp.Format("2006-01-02 15:04:05.999999Z07:00") + "'::timestamptz"
 	}
-	_, err := ptx.Exec(ctx, "ALTER TABLE "+qualified(tl.p.tmpName())+" ALTER COLUMN "+typemap.QuotePG(tl.p.loadedAt)+" "+action)
+	_, err := ptx.Exec(ctx, "ALTER TABLE "+tl.p.building()+" ALTER COLUMN "+typemap.QuotePG(tl.p.loadedAt)+" "+action)
 	if err != nil {
 		return fmt.Errorf("stamp the loaded-at marker of %s: %w", tl.p.target, err)
 	}
@@ -72,7 +72,7 @@ func (tl *tableLoad) stampArgs() []any {
 // live table holds the same key with identical values, else the stamp.
 func (tl *tableLoad) copyCarryingMarkers(ctx context.Context, ptx pgx.Tx) (read, written int64, err error) {
 	p := tl.p
-	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_full_stage (LIKE "+qualified(p.tmpName())+") ON COMMIT DROP"); err != nil {
+	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_full_stage (LIKE "+p.building()+") ON COMMIT DROP"); err != nil {
 		return 0, 0, fmt.Errorf("create staging table: %w", err)
 	}
 	read, staged, err := tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
@@ -107,7 +107,7 @@ func (p *plan) carrySQL(stage string) string {
 	if len(same) > 0 {
 		keep += " AND ROW(" + strings.Join(same, ", ") + ") IS NOT DISTINCT FROM ROW(" + strings.Join(oldVals, ", ") + ")"
 	}
-	return "INSERT INTO " + qualified(p.tmpName()) + " (" + p.columnList("") + ", " + typemap.QuotePG(p.loadedAt) + ")\n" +
+	return "INSERT INTO " + p.building() + " (" + p.columnList("") + ", " + typemap.QuotePG(p.loadedAt) + ")\n" +
 		"SELECT " + p.columnList("s.") + ", CASE WHEN " + keep + " THEN " + marker + " ELSE $1::timestamptz END\n" +
 		"FROM " + stage + " s LEFT JOIN " + qualified(p.target) + " o ON " + strings.Join(on, " AND ")
 }

@@ -1,11 +1,14 @@
 package load
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/opendental-pipeline/pipeline/internal/policy"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
@@ -156,8 +159,29 @@ func fitIdent(s string) string { return typemap.FitIdent(s) }
 
 func qualified(name string) string { return typemap.QuotePG(Schema) + "." + typemap.QuotePG(name) }
 
-func (p *plan) tmpName() string          { return fitIdent("_etl_new_" + p.target) }
-func (p *plan) pkeyName(t string) string { return fitIdent(t + "_pkey") }
+// building is the name of the table under construction: the raw name, in
+// the pipeline's own BuildSchema, so it never meets a table of raw.
+func (p *plan) building() string {
+	return typemap.QuotePG(BuildSchema) + "." + typemap.QuotePG(p.target)
+}
+
+// pkeyName names the primary key (and its index) of the raw table target.
+// Indexes share one namespace with tables per schema, so the name must be
+// one no source table can have in raw: it ends with a space, which MySQL
+// never allows at the end of a name (nor tables.yml, nor snake_case). A
+// long name is shortened with a hash first (distinct names stay distinct).
+func pkeyName(target string) string {
+	name := target + "_pkey"
+	if len(name) > maxIdent-1 {
+		sum := sha256.Sum256([]byte(name))
+		for len(name) > maxIdent-10 {
+			_, size := utf8.DecodeLastRuneInString(name)
+			name = name[:len(name)-size]
+		}
+		name += "_" + hex.EncodeToString(sum[:4])
+	}
+	return name + " "
+}
 
 // selectSQL is the replica query reading every column, in order.
 func (p *plan) selectSQL(where string) string {
@@ -195,7 +219,7 @@ func (p *plan) keyList(prefix string) string {
 
 // createSQL creates the raw table; columns are nullable (a zero date becomes
 // NULL even in a NOT NULL column), except the key, added after the data.
-func (p *plan) createSQL(name string) string {
+func (p *plan) createSQL(qualifiedName string) string {
 	defs := make([]string, len(p.cols))
 	for i, c := range p.cols {
 		defs[i] = typemap.QuotePG(c.Target) + " " + c.Mapping.Target
@@ -203,11 +227,13 @@ func (p *plan) createSQL(name string) string {
 	if p.loadedAt != "" {
 		defs = append(defs, typemap.QuotePG(p.loadedAt)+" "+LoadedAtType)
 	}
-	return "CREATE TABLE " + qualified(name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
+	return "CREATE TABLE " + qualifiedName + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
 }
 
-func (p *plan) addKeySQL(table, constraint string) string {
-	return "ALTER TABLE " + qualified(table) + " ADD CONSTRAINT " + typemap.QuotePG(constraint) +
+// addKeySQL adds the primary key to the table under construction, named
+// for the raw table it becomes (pkeyName).
+func (p *plan) addKeySQL(building string) string {
+	return "ALTER TABLE " + building + " ADD CONSTRAINT " + typemap.QuotePG(pkeyName(p.target)) +
 		" PRIMARY KEY (" + p.keyList("") + ")"
 }
 

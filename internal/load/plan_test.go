@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opendental-pipeline/pipeline/internal/schema"
+	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
@@ -28,7 +29,7 @@ type decideCase struct {
 	p      *plan
 	st     *loadState
 	exists bool
-	seqs   map[string]int64
+	copies map[string]state.Copy
 	full   bool
 	mode   Mode
 	reason string
@@ -45,10 +46,10 @@ func TestDecide(t *testing.T) {
 		{"new table", p, nil, false, nil, false, ModeFull, "raw table does not exist yet"},
 		{"raw table without state", p, nil, true, nil, false, ModeFull, "no load state for the existing raw table"},
 		{"schema changed", p, &loadState{Status: StatusOK, Signature: &other, Watermark: &wm}, true, nil, false, ModeFull, "schema changed: rebuild"},
-		{"change_seq loaded", p, good, true, map[string]int64{"patient": 7}, false, ModeUnchanged, "replica change_seq 7 already loaded"},
-		{"change_seq moved", p, good, true, map[string]int64{"patient": 8}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
+		{"change_seq loaded", p, good, true, map[string]state.Copy{"patient": {ChangeSeq: 7}}, false, ModeUnchanged, "replica change_seq 7 already loaded"},
+		{"change_seq moved", p, good, true, map[string]state.Copy{"patient": {ChangeSeq: 8}}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
 		{"untracked", p, good, true, nil, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
-		{"last load failed", p, &loadState{Status: StatusFailed, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}, true, map[string]int64{"patient": 7}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
+		{"last load failed", p, &loadState{Status: StatusFailed, Signature: &sig, Watermark: &wm, ChangeSeq: &seq}, true, map[string]state.Copy{"patient": {ChangeSeq: 7}}, false, ModeIncremental, "rows with DateTStamp >= 2024-01-01 00:00:00"},
 		{"no watermark yet", p, &loadState{Status: StatusOK, Signature: &sig}, true, nil, false, ModeFull, "no watermark loaded yet"},
 	}
 	noKey := testPlan(t, &tables.Table{Name: "log", Strategy: tables.Incremental, WatermarkColumns: []string{"DateTStamp"}}, nil, colName, colStamp)
@@ -61,7 +62,7 @@ func TestDecide(t *testing.T) {
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mode, reason, _ := decide(tt.p, tt.st, tt.exists, tt.seqs, tt.full)
+			mode, reason, _ := decide(tt.p, tt.st, tt.exists, tt.copies, tt.full)
 			assert.Equal(t, tt.mode, mode)
 			assert.Equal(t, tt.reason, reason)
 		})

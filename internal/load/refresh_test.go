@@ -67,11 +67,11 @@ func TestOneFailureDoesNotStopOthers(t *testing.T) {
 	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM raw.good").Scan(&n))
 	assert.Equal(t, 2, n)
 	var status, msg string
-	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status, error FROM raw.etl_load_status WHERE table_name = 'odd'").Scan(&status, &msg))
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status, error FROM pipeline.etl_load_status WHERE table_name = 'odd'").Scan(&status, &msg))
 	assert.Equal(t, StatusFailed, status)
 	assert.Contains(t, msg, "boolean")
 	var leftovers int
-	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw' AND tablename LIKE '\\_etl\\_new\\_%'").Scan(&leftovers))
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'pipeline_build'").Scan(&leftovers))
 	assert.Zero(t, leftovers, "a failed build leaves no table behind")
 
 	_, err := e.loader(cfg).Run(context.Background(), Options{Tables: []string{"good", "Nope"}})
@@ -89,8 +89,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	assert.Equal(t, ModeFull, r.Mode)
 	require.NotEmpty(t, r.DDL)
 	assert.Contains(t, r.DDL[1], `"ClaimNum" numeric(20,0)`)
-	assert.Equal(t, []string{`DROP TABLE IF EXISTS "raw"."claim"`, `ALTER TABLE "raw"."_etl_new_claim" RENAME TO "claim"`,
-		`ALTER TABLE "raw"."claim" RENAME CONSTRAINT "_etl_new_claim_pkey" TO "claim_pkey"`, "COMMIT"}, r.DDL[len(r.DDL)-4:])
+	assert.Equal(t, []string{`ALTER TABLE "pipeline_build"."claim" ADD CONSTRAINT "claim_pkey " PRIMARY KEY ("ClaimNum")`,
+		`DROP TABLE IF EXISTS "raw"."claim"`, `ALTER TABLE "pipeline_build"."claim" SET SCHEMA "raw"`, "COMMIT"}, r.DDL[len(r.DDL)-4:])
 	assert.Equal(t, ColumnPlan{Column: "IsOrtho", Target: "IsOrtho", Source: "tinyint(1)", Type: "smallint", Reason: r.Columns[1].Reason}, r.Columns[1])
 	var n int
 	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw'").Scan(&n))

@@ -13,11 +13,14 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
-var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + StatusTable + ` (
+// statusTable is the load state table, qualified.
+const statusTable = StateSchema + "." + StatusTable
+
+var statusDDL = `CREATE TABLE ` + statusTable + ` (
 	table_name      text PRIMARY KEY,   -- source (replica) table name
 	target_table    text NOT NULL,      -- raw table name
 	mode            text NOT NULL,      -- full | incremental (an unchanged table keeps its row)
-	status          text NOT NULL,      -- ok | failed
+	status          text NOT NULL,      -- ok | failed | skipped (replica copy incomplete)
 	watermark       text,               -- MySQL text of the highest watermark loaded
 	rows_read       bigint NOT NULL DEFAULT 0,
 	rows_written    bigint NOT NULL DEFAULT 0,
@@ -33,25 +36,107 @@ var statusDDL = `CREATE TABLE IF NOT EXISTS ` + typemap.QuotePG(Schema) + `.` + 
 	error           text
 )`
 
-// ensureStatusTable creates schema raw (only when missing: CREATE SCHEMA
-// needs a privilege the loader's role may lack) and the state table.
+// ownColumns are the columns that mark a raw.etl_load_status as the load
+// state of an older version (which kept it in raw), not a source table.
+var ownColumns = []string{"table_name", "target_table", "mode", "status", "watermark", "rows_read", "rows_written", "rows_deleted",
+	"raw_rows", "conversions", "last_deleted_id", "change_seq", "signature", "started_at", "finished_at", "error"}
+
+// ddlLockKey serialises the load's DDL on the warehouse ("odload" in ASCII).
+const ddlLockKey int64 = 0x6f64_6c6f_6164
+
+// ensureStatusTable creates what the load writes besides raw's tables,
+// when missing: schema raw, the pipeline's own schemas (StateSchema,
+// BuildSchema) and the load state table — moved from raw, where an older
+// version kept it, when the one there is ours. Nothing is created when
+// everything exists (CREATE SCHEMA needs a privilege the loader's role may
+// lack once set up).
 func ensureStatusTable(ctx context.Context, pool *pgxpool.Pool) error {
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regnamespace($1) IS NOT NULL", typemap.QuotePG(Schema)).Scan(&exists); err != nil {
-		return fmt.Errorf("check schema %s: %w", Schema, err)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("prepare the load state: %w", err)
 	}
-	if !exists {
-		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+typemap.QuotePG(Schema)); err != nil {
-			return fmt.Errorf("create schema %s (or create it once as the database owner): %w", Schema, err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+		return fmt.Errorf("prepare the load state: %w", err)
+	}
+	for _, schema := range []string{Schema, StateSchema, BuildSchema} {
+		if err := ensureSchema(ctx, tx, schema); err != nil {
+			return err
 		}
 	}
-	if _, err := pool.Exec(ctx, statusDDL); err != nil {
-		return fmt.Errorf("create %s.%s: %w", Schema, StatusTable, err)
+	var have bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", statusTable).Scan(&have); err != nil {
+		return fmt.Errorf("look for %s: %w", statusTable, err)
 	}
-	// A status table made by an older version lacks the column.
-	if _, err := pool.Exec(ctx, "ALTER TABLE "+typemap.QuotePG(Schema)+"."+StatusTable+
-		" ADD COLUMN IF NOT EXISTS last_changed_key_id bigint NOT NULL DEFAULT 0"); err != nil {
-		return fmt.Errorf("add last_changed_key_id to %s.%s: %w", Schema, StatusTable, err)
+	if !have {
+		if err := createStatusTable(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if err := addLaterColumns(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("prepare the load state: %w", err)
+	}
+	return nil
+}
+
+func ensureSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regnamespace($1) IS NOT NULL", typemap.QuotePG(schema)).Scan(&exists); err != nil {
+		return fmt.Errorf("check schema %s: %w", schema, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+typemap.QuotePG(schema)); err != nil {
+		return fmt.Errorf("create schema %s (the load needs raw and its own schemas %s and %s; grant CREATE on the database"+
+			" or create them once as its owner: CREATE SCHEMA %s AUTHORIZATION <the analytics user>): %w", schema, StateSchema, BuildSchema, schema, err)
+	}
+	return nil
+}
+
+// createStatusTable moves an older version's raw.etl_load_status into
+// StateSchema (a one-time migration; a raw.etl_load_status without the load
+// state's columns is a source table and stays), or creates the table.
+func createStatusTable(ctx context.Context, tx pgx.Tx) error {
+	var ours bool
+	if err := tx.QueryRow(ctx, `SELECT count(*) = $2 FROM information_schema.columns
+		WHERE table_schema = $3 AND table_name = $4 AND column_name = ANY($1)`,
+		ownColumns, len(ownColumns), Schema, StatusTable).Scan(&ours); err != nil {
+		return fmt.Errorf("look for an older %s.%s: %w", Schema, StatusTable, err)
+	}
+	q := statusDDL
+	if ours {
+		q = "ALTER TABLE " + qualified(StatusTable) + " SET SCHEMA " + StateSchema
+	}
+	if _, err := tx.Exec(ctx, q); err != nil {
+		return fmt.Errorf("create %s: %w", statusTable, err)
+	}
+	return nil
+}
+
+// laterColumns are the load state's columns an older version's table lacks.
+var laterColumns = [][2]string{
+	{"last_changed_key_id", "bigint NOT NULL DEFAULT 0"},
+}
+
+// addLaterColumns adds to the load state table the columns it lacks (one
+// catalog query when none is missing).
+func addLaterColumns(ctx context.Context, tx pgx.Tx) error {
+	for _, c := range laterColumns {
+		var have bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = $1 AND table_name = $2 AND column_name = $3)`, StateSchema, StatusTable, c[0]).Scan(&have); err != nil {
+			return fmt.Errorf("look at %s: %w", statusTable, err)
+		}
+		if have {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+statusTable+" ADD COLUMN "+c[0]+" "+c[1]); err != nil {
+			return fmt.Errorf("add %s to %s: %w", c[0], statusTable, err)
+		}
 	}
 	return nil
 }
@@ -70,7 +155,7 @@ type loadState struct {
 func readState(ctx context.Context, q pgxQuerier, table string) (*loadState, error) {
 	var s loadState
 	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, last_changed_key_id, change_seq, signature FROM `+
-		typemap.QuotePG(Schema)+`.`+StatusTable+` WHERE table_name = $1`, table).
+		statusTable+` WHERE table_name = $1`, table).
 		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.LastChangeID, &s.ChangeSeq, &s.Signature)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -107,7 +192,7 @@ func (tl *tableLoad) success(watermark *string, lastDeletedID int64) success {
 func writeSuccess(ctx context.Context, tx pgx.Tx, s success) error {
 	r := s.r
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
-	_, err := tx.Exec(ctx, `INSERT INTO `+typemap.QuotePG(Schema)+`.`+StatusTable+` AS s
+	_, err := tx.Exec(ctx, `INSERT INTO `+statusTable+` AS s
 		(table_name, target_table, mode, status, watermark, rows_read, rows_written, rows_deleted, raw_rows,
 		 conversions, last_deleted_id, change_seq, signature, started_at, finished_at, error, last_changed_key_id)
 		VALUES ($1,$2,$3,'ok',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,NULL,$15)
@@ -126,18 +211,23 @@ func writeSuccess(ctx context.Context, tx pgx.Tx, s success) error {
 	return nil
 }
 
-// writeFailure records a failed load, keeping the last good watermark,
-// delete id and change_seq so the next run starts from there.
+// writeFailure records a failed (or skipped: r.Status) load, keeping the
+// last good watermark, delete id and change_seq so the next run starts from
+// there.
 func writeFailure(ctx context.Context, pool *pgxpool.Pool, r *TableResult) error {
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
-	_, err := pool.Exec(ctx, `INSERT INTO `+typemap.QuotePG(Schema)+`.`+StatusTable+` AS s
+	status := StatusFailed
+	if r.Status == StatusSkipped {
+		status = StatusSkipped
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO `+statusTable+` AS s
 		(table_name, target_table, mode, status, rows_read, rows_written, rows_deleted, conversions, started_at, finished_at, error)
-		VALUES ($1,$2,$3,'failed',$4,$5,$6,$7,$8,$9,$10)
-		ON CONFLICT (table_name) DO UPDATE SET mode = EXCLUDED.mode, status = 'failed',
+		VALUES ($1,$2,$3,$11,$4,$5,$6,$7,$8,$9,$10)
+		ON CONFLICT (table_name) DO UPDATE SET mode = EXCLUDED.mode, status = EXCLUDED.status,
 		 rows_read = EXCLUDED.rows_read, rows_written = EXCLUDED.rows_written, rows_deleted = EXCLUDED.rows_deleted,
 		 conversions = EXCLUDED.conversions, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
 		 error = EXCLUDED.error`,
-		r.Table, r.Target, string(r.Mode), r.RowsRead, r.RowsWritten, r.RowsDeleted, conv, r.Started, time.Now(), r.Error)
+		r.Table, r.Target, string(r.Mode), r.RowsRead, r.RowsWritten, r.RowsDeleted, conv, r.Started, time.Now(), r.Error, status)
 	if err != nil {
 		return fmt.Errorf("record load failure of %s: %w", r.Table, err)
 	}

@@ -16,11 +16,11 @@ import (
 // tableLoad is one table's load: what it was asked, what it learned (the
 // plan, the raw table's load state, the replica snapshot) and its result.
 type tableLoad struct {
-	l    *Loader
-	t    *tables.Table
-	opts Options
-	seqs map[string]int64 // every table's replica change_seq at the start of the run
-	r    *TableResult
+	l      *Loader
+	t      *tables.Table
+	opts   Options
+	copies map[string]state.Copy // every table's replica copy at the start of the run; nil: the replica has no state
+	r      *TableResult
 
 	rc     *sql.Conn  // the replica connection, which holds the snapshot
 	p      *plan      // set by prepare
@@ -33,13 +33,16 @@ type tableLoad struct {
 
 // loadTable loads one table and never panics the run: every error lands in
 // the result (and, unless planning, in etl_load_status).
-func (l *Loader) loadTable(ctx context.Context, t *tables.Table, seqs map[string]int64, opts Options) TableResult {
+func (l *Loader) loadTable(ctx context.Context, t *tables.Table, copies map[string]state.Copy, opts Options) TableResult {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	tl := &tableLoad{l: l, t: t, opts: opts, seqs: seqs, stamp: stampOf(now()),
+	tl := &tableLoad{l: l, t: t, opts: opts, copies: copies, stamp: stampOf(now()),
 		r: &TableResult{Table: t.Name, Target: rawName(t.Name, opts.SnakeCase), Started: time.Now(), Status: StatusOK}}
+	if why := tl.incomplete(); why != "" {
+		return tl.skip(ctx, why)
+	}
 	err := tl.run(ctx)
 	r := tl.r
 	r.Duration = time.Since(r.Started)
@@ -64,6 +67,40 @@ func (l *Loader) loadTable(ctx context.Context, t *tables.Table, seqs map[string
 		log.Info("loaded", "rows_read", r.RowsRead, "rows_written", r.RowsWritten, "rows_deleted", r.RowsDeleted,
 			"raw_rows", r.RawRows, "conversions", r.ConversionTotal(), "duration", r.Duration.Round(time.Millisecond))
 	}
+	return *r
+}
+
+// incomplete says why the table's replica copy may not be published, or
+// "" when it may (see state.Copy.Complete). A replica without state tables
+// was not written by replicate: nothing is known, and its tables are loaded.
+func (tl *tableLoad) incomplete() string {
+	if tl.copies == nil {
+		return ""
+	}
+	c, ok := tl.copies[tl.t.Name]
+	if !ok {
+		return "replica copy incomplete (replicate has not copied the table yet); run `pipeline replicate`"
+	}
+	_, why := c.Complete()
+	return why
+}
+
+// skip records that the table was not loaded because its replica copy is
+// incomplete: raw and the load state's watermark, deletes and change_seq
+// stay at the last good load; the status says why (a dry run only plans).
+func (tl *tableLoad) skip(ctx context.Context, why string) TableResult {
+	r := tl.r
+	r.Status, r.Reason, r.Error = StatusSkipped, why, "skipped: "+why
+	if tl.opts.DryRun {
+		r.Status, r.Error = StatusPlanned, ""
+		r.Reason = "would be skipped: " + why
+		return *r
+	}
+	tl.l.log.Warn("load skipped", "table", tl.t.Name, "why", why)
+	if err := writeFailure(context.WithoutCancel(ctx), tl.l.raw, r); err != nil {
+		tl.l.log.Error("record skip", "table", tl.t.Name, "error", err)
+	}
+	r.Duration = time.Since(r.Started)
 	return *r
 }
 
@@ -113,7 +150,7 @@ func (tl *tableLoad) prepare(ctx context.Context) (done bool, err error) {
 	if err := tl.l.raw.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qualified(tl.p.target)).Scan(&tl.exists); err != nil {
 		return true, fmt.Errorf("check raw table %s: %w", tl.p.target, err)
 	}
-	tl.r.Mode, tl.r.Reason, tl.r.Changes = decide(tl.p, tl.st, tl.exists, tl.seqs, tl.opts.FullRefresh)
+	tl.r.Mode, tl.r.Reason, tl.r.Changes = decide(tl.p, tl.st, tl.exists, tl.copies, tl.opts.FullRefresh)
 	if tl.opts.DryRun {
 		return true, tl.dryRun(ctx)
 	}
@@ -188,7 +225,7 @@ func (tl *tableLoad) progress(rows int64, final bool) {
 }
 
 // decide picks the table's mode and says why.
-func decide(p *plan, st *loadState, exists bool, seqs map[string]int64, fullRefresh bool) (Mode, string, []string) {
+func decide(p *plan, st *loadState, exists bool, copies map[string]state.Copy, fullRefresh bool) (Mode, string, []string) {
 	var changes []string
 	if exists && st != nil && st.Signature != nil && *st.Signature != p.signature {
 		changes = schemaChanges(*st.Signature, p.signature)
@@ -203,9 +240,9 @@ func decide(p *plan, st *loadState, exists bool, seqs map[string]int64, fullRefr
 	case len(changes) > 0:
 		return ModeFull, "schema changed: rebuild", changes
 	}
-	seq, tracked := seqs[p.src.Name]
-	if st.Status == StatusOK && tracked && st.ChangeSeq != nil && *st.ChangeSeq == seq {
-		return ModeUnchanged, "replica change_seq " + strconv.FormatInt(seq, 10) + " already loaded", nil
+	c, tracked := copies[p.src.Name]
+	if st.Status == StatusOK && tracked && st.ChangeSeq != nil && *st.ChangeSeq == c.ChangeSeq {
+		return ModeUnchanged, "replica change_seq " + strconv.FormatInt(c.ChangeSeq, 10) + " already loaded", nil
 	}
 	switch {
 	case len(p.key) == 0:
@@ -225,14 +262,14 @@ func decide(p *plan, st *loadState, exists bool, seqs map[string]int64, fullRefr
 func (p *plan) ddl(m Mode, swap []string) []string {
 	switch m {
 	case ModeFull:
-		out := []string{"BEGIN", p.createSQL(p.tmpName()), "COPY " + qualified(p.tmpName()) + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)"}
+		out := []string{"BEGIN", p.createSQL(p.building()), "COPY " + p.building() + " (" + p.columnList("") + ") FROM STDIN WITH (FREEZE)"}
 		if len(p.key) > 0 {
-			out = append(out, p.addKeySQL(p.tmpName(), p.pkeyName(p.tmpName())))
+			out = append(out, p.addKeySQL(p.building()))
 		}
 		return append(append(out, swap...), "COMMIT")
 	case ModeIncremental, ModeKeys:
 		return []string{"CREATE TEMP TABLE etl_stage (LIKE " + qualified(p.target) + ") ON COMMIT DROP",
-			"COPY etl_stage FROM STDIN", p.upsertSQL("etl_stage")}
+			"COPY pg_temp.etl_stage FROM STDIN", p.upsertSQL("pg_temp.etl_stage")}
 	}
 	return nil
 }
