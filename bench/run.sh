@@ -77,10 +77,10 @@ my_rows() { # my_rows <database>
 pg_rows() { # pg_rows <schema>
 	local q
 	q=$(pg -d "$PGDB" -tA -c "SELECT 'SELECT ' || COALESCE(string_agg(format('(SELECT count(*) FROM %I.%I)', table_schema, table_name), ' + '), '0')
-		FROM information_schema.tables WHERE table_schema = '$1' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'" 2>/dev/null) || { echo "-"; return; }
+		FROM information_schema.tables WHERE table_schema = '$1' AND table_type = 'BASE TABLE'" 2>/dev/null) || { echo "-"; return; }
 	pg -d "$PGDB" -tA -c "$q" 2>/dev/null || echo "-"
 }
-pg_tables() { pg -d "$PGDB" -tA -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$1' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'" 2>/dev/null || echo 0; }
+pg_tables() { pg -d "$PGDB" -tA -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$1' AND table_type = 'BASE TABLE'" 2>/dev/null || echo 0; }
 
 # Fidelity probe: rows whose notes hold a 4-byte character (emoji), which a
 # client on utf8mb3 silently turns into '?'. Every target must match the source.
@@ -167,7 +167,7 @@ PIPE_ROWS="-"
 PIPE_EMOJI="-"
 if [ "$(pg_tables "$REF")" -ge 408 ]; then
 	pg -d "$PGDB" -tA -c "SELECT format('CREATE TABLE pipe.%I (LIKE %I.%I);', table_name, table_schema, table_name)
-		FROM information_schema.tables WHERE table_schema = '$REF' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'etl\\_%'" | pg -d "$PGDB" >/dev/null
+		FROM information_schema.tables WHERE table_schema = '$REF' AND table_type = 'BASE TABLE'" | pg -d "$PGDB" >/dev/null
 	my -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$SRC' ORDER BY TABLE_NAME" >"$W/tables.txt"
 	# mariadb --batch writes tab-separated rows, escapes \t \n \\ (and NUL as \0)
 	# exactly as PostgreSQL's COPY text format reads them, and prints NULL as

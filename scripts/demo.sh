@@ -184,8 +184,8 @@ printf '  replication %-28s %4s tables, %s rows\n' "$REPL_DB" "$repl_tables" "$(
 printf '  analytics   %-28s %4s tables in raw, %s rows\n' "$PG_DB" "$raw_tables" "$(pg_rows)"
 # Every value the load had to change (zero dates → NULL, NUL bytes stripped), per column.
 conv=$(pg -d "$PG_DB" -tA -c "SELECT COALESCE(sum(k.value::bigint), 0) || CASE WHEN sum(k.value::bigint) = 1 THEN ' value' ELSE ' values' END || COALESCE(': ' || string_agg(format('%s.%s %s %s', s.table_name, c.key, k.key, k.value), ', ' ORDER BY s.table_name, c.key, k.key), '')
-	FROM raw.etl_load_status s, jsonb_each(s.conversions) c, jsonb_each(c.value) k" 2>/dev/null || echo "unknown (no raw.etl_load_status)")
-printf '  converted   %s (last load of each table; raw.etl_load_status.conversions)\n' "$conv"
+	FROM pipeline.etl_load_status s, jsonb_each(s.conversions) c, jsonb_each(c.value) k" 2>/dev/null || echo "unknown (no pipeline.etl_load_status)")
+printf '  converted   %s (last load of each table; pipeline.etl_load_status.conversions)\n' "$conv"
 printf '  config      %s (pipeline.yml, tables.yml, demo.env)\n' "$DEMO_DIR"
 printf '  verify exit code %s (0: every table identical on both hops)\n' "$vrc"
 printf '  status exit code %s (0: every table confirmed current within status.stale_after)\n' "$src"

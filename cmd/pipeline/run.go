@@ -23,8 +23,10 @@ type runDeps struct {
 
 // runRun replicates the source into the replica, then loads the replica
 // into raw, holding the warehouse lock for the whole run so a second run
-// refuses. It takes every flag of both phases. A table that failed to
-// replicate is still loaded from the replica's last good state. An
+// refuses. It takes every flag of both phases. A table whose replication
+// failed is still loaded when its replica copy is consistent (a failed
+// incremental copy), and skipped when it is not (an unfinished full copy:
+// see state.Copy.Complete). An
 // interruption during either phase stops the run there: the load phase
 // never starts after an interrupted replication, nor after the run window
 // closed. Outside the window it refuses to start. Exit codes: see exitFor.

@@ -95,13 +95,14 @@ func TestLoadAppliesChangedKeys(t *testing.T) {
 	res = e.run(t, cfg, Options{})
 	assert.Equal(t, ModeUnchanged, byName(res, "patient").Mode)
 	var lastID int64
-	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT last_changed_key_id FROM raw.etl_load_status WHERE table_name = 'patient'").Scan(&lastID))
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT last_changed_key_id FROM pipeline.etl_load_status WHERE table_name = 'patient'").Scan(&lastID))
 	maxID, err := state.MaxChangedKeyID(context.Background(), e.my, "patient")
 	require.NoError(t, err)
 	assert.Equal(t, maxID, lastID)
 }
 
-// A status table made before the changed-keys log gets its column.
+// A status table made before the changed-keys log (then in raw) moves to
+// schema pipeline and gets its column.
 func TestStatusTableGainsLastChangedKeyID(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -114,7 +115,7 @@ func TestStatusTableGainsLastChangedKeyID(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ensureStatusTable(ctx, e.pg))
 	var n int
-	require.NoError(t, e.pg.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'raw'
+	require.NoError(t, e.pg.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'pipeline'
 		AND table_name = 'etl_load_status' AND column_name = 'last_changed_key_id'`).Scan(&n))
 	assert.Equal(t, 1, n)
 	require.NoError(t, ensureStatusTable(ctx, e.pg), "again: nothing to do")
