@@ -20,8 +20,11 @@ func printLoad(w io.Writer, res *load.Result, dryRun bool) {
 	printLoadTables(w, res)
 	printLoadNotes(w, res)
 	for _, t := range res.Tables {
-		if t.Status == load.StatusFailed {
+		switch t.Status {
+		case load.StatusFailed:
 			fmt.Fprintf(w, "FAILED %s: %s\n", t.Table, t.Error)
+		case load.StatusSkipped:
+			fmt.Fprintf(w, "SKIPPED %s: %s\n", t.Table, t.Reason)
 		}
 	}
 	printLoadTotals(w, res)
@@ -67,7 +70,7 @@ func printLoadTotals(w io.Writer, res *load.Result) {
 	for _, t := range res.Tables {
 		read, written, deleted, conv = read+t.RowsRead, written+t.RowsWritten, deleted+t.RowsDeleted, conv+t.ConversionTotal()
 	}
-	fmt.Fprintf(w, "load: %d tables, %d failed; rows read %d, written %d, deleted %d, values converted %d in %.2fs\n",
+	fmt.Fprintf(w, "load: %d tables, %d failed or skipped; rows read %d, written %d, deleted %d, values converted %d in %.2fs\n",
 		len(res.Tables), res.Failed, read, written, deleted, conv, res.Duration.Seconds())
 }
 
