@@ -100,3 +100,28 @@ func TestPrimaryKeyChangeReachesReplicaAndRaw(t *testing.T) {
 	e.ok(t, "run")
 	assert.Equal(t, int64(4), e.rawCount(t, "t"))
 }
+
+// Issue 8 item 3, as found: a table whose replication failed is not
+// published to a fresh warehouse as an empty table: the load skips it,
+// says why, and the run exits 1; the table that replicated is loaded.
+func TestRunSkipsTableWhoseReplicationFailed(t *testing.T) {
+	e := newHardenEnv(t)
+	mustExec(t, e.src, "CREATE TABLE good (id INT PRIMARY KEY)", "INSERT INTO good VALUES (1)",
+		"CREATE TABLE bad (id INT PRIMARY KEY)", "INSERT INTO bad VALUES (1), (2)")
+	mustExec(t, e.repl, "CREATE VIEW bad AS SELECT 1 AS id") // the replica cannot create table bad
+	e.ok(t, "discover")
+	code, out, errOut := e.cli("run")
+	require.Equal(t, exitFailed, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Regexp(t, `(?m)^SKIPPED bad: replica copy incomplete \(full copy not completed; last replicate failed: create replica table bad`, out)
+	assert.Equal(t, int64(1), e.rawCount(t, "good"))
+	var exists bool
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT to_regclass('raw.bad') IS NOT NULL").Scan(&exists))
+	assert.False(t, exists, "no empty table published")
+	var status string
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT status FROM pipeline.etl_load_status WHERE table_name = 'bad'").Scan(&status))
+	assert.Equal(t, "skipped", status)
+
+	mustExec(t, e.repl, "DROP VIEW bad")
+	e.ok(t, "run")
+	assert.Equal(t, int64(2), e.rawCount(t, "bad"))
+}

@@ -19,6 +19,8 @@ func (r TableResult) Report() report.Table {
 		e.Status = report.TableStopped
 	case StatusFailed:
 		e.Status, e.Error = report.TableFailed, r.Error
+	case StatusSkipped:
+		e.Status, e.Error = report.TableSkipped, r.Error
 	}
 	if len(e.Conversions) == 0 {
 		e.Conversions = nil

@@ -144,7 +144,7 @@ func (r *Report) Finish(finished time.Time, status Status, exitCode int) *Report
 // StatusOK: the status of a run that was not stopped as a whole.
 func (r *Report) TablesStatus() Status {
 	for _, t := range r.Tables {
-		if t.Status == TableFailed || t.Status == TableDiffers {
+		if t.Status == TableFailed || t.Status == TableSkipped || t.Status == TableDiffers {
 			return StatusFailed
 		}
 	}
@@ -155,7 +155,7 @@ func (r *Report) TablesStatus() Status {
 func (r *Report) Problems() []Table {
 	var out []Table
 	for _, t := range r.Tables {
-		if t.Status == TableFailed || t.Status == TableDiffers {
+		if t.Status == TableFailed || t.Status == TableSkipped || t.Status == TableDiffers {
 			out = append(out, t)
 		}
 	}
@@ -179,7 +179,7 @@ func total(tables []Table) Totals {
 	tot.Tables = len(worst)
 	for _, s := range worst {
 		switch s {
-		case TableFailed:
+		case TableFailed, TableSkipped:
 			tot.TablesFailed++
 		case TableDiffers:
 			tot.TablesDiffer++
@@ -197,7 +197,7 @@ func total(tables []Table) Totals {
 // rank orders entry statuses so a table counts once, by its worst entry.
 func rank(s TableStatus) int {
 	switch s {
-	case TableFailed:
+	case TableFailed, TableSkipped:
 		return 4
 	case TableDiffers:
 		return 3

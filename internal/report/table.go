@@ -19,6 +19,7 @@ type TableStatus string
 const (
 	TableOK      TableStatus = "ok"      // done (including "nothing to change": the table is confirmed current)
 	TableFailed  TableStatus = "failed"  // Error says why; nothing half-done was published
+	TableSkipped TableStatus = "skipped" // load: the replica copy is not complete; raw keeps its last good copy (counts as failed)
 	TableStopped TableStatus = "stopped" // stopped by the window or a signal after a committed chunk; resumes next run
 	TableDiffers TableStatus = "differs" // verify: a hop found differences (Verify has them)
 	TableStale   TableStatus = "stale"   // status: not confirmed current within stale_after
