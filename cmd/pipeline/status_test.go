@@ -47,7 +47,7 @@ func (o *ops) breakLoad(t *testing.T, table string) func() {
 	ctx := context.Background()
 	_, err := o.pg.Exec(ctx, `CREATE VIEW staging.v AS SELECT * FROM raw.`+table)
 	require.NoError(t, err)
-	_, err = o.pg.Exec(ctx, `UPDATE `+load.Schema+`.`+load.StatusTable+` SET signature = '{}' WHERE table_name = $1`, table)
+	_, err = o.pg.Exec(ctx, `UPDATE `+load.StateSchema+`.`+load.StatusTable+` SET signature = '{}' WHERE table_name = $1`, table)
 	require.NoError(t, err)
 	return func() {
 		_, err := o.pg.Exec(ctx, `DROP VIEW staging.v`)

@@ -25,7 +25,7 @@ type TableStatus struct {
 	// LastSuccess is the latest ok entry per phase; a run that found
 	// nothing to change is a success.
 	LastSuccess map[report.Phase]Entry
-	// LastFailure is the latest failed (or, for verify, differing) entry
+	// LastFailure is the latest failed (or skipped, or for verify differing) entry
 	// in any phase; nil when none is kept. Compare its StartedAt with the
 	// phase's LastSuccess to know whether it is still failing.
 	LastFailure *Entry
@@ -136,7 +136,7 @@ func (s *Store) latestEntries(ctx context.Context, names []string, fn func(Entry
 			run_id, command, table_name, phase, mode, status, started_at, finished_at, duration_seconds,
 			rows_read, rows_written, rows_deleted, conversions, schema_changes, source_queries, coalesce(error, ''), verify
 		FROM `+TableTable+`
-		WHERE status IN ('ok', 'failed', 'differs') AND (cardinality($1::text[]) = 0 OR table_name = ANY($1))
+		WHERE status IN ('ok', 'failed', 'skipped', 'differs') AND (cardinality($1::text[]) = 0 OR table_name = ANY($1))
 		ORDER BY table_name, phase, status, started_at DESC`, names)
 	if err != nil {
 		return fmt.Errorf("reading the table history: %w", err)

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
 
 // State is a table's row of the load state, for readers such as `pipeline
@@ -16,7 +14,7 @@ type State struct {
 	Table     string
 	Target    string
 	Mode      string
-	Status    string  // ok | failed: how the last load ended
+	Status    string  // ok | failed | skipped: how the last load ended
 	Watermark *string // highest watermark loaded
 	// ChangeSeq is the replica's change_seq raw holds (kept through a
 	// failed load); nil before the first successful load.
@@ -28,15 +26,17 @@ type State struct {
 }
 
 // States reads every table's load state in one query; empty before the
-// first load (the state table does not exist yet).
+// first load (the state table does not exist yet). Until the first load of
+// this version moves it, an older version's raw.etl_load_status is read.
 func States(ctx context.Context, pool *pgxpool.Pool) (map[string]State, error) {
-	name := typemap.QuotePG(Schema) + `.` + StatusTable
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	var name string
+	if err := pool.QueryRow(ctx, `SELECT CASE WHEN to_regclass($1) IS NOT NULL THEN $1
+		WHEN (SELECT count(*) FROM information_schema.columns WHERE table_schema = $3 AND table_name = $4 AND column_name = ANY($5)) = $6 THEN $2
+		ELSE '' END`, statusTable, qualified(StatusTable), Schema, StatusTable, ownColumns, len(ownColumns)).Scan(&name); err != nil {
+		return nil, fmt.Errorf("read %s: %w", statusTable, err)
 	}
 	out := map[string]State{}
-	if !exists {
+	if name == "" {
 		return out, nil
 	}
 	rows, err := pool.Query(ctx, `SELECT table_name, target_table, mode, status, watermark, change_seq, conversions,
