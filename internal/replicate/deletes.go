@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,56 +12,140 @@ import (
 )
 
 // detectDeletes removes from the replica the rows deleted at the source and
-// records each in the deleted-rows log (internal/state), in the same commit. It costs one COUNT
-// per side when nothing was deleted (for an integer key, of the rows up to
-// the replica's highest key: an index range on the source); otherwise it walks
-// the replica's keys in spans (see checkSpans).
+// records each in the deleted-rows log (internal/state), in the same commit.
+//
+// It first compares counts of the same set of rows: the rows with a key up
+// to the replica's highest key M, in the replica and at the source. On
+// MyISAM and Aria, which keep a table's exact row count, the source's is
+// one statement reading only the rows above M (those the copy had not
+// taken: few), and the run's sweep asks it for many tables at once, with M
+// read before their copies (run.sweep); the replica's rows up to that M are
+// counted after the copy, which may have added some (a row inserted at the
+// source with a low key, say). Equal counts: nothing to delete. Else the
+// source's keys up to M are listed from the primary-key index in chunks and
+// compared with the replica's (walkKeys), stopping once as many deletes
+// were found as the counts differ by. On other engines the keys are always
+// listed (a COUNT(*) there reads every row).
+//
+// Counting up to M keeps the comparison sound: rows added at the source
+// since (higher keys) cannot make the counts equal again, nor can a row
+// inserted with a low key that the copy took. A source row at or below M
+// that the replica lacks (a row never copied, such as one stamped in the
+// future) can, as it could hide a delete from the old single COUNT. Where
+// the source has more rows than the replica the walk copies the rows the
+// replica lacks.
 func (j *tableJob) detectDeletes(ctx context.Context) error {
-	name := j.cfg.Name
-	countQ := "SELECT COUNT(*) FROM " + quoteIdent(name)
 	if j.srcKeys != nil {
-		return j.deleteMissing(ctx, countQ)
+		return j.deleteMissing(ctx)
 	}
-	var srcCount, repCount int64
-	if len(j.key) == 1 && isInt(j.keyTypes[0]) {
-		// Compare up to the replica's highest key: rows the copy has not taken
-		// yet (added since, or stamped past this run's bound) have higher keys
-		// and must not hide a delete by making the counts equal again.
-		var maxKey sql.NullInt64
-		if err := scanOne(ctx, j.conn, "SELECT COUNT(*), MAX("+quoteIdent(j.key[0])+") FROM "+quoteIdent(name), &repCount, &maxKey); err != nil {
-			return fmt.Errorf("count replica rows of %s: %w", name, err)
+	chk := j.preCheck()
+	if chk == nil {
+		var err error
+		if chk, err = replicaMax(ctx, j.conn, j.cfg.Name, j.key); err != nil {
+			return err
 		}
-		if !maxKey.Valid {
-			return nil // an empty replica table has nothing to delete
-		}
-		q := countQ + " WHERE " + quoteIdent(j.key[0]) + " <= ?"
-		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-			return scanOneArgs(ctx, c, q, []any{maxKey.Int64}, &srcCount)
-		}); err != nil {
-			return fmt.Errorf("count source rows of %s: %w", name, err)
-		}
-	} else {
-		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error { return scanOne(ctx, c, countQ, &srcCount) }); err != nil {
-			return fmt.Errorf("count source rows of %s: %w", name, err)
-		}
-		if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
-			return fmt.Errorf("count replica rows of %s: %w", name, err)
+		if chk.repMax != nil && j.exact {
+			if err := j.countSource(ctx, chk); err != nil {
+				return err
+			}
 		}
 	}
-	if srcCount == repCount {
+	if chk.repMax == nil {
 		return nil
 	}
-	return j.checkSpans(ctx)
+	want := int64(-1) // unknown: walk every key
+	if chk.known {
+		rep, err := j.replicaRowsUpTo(ctx, chk.repMax)
+		if err != nil || rep == chk.srcRows {
+			return err
+		}
+		if rep > chk.srcRows {
+			want = rep - chk.srcRows
+		}
+	}
+	return j.walkKeys(ctx, chk.repMax, want)
 }
 
-// maxCheckRows caps the keys one source checksum covers: COUNT and
-// BIT_XOR(CRC32(key)) read only the primary-key index, so a span of several
-// batches is still a short query.
-const maxCheckRows = 400_000
+// deleteCheck is what is known about a table's deletes before its walk.
+type deleteCheck struct {
+	repMax  []string // the replica's highest key; nil when it has no row
+	srcRows int64    // the source's rows with a key up to repMax, when known
+	known   bool
+}
+
+// preCheck is the count the sweep made before the copy, if it made one.
+func (j *tableJob) preCheck() *deleteCheck {
+	if j.pre == nil || j.pre.check == nil || !j.pre.check.known {
+		return nil
+	}
+	return j.pre.check
+}
+
+// replicaMax reads the replica table's highest key.
+func replicaMax(ctx context.Context, q querier, table string, key []string) (*deleteCheck, error) {
+	desc := make([]string, len(key))
+	for i, k := range key {
+		desc[i] = quoteIdent(k) + " DESC"
+	}
+	keys, err := readKeys(ctx, q, "SELECT "+identList(key)+" FROM "+quoteIdent(table)+" ORDER BY "+strings.Join(desc, ",")+" LIMIT 1", nil, len(key))
+	if err != nil {
+		return nil, fmt.Errorf("read highest replica key of %s: %w", table, err)
+	}
+	c := &deleteCheck{}
+	if len(keys) == 1 {
+		c.repMax = keys[0]
+	}
+	return c, nil
+}
+
+// replicaRowsUpTo counts the replica's rows with a key up to hi.
+func (j *tableJob) replicaRowsUpTo(ctx context.Context, hi []string) (int64, error) {
+	pred, args := j.ks.AtMost(hi)
+	var n int64
+	if err := scanOneArgs(ctx, j.conn, "SELECT COUNT(*) FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, &n); err != nil {
+		return 0, fmt.Errorf("count replica rows of %s: %w", j.cfg.Name, err)
+	}
+	return n, nil
+}
+
+// aboveLimit caps the rows above the replica's highest key that a count
+// reads; more (a copy far behind) and the count is not taken.
+func (j *tableJob) aboveLimit() int { return j.batch() }
+
+// countExprs are the two source expressions of a count up to repMax: the
+// table's row count (kept by the engine: no row read) and the rows above
+// repMax, at most aboveLimit of them.
+func (j *tableJob) countExprs(repMax []string) ([2]string, []any) {
+	t := quoteIdent(j.cfg.Name)
+	pred, args := j.ks.After(repMax)
+	return [2]string{"(SELECT COUNT(*) FROM " + t + ")",
+		"(SELECT COUNT(*) FROM (SELECT 1 FROM " + t + " FORCE INDEX (PRIMARY) WHERE " + pred + " LIMIT " + strconv.Itoa(j.aboveLimit()) + ") x)"}, args
+}
+
+// set records the counts read: known unless the rows above were capped.
+func (c *deleteCheck) set(total, above int64, limit int) {
+	if above < int64(limit) {
+		c.srcRows, c.known = total-above, true
+	}
+}
+
+// countSource counts the source's rows up to the replica's highest key.
+func (j *tableJob) countSource(ctx context.Context, chk *deleteCheck) error {
+	exprs, args := j.countExprs(chk.repMax)
+	var total, above int64
+	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		return scanOneArgs(ctx, c, "SELECT "+exprs[0]+", "+exprs[1], args, &total, &above)
+	}); err != nil {
+		return fmt.Errorf("count source rows of %s: %w", j.cfg.Name, err)
+	}
+	chk.set(total, above, j.aboveLimit())
+	return nil
+}
 
 // maxListRows caps the keys one source key list returns beyond batch_size:
-// keys only, read from the primary-key index, so up to 4 batches of them are
-// still a shorter query than one batch of whole rows.
+// keys only, read from the primary-key index (every key read is returned),
+// so up to 4 batches of them are still a shorter query than one batch of
+// whole rows.
 const maxListRows = 100_000
 
 // listSize is how many keys one source key list may cover.
@@ -68,120 +153,109 @@ func (j *tableJob) listSize() int {
 	return max(j.batch(), min(4*j.batch(), maxListRows))
 }
 
-// checkSpans walks the replica's keys in spans and deletes those the source
-// no longer has. Every source query (rate-limited) is bounded by two replica
-// keys, so rows the copy has not taken yet never hide a delete. A span whose
-// COUNT and BIT_XOR(CRC32(key)) match the source's is skipped, and the next
-// span doubles (up to maxCheckRows); a span that differs is bisected down to
-// listSize keys, whose source key list is fetched and compared. Right after
-// a span with deletes (deletes spread over the table) the next span's keys
-// are fetched directly, without a checksum that would only differ too. Gone
-// keys are deleted and recorded 1000 per commit.
-func (j *tableJob) checkSpans(ctx context.Context) error {
-	name := j.cfg.Name
-	keysQ := "SELECT " + identList(j.key) + " FROM " + quoteIdent(name)
-	order := " ORDER BY " + identList(j.key)
-	list := j.listSize()
-	maxSpan := max(list, maxCheckRows/list*list)
-	span := list
+// walkKeys lists the source's keys up to hi in chunks and compares each
+// with the replica's keys of the same range: replica keys the source lacks
+// are deleted (and recorded, 1000 per commit), source keys the replica
+// lacks are copied. With want > 0 it stops once that many were deleted.
+func (j *tableJob) walkKeys(ctx context.Context, hi []string, want int64) error {
+	n := j.listSize()
 	var cursor []string
-	var gone [][]string
+	var gone, missing [][]string
+	var found int64
 	for {
-		q := keysQ
-		var args []any
-		if cursor != nil {
-			pred, a := after(j.key, params(cursor, j.keyTypes))
-			q += " WHERE " + pred
-			args = a
-		}
-		repKeys, err := readKeys(ctx, j.conn, q+order+fmt.Sprintf(" LIMIT %d", span), args, len(j.key))
+		src, err := j.sourceKeys(ctx, cursor, hi, n)
 		if err != nil {
-			return fmt.Errorf("read replica keys of %s: %w", name, err)
-		}
-		if len(repKeys) == 0 {
-			break
-		}
-		// A span with deletes: the next one likely has some too, so fetch its
-		// keys directly (span == list skips the checksum). Otherwise widen.
-		n := len(gone)
-		if err := j.checkSpan(ctx, repKeys, span > list, &gone); err != nil {
 			return err
 		}
-		full := len(repKeys) == span
-		if len(gone) > n {
-			span = list
-		} else {
-			span = min(2*span, maxSpan)
+		end := hi
+		if len(src) == n {
+			end = src[n-1]
 		}
+		pred, args := j.ks.Range(cursor, end)
+		rep, err := readKeys(ctx, j.conn, "SELECT "+identList(j.key)+" FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, len(j.key))
+		if err != nil {
+			return fmt.Errorf("read replica keys of %s: %w", j.cfg.Name, err)
+		}
+		g, m := keyDiff(rep, src)
+		gone, missing, found = append(gone, g...), append(missing, m...), found+int64(len(g))
 		if len(gone) >= 1000 {
 			if err := j.deleteKeys(ctx, gone); err != nil {
 				return err
 			}
 			gone = nil
 		}
-		if !full {
+		if len(src) < n || (want > 0 && found >= want) {
 			break
 		}
-		cursor = repKeys[len(repKeys)-1]
+		cursor = end
 	}
-	return j.deleteKeys(ctx, gone)
+	if err := j.deleteKeys(ctx, gone); err != nil {
+		return err
+	}
+	return j.copyKeys(ctx, missing)
 }
 
-// checkSpan compares the replica's sorted keys with the source's over the
-// range they span and appends to gone those the source lacks.
-// With checksum false and at most listSize keys it fetches the source's keys
-// without comparing checksums first.
-func (j *tableJob) checkSpan(ctx context.Context, repKeys [][]string, checksum bool, gone *[][]string) error {
-	name := j.cfg.Name
-	lo, hi := params(repKeys[0], j.keyTypes), params(repKeys[len(repKeys)-1], j.keyTypes)
-	pred, rargs := between(j.key, lo, hi)
-	if checksum || len(repKeys) > j.listSize() {
-		sumQ := "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(0x1f," + identList(j.key) + "))),0) FROM " + quoteIdent(name) + " WHERE " + pred
-		var sc, rc int64
-		var sx, rx uint64
-		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-			return scanOneArgs(ctx, c, sumQ, rargs, &sc, &sx)
-		}); err != nil {
-			return fmt.Errorf("checksum source keys of %s: %w", name, err)
-		}
-		if err := scanOneArgs(ctx, j.conn, sumQ, rargs, &rc, &rx); err != nil {
-			return fmt.Errorf("checksum replica keys of %s: %w", name, err)
-		}
-		if sc == rc && sx == rx {
-			return nil
-		}
-		if len(repKeys) > j.listSize() {
-			// Bisect; each half checks its own checksum first.
-			mid := len(repKeys) / 2
-			if err := j.checkSpan(ctx, repKeys[:mid], true, gone); err != nil {
-				return err
-			}
-			return j.checkSpan(ctx, repKeys[mid:], true, gone)
-		}
-	}
-	var srcKeys [][]string
-	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+// sourceKeys lists up to n source keys in (lo, hi] from the primary-key index.
+func (j *tableJob) sourceKeys(ctx context.Context, lo, hi []string, n int) ([][]string, error) {
+	pred, args := j.ks.Range(lo, hi)
+	q := "SELECT " + identList(j.key) + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY) WHERE " + pred +
+		" ORDER BY " + identList(j.key) + " LIMIT " + strconv.Itoa(n)
+	var keys [][]string
+	err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 		var err error
-		srcKeys, err = readKeys(ctx, c, "SELECT "+identList(j.key)+" FROM "+quoteIdent(name)+" WHERE "+pred, rargs, len(j.key))
+		keys, err = readKeys(ctx, c, q, args, len(j.key))
 		return err
-	}); err != nil {
-		return fmt.Errorf("read source keys of %s: %w", name, err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read source keys of %s: %w", j.cfg.Name, err)
 	}
-	have := make(map[string]bool, len(srcKeys))
-	for _, k := range srcKeys {
+	return keys, nil
+}
+
+// keyDiff returns the keys only in rep (gone) and only in src (missing).
+func keyDiff(rep, src [][]string) (gone, missing [][]string) {
+	have := make(map[string]bool, len(src))
+	for _, k := range src {
 		have[state.EncodeKey(k)] = true
 	}
-	for _, k := range repKeys {
-		if !have[state.EncodeKey(k)] {
-			*gone = append(*gone, k)
+	inRep := make(map[string]bool, len(rep))
+	for _, k := range rep {
+		e := state.EncodeKey(k)
+		inRep[e] = true
+		if !have[e] {
+			gone = append(gone, k)
 		}
+	}
+	for _, k := range src {
+		if !inRep[state.EncodeKey(k)] {
+			missing = append(missing, k)
+		}
+	}
+	return gone, missing
+}
+
+// copyKeys copies the source rows of keys (1000 per read) into the replica.
+func (j *tableJob) copyKeys(ctx context.Context, keys [][]string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		pred, args := j.ks.In(keys[:n])
+		c := j.newChunk(n)
+		q := "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name) + " WHERE " + pred
+		if err := j.readChunk(ctx, sourceRead{query: q, args: args}, c); err != nil {
+			return err
+		}
+		if err := j.commitChunk(ctx, &c.f, state.For(j.cfg.Name)); err != nil {
+			return err
+		}
+		keys = keys[n:]
 	}
 	return nil
 }
 
 // deleteMissing deletes the replica rows whose keys the full copy did not
 // see at the source (it read the whole table in one chunk).
-func (j *tableJob) deleteMissing(ctx context.Context, countQ string) error {
+func (j *tableJob) deleteMissing(ctx context.Context) error {
+	countQ := "SELECT COUNT(*) FROM " + quoteIdent(j.cfg.Name)
 	var repCount int64
 	if err := scanOne(ctx, j.conn, countQ, &repCount); err != nil {
 		return fmt.Errorf("count replica rows of %s: %w", j.cfg.Name, err)

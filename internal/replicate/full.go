@@ -25,11 +25,17 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	// end, so rows changed behind the copy's cursor are taken next time.
 	var startWM sql.NullString
 	withWM := first && j.wm != ""
+	if withWM && j.wmIndex == "" {
+		var err error
+		if startWM, err = j.spanMax(ctx); err != nil {
+			return err
+		}
+	}
 	f := rowcopy.File{KeepKeys: first}
 	n := j.batch()
 	for {
 		rd := j.keyChunk(lastKey)
-		if withWM {
+		if withWM && j.wmIndex != "" {
 			rd.pre = j.maxWatermark(&startWM)
 		}
 		last, err := j.readSource(ctx, rd, &f)
@@ -86,7 +92,9 @@ func (j *tableJob) beginFull(ctx context.Context, fresh bool) error {
 
 // keyChunk reads the batch_size rows after lastKey (from the start: nil).
 func (j *tableJob) keyChunk(lastKey []string) sourceRead {
-	rd := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name), idx: j.keyIdx}
+	// FORCE INDEX: without a WHERE (the first chunk) MariaDB would rather
+	// scan the whole table and sort it than walk the key's index.
+	rd := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY)", idx: j.keyIdx}
 	if lastKey != nil {
 		pred, args := after(j.key, params(lastKey, j.keyTypes))
 		rd.query += " WHERE " + pred
@@ -98,15 +106,50 @@ func (j *tableJob) keyChunk(lastKey []string) sourceRead {
 
 // maxWatermark reads the source's highest watermark into wm; for a
 // TIMESTAMP one, the highest before the incremental cut-off, so that a row
-// stamped in the future cannot become the watermark.
+// stamped in the future cannot become the watermark. It is one index
+// lookup; without an index on the watermark see spanMax.
 func (j *tableJob) maxWatermark(wm *sql.NullString) func(context.Context, *sql.Conn) error {
-	q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
-	var args []any
-	if strings.EqualFold(j.wmType, "timestamp") {
-		q += " WHERE " + quoteIdent(j.wm) + " < ?"
-		args = []any{j.r.cutoff}
-	}
+	q, args := j.maxWatermarkSQL("")
 	return func(ctx context.Context, c *sql.Conn) error { return scanOneArgs(ctx, c, q, args, wm) }
+}
+
+// maxWatermarkSQL is the MAX(watermark) statement, over the rows of pred
+// when given (a key span, whose arguments come first).
+func (j *tableJob) maxWatermarkSQL(pred string) (string, []any) {
+	q := "SELECT MAX(" + quoteIdent(j.wm) + ") FROM " + quoteIdent(j.cfg.Name)
+	var conds []string
+	var args []any
+	if pred != "" {
+		q += " FORCE INDEX (PRIMARY)"
+		conds = append(conds, pred)
+	}
+	if strings.EqualFold(j.wmType, "timestamp") {
+		conds, args = append(conds, quoteIdent(j.wm)+" < ?"), append(args, j.r.cutoff)
+	}
+	return q + where(conds), args
+}
+
+// spanMax is MAX(watermark) of a table whose watermark has no index: one
+// MAX over the whole table would read every row in one statement, holding
+// MyISAM's table lock throughout, so it is taken span by span (keySpans)
+// before the copy starts. A row changed while the spans are read is read
+// by the copy that follows.
+func (j *tableJob) spanMax(ctx context.Context) (sql.NullString, error) {
+	var high sql.NullString
+	err := j.keySpans(ctx, j.batch(), func(pred string, args []any) error {
+		q, a := j.maxWatermarkSQL(pred)
+		var m sql.NullString
+		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+			return scanOneArgs(ctx, c, q, append(args, a...), &m)
+		}); err != nil {
+			return fmt.Errorf("read watermark of %s: %w", j.cfg.Name, err)
+		}
+		if m.Valid && (!high.Valid || j.wmLess(high.String, m.String)) {
+			high = m
+		}
+		return nil
+	})
+	return high, err
 }
 
 // emptyFull ends the full copy of a source table that has no row.

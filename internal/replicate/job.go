@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/keyset"
 	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
@@ -29,9 +30,16 @@ type tableJob struct {
 	key      []string
 	keyIdx   []int
 	keyTypes []string
+	ks       keyset.Key
 	wm       string // watermark column, "" when none
 	wmIdx    int
 	wmType   string
+	wmIndex  string // an index of the source whose first column is wm; "" when none
+	exact    bool   // the source engine keeps the table's exact row count (MyISAM, Aria)
+
+	staged bool // the diff's stage table exists (diff.go)
+
+	pre *prefetch // what the run's sweep read for the table before its job began; nil when nothing
 
 	// srcKeys holds every source key when a full copy read the whole table
 	// in one chunk: delete detection then needs no further source query.
@@ -40,7 +48,8 @@ type tableJob struct {
 
 func newTableJob(r *runner, p *plan) *tableJob {
 	cfg, src := p.cfg, p.src
-	j := &tableJob{r: r, cfg: cfg, src: src, st: p.st, res: p.res, wmIdx: -1, key: src.PrimaryKey}
+	j := &tableJob{r: r, cfg: cfg, src: src, st: p.st, res: p.res, wmIdx: -1, key: src.PrimaryKey, ks: keyset.Of(src),
+		exact: exactCount(src), pre: p.pre}
 	for _, c := range src.Columns {
 		j.cols = append(j.cols, c.Name)
 	}
@@ -57,6 +66,7 @@ func newTableJob(r *runner, p *plan) *tableJob {
 		for i, c := range src.Columns {
 			if strings.EqualFold(c.Name, w) {
 				j.wm, j.wmIdx, j.wmType = c.Name, i, c.DataType
+				j.wmIndex = wmIndex(src, c.Name)
 			}
 		}
 	}

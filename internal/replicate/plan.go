@@ -75,6 +75,8 @@ type plan struct {
 	mode    string // a state.Mode…
 
 	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
+
+	pre *prefetch // what the sweep read for the table (run.sweep); nil when nothing
 }
 
 // plan decides what to do with a table without touching any database, so
@@ -148,9 +150,32 @@ func refusal(t *tables.Table, src *schema.Table) (string, error) {
 // pageable reports whether the table can be read in primary-key chunks.
 func (p *plan) pageable() bool { return len(p.src.PrimaryKey) > 0 && p.src.KeyTravels() }
 
-// incremental reports whether the table can be copied by its watermark.
+// incremental reports whether the table can be copied by its watermark:
+// one with an index can be read in its order; one without, only if it is a
+// TIMESTAMP (the server stamps it, so the scan of scanIncremental has a
+// safe bound). Any other is compared by key ranges like a full_table table.
 func (p *plan) incremental() bool {
-	return p.cfg.Strategy.IsIncremental() && p.pageable() && p.src.Column(p.cfg.Watermark()) != nil
+	if !p.cfg.Strategy.IsIncremental() || !p.pageable() {
+		return false
+	}
+	w := p.src.Column(p.cfg.Watermark())
+	return w != nil && (wmIndex(p.src, w.Name) != "" || strings.EqualFold(w.DataType, "timestamp"))
+}
+
+// wmIndex names an index of t whose first column is col ("" when none).
+func wmIndex(t *schema.Table, col string) string {
+	for _, ix := range t.Indexes {
+		if len(ix.Columns) > 0 && strings.EqualFold(ix.Columns[0], col) {
+			return ix.Name
+		}
+	}
+	return ""
+}
+
+// exactCount reports whether t's engine keeps its exact row count, so that
+// COUNT(*) of the whole table reads no row (MyISAM, Aria).
+func exactCount(t *schema.Table) bool {
+	return strings.EqualFold(t.Engine, "MyISAM") || strings.EqualFold(t.Engine, "Aria")
 }
 
 // chooseMode sets the copy mode and says why, for humans.
@@ -178,12 +203,9 @@ func (p *plan) chooseMode(fullRefresh bool) string {
 	case p.incremental():
 		p.mode = state.ModeIncremental
 		return fmt.Sprintf("incremental on %s from %s", p.cfg.Watermark(), st.Watermark.String)
-	case len(p.src.PrimaryKey) == 1 && p.src.Rows > int64(batchSize(p.cfg)):
-		p.mode = state.ModeDiff
-		return "compare key ranges by checksum, copy those that differ"
 	}
-	p.mode = state.ModeFull
-	return "full copy in key chunks (upsert)"
+	p.mode = state.ModeDiff
+	return "compare key ranges by checksum, copy the rows that differ"
 }
 
 // notes are what the plan does besides its mode.
@@ -193,7 +215,11 @@ func (p *plan) notes() []string {
 		out = append(out, "detect deletes")
 	}
 	if p.cfg.Strategy.IsIncremental() && !p.incremental() && p.pageable() {
-		out = append(out, fmt.Sprintf("watermark %q not in source: copied in full", p.cfg.Watermark()))
+		if p.src.Column(p.cfg.Watermark()) == nil {
+			out = append(out, fmt.Sprintf("watermark %q not in source: compared in full", p.cfg.Watermark()))
+		} else {
+			out = append(out, fmt.Sprintf("watermark %q has no index and is not a TIMESTAMP: compared in full", p.cfg.Watermark()))
+		}
 	}
 	return out
 }

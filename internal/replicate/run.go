@@ -123,6 +123,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		if err := state.MarkUnchanged(ctx, deps.Replica, sum.unchanged(), time.Now()); err != nil {
 			return Summary{}, err
 		}
+		r.sweep(ctx, jobs)
 		r.runAll(ctx, jobs)
 	}
 	sum.Duration = time.Since(start)

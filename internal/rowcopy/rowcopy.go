@@ -53,6 +53,15 @@ func (f *File) Rows() int { return f.rows }
 // Reset empties the file (and its key list).
 func (f *File) Reset() { f.buf.Reset(); f.rows = 0; f.Keys = f.Keys[:0] }
 
+// Mark is a position in a File: its rows up to there.
+type Mark struct{ bytes, rows, keys int }
+
+// Mark returns the file's current end, for Truncate.
+func (f *File) Mark() Mark { return Mark{f.buf.Len(), f.rows, len(f.Keys)} }
+
+// Truncate drops the rows added after m.
+func (f *File) Truncate(m Mark) { f.buf.Truncate(m.bytes); f.rows = m.rows; f.Keys = f.Keys[:m.keys] }
+
 // Add appends one row of raw values (nil is NULL).
 func (f *File) Add(vals []sql.RawBytes) {
 	for i, v := range vals {

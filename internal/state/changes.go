@@ -27,6 +27,7 @@ const ChangedKeysTable = Prefix + "changed_keys"
 const (
 	ReasonRepair    = "verify_repair" // re-copied from the source by verify --repair
 	ReasonRawRepair = "verify_raw"    // the replica row is right; raw's copy differed
+	ReasonDiff      = "replicate"     // written or deleted by replicate's key-range comparison (full_table tables)
 )
 
 var changedKeysDDL = "CREATE TABLE IF NOT EXISTS `" + ChangedKeysTable + "` (" +

@@ -1,0 +1,241 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/opendental-pipeline/pipeline/internal/state"
+	"github.com/opendental-pipeline/pipeline/internal/tables"
+)
+
+// The sweep: most tables that changed since the last run need one short
+// read to be up to date (their few changed rows, or the whole of a small
+// full_table table) and, for delete detection, one count. With the rate
+// limit every source statement costs at least rate_limit_ms, and a clinic
+// day touches a hundred tables, so before the tables' jobs start the run
+// asks for many tables' first reads and counts in one statement, a UNION
+// ALL whose parts each read one table exactly as its job would (and its
+// rows land in the job as its first chunk):
+//
+//	(SELECT 0, a.c1, a.c2, NULL, NULL, NULL, NULL FROM a FORCE INDEX (wm) WHERE wm >= ? AND wm < ? ORDER BY wm LIMIT 501)
+//	UNION ALL (SELECT 2, NULL, NULL, b.c1, b.c2, NULL, NULL FROM b LIMIT 10001)
+//	UNION ALL (SELECT 1, NULL, NULL, NULL, NULL, (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM (SELECT 1 FROM a … LIMIT n) x))
+//
+// Every table has columns of its own in the result (NULL in the other
+// parts), so each result column takes the type of one source column and
+// its values arrive exactly as a read of that table alone would send them.
+// A statement holds parts until their rows add up to a chunk's worth (the
+// largest batch_size among them) or the columns to maxSweepColumns.
+// Each part stays bounded as its job's read is: a watermark index walked
+// for at most the rows asked for, a small table (exact row count at most
+// its batch_size) read whole, a count that reads no row but those above
+// the replica's highest key. MyISAM locks the statement's tables for its
+// duration, which is short: the parts are small.
+
+// maxSweepColumns caps the result columns of one sweep statement.
+const maxSweepColumns = 1000
+
+// maxSweepParts caps the parts (tables) of one sweep statement.
+const maxSweepParts = 60
+
+// prefetch is what the sweep read for one table.
+type prefetch struct {
+	rows  *chunk       // the job's first chunk (for a small table: all of it); nil when none
+	check *deleteCheck // the delete count made before the copy; nil when none
+}
+
+// sweepPart is one table's share of a sweep statement.
+type sweepPart struct {
+	p     *plan
+	j     *tableJob
+	tail  string // the row read after its select list: " FROM … WHERE … LIMIT …"; "" for no row read
+	args  []any
+	c     *chunk
+	check *deleteCheck // a count is asked when set
+	cost  int64        // rows the part may examine
+	off   int          // its first result column (after the tag)
+}
+
+// sweep reads the first chunk and the delete count of every job it can,
+// in as few statements as it can, and hands them to the jobs (plan.pre).
+// A statement that fails is logged and its jobs read for themselves.
+func (r *runner) sweep(ctx context.Context, jobs []*plan) {
+	parts, err := r.sweepParts(ctx, jobs)
+	if err != nil {
+		r.log.Warn("sweep skipped: jobs read for themselves", "err", err)
+		return
+	}
+	for len(parts) > 0 {
+		n := sweepGroup(parts)
+		if err := r.sweepRead(ctx, parts[:n]); err != nil {
+			r.log.Warn("sweep statement failed: its tables read for themselves", "tables", len(parts[:n]), "err", err)
+		}
+		parts = parts[n:]
+	}
+}
+
+// sweepParts decides each job's part: the read its job would start with,
+// when that read is bounded and small, and a delete count where the engine
+// keeps an exact row count and the replica has rows.
+func (r *runner) sweepParts(ctx context.Context, jobs []*plan) ([]*sweepPart, error) {
+	var parts []*sweepPart
+	for _, p := range jobs {
+		if p.create || p.alter || (p.mode != state.ModeIncremental && p.mode != state.ModeDiff) {
+			continue
+		}
+		j := newTableJob(r, p)
+		sp := &sweepPart{p: p, j: j}
+		sp.tail, sp.args, sp.c, sp.cost = j.firstRead()
+		if p.mode == state.ModeIncremental && p.cfg.DeletesEnabled() && j.exact {
+			chk, err := replicaMax(ctx, r.deps.Replica, p.cfg.Name, j.key)
+			if err != nil {
+				return nil, err
+			}
+			if chk.repMax != nil {
+				sp.check = chk
+			}
+		}
+		if sp.c != nil || sp.check != nil {
+			parts = append(parts, sp)
+		}
+	}
+	return parts, nil
+}
+
+// firstRead is the job's first source read when the sweep may take it:
+// the read after the select list, its arguments, the chunk it fills and
+// the rows it may examine; no chunk when the first read is not the sweep's.
+func (j *tableJob) firstRead() (string, []any, *chunk, int64) {
+	switch {
+	case j.r.opts.FullRefresh:
+		return "", nil, nil, 0
+	case j.wm != "" && j.wmIndex != "":
+		c := j.newChunk(j.sweepLimit())
+		tail, args := j.wmTail(j.startBound(), c.limit)
+		return tail, args, c, int64(c.limit + 1)
+	case j.wm != "" && j.smallExact():
+		tail, args := j.scanTail()
+		return tail, args, j.newChunk(j.batch()), j.src.Rows
+	case j.wm == "" && j.smallExact():
+		c := j.newChunk(j.batch())
+		return j.wholeTail(c.limit), nil, c, j.src.Rows
+	}
+	return "", nil, nil, 0
+}
+
+// sweepLimit is how many changed rows the sweep asks of a table with a
+// watermark index: about twice what its last incremental run copied (at
+// least 100, at most batch_size); a table that changed more goes on
+// reading in its own job.
+func (j *tableJob) sweepLimit() int {
+	last := int64(0)
+	if j.st != nil && j.st.Mode == state.ModeIncremental && j.st.Status == state.StatusOK {
+		last = j.st.RowsCopied
+	}
+	return int(min(max(2*last+100, 100), int64(j.batch())))
+}
+
+// sweepGroup is how many of parts (at least one) one statement takes.
+func sweepGroup(parts []*sweepPart) int {
+	budget := int64(tables.DefaultBatchSize)
+	var cost int64
+	cols := 0
+	for i, sp := range parts {
+		budget = max(budget, int64(sp.j.batch()))
+		width := len(sp.j.cols)
+		if i > 0 && (cost+sp.cost > budget || cols+width > maxSweepColumns || i == maxSweepParts) {
+			return i
+		}
+		cost, cols = cost+sp.cost, cols+width
+	}
+	return len(parts)
+}
+
+// sweepRead runs one statement for parts and hands each job its rows and
+// count.
+func (r *runner) sweepRead(ctx context.Context, parts []*sweepPart) error {
+	q, args, width := sweepSQL(parts)
+	err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		for _, sp := range parts {
+			if sp.c != nil {
+				*sp.c = *sp.j.newChunk(sp.c.limit)
+			}
+		}
+		rows, err := c.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		vals, dest := rawRow(1 + width + 2)
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			if err := routeSweepRow(parts, vals, width); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	for _, sp := range parts {
+		sp.p.pre = &prefetch{rows: sp.c, check: sp.check}
+		if sp.check != nil && !sp.check.known {
+			sp.p.pre.check = nil
+		}
+	}
+	return nil
+}
+
+// sweepSQL writes the statement of parts: its text, arguments and the
+// number of table columns (between the tag and the two count columns).
+func sweepSQL(parts []*sweepPart) (string, []any, int) {
+	width := 0
+	for _, sp := range parts {
+		sp.off = width
+		width += len(sp.j.cols)
+	}
+	var sel []string
+	var args []any
+	for i, sp := range parts {
+		if sp.c != nil {
+			sel = append(sel, "(SELECT "+strconv.Itoa(2*i)+", "+nulls(sp.off)+sp.j.sel+","+nulls(width-sp.off-len(sp.j.cols))+"NULL, NULL"+sp.tail+")")
+			args = append(args, sp.args...)
+		}
+		if sp.check != nil {
+			exprs, a := sp.j.countExprs(sp.check.repMax)
+			sel = append(sel, "(SELECT "+strconv.Itoa(2*i+1)+", "+nulls(width)+exprs[0]+", "+exprs[1]+")")
+			args = append(args, a...)
+		}
+	}
+	return strings.Join(sel, " UNION ALL "), args, width
+}
+
+// nulls is "NULL, " n times.
+func nulls(n int) string { return strings.Repeat("NULL, ", n) }
+
+// routeSweepRow hands one result row to its part: a row of its table, or
+// its count.
+func routeSweepRow(parts []*sweepPart, vals []sql.RawBytes, width int) error {
+	tag, err := strconv.Atoi(string(vals[0]))
+	if err != nil || tag < 0 || tag/2 >= len(parts) {
+		return fmt.Errorf("sweep: unexpected part tag %q", vals[0])
+	}
+	sp := parts[tag/2]
+	if tag%2 == 0 {
+		sp.c.add(vals[1+sp.off : 1+sp.off+len(sp.j.cols)])
+		return nil
+	}
+	total, err1 := strconv.ParseInt(string(vals[1+width]), 10, 64)
+	above, err2 := strconv.ParseInt(string(vals[2+width]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("sweep: unreadable count of %s", sp.p.cfg.Name)
+	}
+	sp.check.set(total, above, sp.j.aboveLimit())
+	return nil
+}
