@@ -164,48 +164,54 @@ func (j *tableJob) tieGroup(ctx context.Context, v string) error {
 
 // scanIncremental copies the changed rows of a table whose watermark has
 // no index: every row is examined once, in primary-key spans of batch_size
-// rows (one statement for a table no larger than that), and each span's
-// changed rows are committed. The watermark recorded at the end is the
-// highest one read. That is safe only because a TIMESTAMP watermark is read
-// below the run's cut-off: a row changed behind the scan's cursor is
-// stamped at or after the second the run started in, so at or after every
-// stamp the scan read, and the next run (from the recorded watermark,
-// inclusive) reads it. Until the scan ends the watermark is not moved: a
-// run killed mid-scan scans again from the old one.
+// rows (one statement for a table no larger than that), and the changed
+// rows are committed batch_size at a time. The watermark recorded at the
+// end is the highest one read. That is safe only because a TIMESTAMP
+// watermark is read below the run's cut-off: a row changed behind the
+// scan's cursor is stamped at or after the second the run started in, so
+// at or after every stamp the scan read, and the next run (from the
+// recorded watermark, inclusive) reads it. Until the scan ends the
+// watermark is not moved: a run killed mid-scan scans again from the old one.
 func (j *tableJob) scanIncremental(ctx context.Context) error {
 	conds, cargs := j.wmConds(j.startBound())
 	var high string
-	read := func(c *chunk) error {
-		if m := c.wm.max; m != "" && (high == "" || j.wmLess(high, m)) {
+	pending := j.takePrefetch() // the sweep read the whole table
+	prefetched := pending != nil
+	if !prefetched {
+		pending = j.newChunk(j.batch())
+	}
+	flush := func(least int) error {
+		if m := pending.wm.max; m != "" && (high == "" || j.wmLess(high, m)) {
 			high = m
 		}
-		return j.commitChunk(ctx, &c.f, state.For(j.cfg.Name))
-	}
-	if c := j.takePrefetch(); c != nil {
-		if err := read(c); err != nil {
-			return err
+		if pending.f.Rows() < max(least, 1) {
+			if j.r.stopped() {
+				return ErrStopped
+			}
+			return nil
 		}
-	} else if j.smallExact() {
-		c := j.newChunk(j.batch())
-		tail, args := j.scanTail()
-		if err := j.readChunk(ctx, sourceRead{query: "SELECT " + j.sel + tail, args: args}, c); err != nil {
-			return err
-		}
-		if err := read(c); err != nil {
-			return err
-		}
-	} else if err := j.keySpans(ctx, j.batch(), func(pred string, args []any) error {
-		c := j.newChunk(j.batch())
-		q := "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY)" + where(append([]string{pred}, conds...))
-		if err := j.readChunk(ctx, sourceRead{query: q, args: append(args, cargs...)}, c); err != nil {
-			return err
-		}
-		return read(c)
-	}); err != nil {
+		err := j.commitChunk(ctx, &pending.f, state.For(j.cfg.Name))
+		pending = j.newChunk(j.batch())
 		return err
 	}
-	if high == "" {
-		return nil
+	if !prefetched && j.smallExact() {
+		tail, args := j.scanTail()
+		if err := j.readChunk(ctx, sourceRead{query: "SELECT " + j.sel + tail, args: args}, pending); err != nil {
+			return err
+		}
+	} else if !prefetched {
+		if err := j.keySpans(ctx, j.batch(), func(pred string, args []any) error {
+			q := "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY)" + where(append([]string{pred}, conds...))
+			if err := j.appendChunk(ctx, sourceRead{query: q, args: append(args, cargs...)}, pending); err != nil {
+				return err
+			}
+			return flush(j.batch())
+		}); err != nil {
+			return err
+		}
+	}
+	if err := flush(1); err != nil || high == "" {
+		return err
 	}
 	return state.For(j.cfg.Name).Watermark(high).Exec(ctx, j.conn)
 }
@@ -285,12 +291,21 @@ func (t *wmTrack) see(f *rowcopy.File, v string) {
 	t.rows++
 }
 
-// readChunk runs rd on a source connection and adds its rows to c.
+// readChunk empties c and reads rd into it.
 func (j *tableJob) readChunk(ctx context.Context, rd sourceRead, c *chunk) error {
+	keyIdx := c.keyIdx
+	*c = *j.newChunk(c.limit)
+	c.keyIdx = keyIdx
+	return j.appendChunk(ctx, rd, c)
+}
+
+// appendChunk runs rd on a source connection and adds its rows to c (a
+// retried read starts again from what c held before).
+func (j *tableJob) appendChunk(ctx context.Context, rd sourceRead, c *chunk) error {
+	mark, wm, keys := c.f.Mark(), c.wm, len(c.keys)
 	err := j.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
-		keyIdx := c.keyIdx
-		*c = *j.newChunk(c.limit)
-		c.keyIdx = keyIdx
+		c.f.Truncate(mark)
+		c.wm, c.keys = wm, c.keys[:keys]
 		rows, err := conn.QueryContext(ctx, rd.query, rd.args...)
 		if err != nil {
 			return err
