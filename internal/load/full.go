@@ -33,6 +33,11 @@ func (tl *tableLoad) full(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	shapes, err := readShapes(ctx, ptx, &p.target) // what the next load compares raw with
+	if err != nil {
+		return err
+	}
+	tl.raw = shapes[p.target]
 	r.RawRows = raw
 	if raw != snap.count {
 		return fmt.Errorf("row count mismatch: replica %s has %d rows, raw %s would have %d; table left unchanged", p.src.Name, snap.count, p.target, raw)
@@ -104,7 +109,7 @@ func (tl *tableLoad) swap(ctx context.Context, ptx pgx.Tx, copied int64) (int64,
 	if err != nil {
 		return 0, err
 	}
-	stmts, err := p.swapSQL(tl.st, views, tl.r.Changes)
+	stmts, err := tl.swapSQL(views)
 	if err != nil {
 		return 0, err
 	}
@@ -138,6 +143,17 @@ func viewCount(ctx context.Context, q pgxQuerier, p *plan) (int, error) {
 		return 0, fmt.Errorf("find views on %s: %w", p.target, err)
 	}
 	return n, nil
+}
+
+// swapSQL is the statements swap runs (p.swapSQL), refusing to move rows
+// under views into a table changed by hand: it would keep the hand-made
+// shape (a narrower type would change values).
+func (tl *tableLoad) swapSQL(views int) ([]string, error) {
+	if views > 0 && byHand(tl.r.Changes) {
+		return nil, fmt.Errorf("%s.%s was changed by hand (%s) and %d view(s) depend on it, so it cannot be rebuilt in place;"+
+			" drop the views (dbt rebuilds them) and load again", Schema, tl.p.target, strings.Join(tl.r.Changes, "; "), views)
+	}
+	return tl.p.swapSQL(tl.st, views, tl.r.Changes)
 }
 
 // swapSQL is the statements swap runs: with views on the live table, the

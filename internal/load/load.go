@@ -185,11 +185,14 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	copies, err := state.ReadCopies(ctx, l.replica)
-	if err != nil {
+	var run0 runStart
+	if run0.copies, err = state.ReadCopies(ctx, l.replica); err != nil {
 		return nil, fmt.Errorf("read replica: %w", err)
 	}
-	res := l.loadAll(ctx, list, copies, opts)
+	if run0.shapes, err = readShapes(ctx, l.raw, nil); err != nil {
+		return nil, err
+	}
+	res := l.loadAll(ctx, list, run0, opts)
 	res.Duration = time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
@@ -200,7 +203,7 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 // loadAll loads the tables with opts.Workers workers, which take them in
 // run order; the result keeps that order and lists only the tables begun
 // before ctx was cancelled.
-func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, copies map[string]state.Copy, opts Options) *Result {
+func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, run0 runStart, opts Options) *Result {
 	results := make([]TableResult, len(list))
 	done := make([]bool, len(list))
 	next := make(chan int)
@@ -214,7 +217,7 @@ func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, copies map[s
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = l.loadTable(ctx, list[i], copies, opts)
+				results[i] = l.loadTable(ctx, list[i], run0, opts)
 				done[i] = true
 			}
 		}()

@@ -113,7 +113,7 @@ func TestLoadStateMovesOutOfRaw(t *testing.T) {
 
 	res := e.run(t, cfg, Options{})
 	require.Zero(t, res.Failed, "%+v", res.Tables)
-	assert.Equal(t, ModeUnchanged, byName(res, "x").Mode, "the moved state is read: raw.x stays, with its old key name")
+	assert.Equal(t, ModeUnchanged, byName(res, "x").Mode, "the moved state is read: raw.x stays, with its old key name: %+v", byName(res, "x"))
 	var n int
 	require.NoError(t, e.pg.QueryRow(ctx, `SELECT count(*) FROM pipeline.etl_load_status WHERE table_name = 'x' AND status = 'ok'`).Scan(&n))
 	assert.Equal(t, 1, n)

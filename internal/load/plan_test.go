@@ -62,7 +62,14 @@ func TestDecide(t *testing.T) {
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mode, reason, _ := decide(tt.p, tt.st, tt.exists, tt.copies, tt.full)
+			var raw *shape // the raw table as the state says it was built
+			if tt.exists {
+				raw = &shape{}
+				if tt.st != nil && tt.st.Signature != nil {
+					raw = built(tt.st)
+				}
+			}
+			mode, reason, _ := decide(tt.p, tt.st, raw, tt.copies, tt.full)
 			assert.Equal(t, tt.mode, mode)
 			assert.Equal(t, tt.reason, reason)
 		})

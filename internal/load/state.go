@@ -31,6 +31,7 @@ var statusDDL = `CREATE TABLE ` + statusTable + ` (
 	last_changed_key_id bigint NOT NULL DEFAULT 0, -- highest replica _pipeline_changed_keys id applied
 	change_seq      bigint,                      -- replica _pipeline_copy_status.change_seq loaded
 	signature       text,                        -- column names and types of the raw table
+	raw_shape       text,                        -- the raw table as the catalog showed it after the last load (columns, types, key)
 	started_at      timestamptz,
 	finished_at     timestamptz,
 	error           text
@@ -120,6 +121,7 @@ func createStatusTable(ctx context.Context, tx pgx.Tx) error {
 // laterColumns are the load state's columns an older version's table lacks.
 var laterColumns = [][2]string{
 	{"last_changed_key_id", "bigint NOT NULL DEFAULT 0"},
+	{"raw_shape", "text"},
 }
 
 // addLaterColumns adds to the load state table the columns it lacks (one
@@ -150,13 +152,14 @@ type loadState struct {
 	LastChangeID  int64 // highest changed-keys id applied
 	ChangeSeq     *int64
 	Signature     *string
+	Shape         *string // the raw table's shape after the last load (shape, JSON); nil before this was recorded
 }
 
 func readState(ctx context.Context, q pgxQuerier, table string) (*loadState, error) {
 	var s loadState
-	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, last_changed_key_id, change_seq, signature FROM `+
+	err := q.QueryRow(ctx, `SELECT target_table, status, watermark, last_deleted_id, last_changed_key_id, change_seq, signature, raw_shape FROM `+
 		statusTable+` WHERE table_name = $1`, table).
-		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.LastChangeID, &s.ChangeSeq, &s.Signature)
+		Scan(&s.Target, &s.Status, &s.Watermark, &s.LastDeletedID, &s.LastChangeID, &s.ChangeSeq, &s.Signature, &s.Shape)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -178,6 +181,7 @@ type success struct {
 	lastChangeID  int64   // highest changed-keys id applied
 	changeSeq     *int64  // the replica change_seq loaded
 	signature     string  // the raw table's columns and key
+	shape         *shape  // the raw table as the catalog shows it after this load
 }
 
 // success is the record of this load with watermark and lastDeletedID.
@@ -185,7 +189,7 @@ func (tl *tableLoad) success(watermark *string, lastDeletedID int64) success {
 	// Every load applies the changed-keys log up to its snapshot (a full one
 	// by reloading everything).
 	return success{r: tl.r, watermark: watermark, lastDeletedID: lastDeletedID, lastChangeID: tl.snap.maxChangeID,
-		changeSeq: tl.snap.changeSeq, signature: tl.p.signature}
+		changeSeq: tl.snap.changeSeq, signature: tl.p.signature, shape: tl.raw}
 }
 
 // writeSuccess records a finished load; run inside the transaction that made it visible.
@@ -194,17 +198,17 @@ func writeSuccess(ctx context.Context, tx pgx.Tx, s success) error {
 	conv, _ := json.Marshal(orEmpty(r.Conversions))
 	_, err := tx.Exec(ctx, `INSERT INTO `+statusTable+` AS s
 		(table_name, target_table, mode, status, watermark, rows_read, rows_written, rows_deleted, raw_rows,
-		 conversions, last_deleted_id, change_seq, signature, started_at, finished_at, error, last_changed_key_id)
-		VALUES ($1,$2,$3,'ok',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,NULL,$15)
+		 conversions, last_deleted_id, change_seq, signature, started_at, finished_at, error, last_changed_key_id, raw_shape)
+		VALUES ($1,$2,$3,'ok',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,NULL,$15,$16)
 		ON CONFLICT (table_name) DO UPDATE SET target_table = EXCLUDED.target_table, mode = EXCLUDED.mode,
 		 status = 'ok', watermark = EXCLUDED.watermark, rows_read = EXCLUDED.rows_read,
 		 rows_written = EXCLUDED.rows_written, rows_deleted = EXCLUDED.rows_deleted, raw_rows = EXCLUDED.raw_rows,
 		 conversions = EXCLUDED.conversions, last_deleted_id = EXCLUDED.last_deleted_id,
 		 last_changed_key_id = EXCLUDED.last_changed_key_id,
-		 change_seq = EXCLUDED.change_seq, signature = EXCLUDED.signature,
+		 change_seq = EXCLUDED.change_seq, signature = EXCLUDED.signature, raw_shape = EXCLUDED.raw_shape,
 		 started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = NULL`,
 		r.Table, r.Target, string(r.Mode), s.watermark, r.RowsRead, r.RowsWritten, r.RowsDeleted, r.RawRows,
-		conv, s.lastDeletedID, s.changeSeq, s.signature, r.Started, time.Now(), s.lastChangeID)
+		conv, s.lastDeletedID, s.changeSeq, s.signature, r.Started, time.Now(), s.lastChangeID, s.shape.encode())
 	if err != nil {
 		return fmt.Errorf("record load state of %s: %w", r.Table, err)
 	}

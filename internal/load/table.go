@@ -19,13 +19,14 @@ type tableLoad struct {
 	l      *Loader
 	t      *tables.Table
 	opts   Options
-	copies map[string]state.Copy // every table's replica copy at the start of the run; nil: the replica has no state
+	run0   runStart // the replica's copies and raw's shapes as the run started
 	r      *TableResult
 
 	rc     *sql.Conn  // the replica connection, which holds the snapshot
 	p      *plan      // set by prepare
 	st     *loadState // the raw table's load state; nil before its first load
 	exists bool       // the raw table exists
+	raw    *shape     // its shape as the run started; nil when it does not exist
 	snap   *snapshot  // set by load
 	stamp  time.Time  // the loaded-at marker of rows this load inserts or changes
 	counts []typemap.Counts
@@ -33,12 +34,12 @@ type tableLoad struct {
 
 // loadTable loads one table and never panics the run: every error lands in
 // the result (and, unless planning, in etl_load_status).
-func (l *Loader) loadTable(ctx context.Context, t *tables.Table, copies map[string]state.Copy, opts Options) TableResult {
+func (l *Loader) loadTable(ctx context.Context, t *tables.Table, run0 runStart, opts Options) TableResult {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	tl := &tableLoad{l: l, t: t, opts: opts, copies: copies, stamp: stampOf(now()),
+	tl := &tableLoad{l: l, t: t, opts: opts, run0: run0, stamp: stampOf(now()),
 		r: &TableResult{Table: t.Name, Target: rawName(t.Name, opts.SnakeCase), Started: time.Now(), Status: StatusOK}}
 	if why := tl.incomplete(); why != "" {
 		return tl.skip(ctx, why)
@@ -74,10 +75,10 @@ func (l *Loader) loadTable(ctx context.Context, t *tables.Table, copies map[stri
 // "" when it may (see state.Copy.Complete). A replica without state tables
 // was not written by replicate: nothing is known, and its tables are loaded.
 func (tl *tableLoad) incomplete() string {
-	if tl.copies == nil {
+	if tl.run0.copies == nil {
 		return ""
 	}
-	c, ok := tl.copies[tl.t.Name]
+	c, ok := tl.run0.copies[tl.t.Name]
 	if !ok {
 		return "replica copy incomplete (replicate has not copied the table yet); run `pipeline replicate`"
 	}
@@ -147,10 +148,9 @@ func (tl *tableLoad) prepare(ctx context.Context) (done bool, err error) {
 		}
 		tl.st = nil // dry run before the first load: no state table yet
 	}
-	if err := tl.l.raw.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qualified(tl.p.target)).Scan(&tl.exists); err != nil {
-		return true, fmt.Errorf("check raw table %s: %w", tl.p.target, err)
-	}
-	tl.r.Mode, tl.r.Reason, tl.r.Changes = decide(tl.p, tl.st, tl.exists, tl.copies, tl.opts.FullRefresh)
+	tl.raw = tl.run0.shapes[tl.p.target]
+	tl.exists = tl.raw != nil
+	tl.r.Mode, tl.r.Reason, tl.r.Changes = decide(tl.p, tl.st, tl.raw, tl.run0.copies, tl.opts.FullRefresh)
 	if tl.opts.DryRun {
 		return true, tl.dryRun(ctx)
 	}
@@ -172,7 +172,7 @@ func (tl *tableLoad) dryRun(ctx context.Context) error {
 			}
 		}
 		var err error
-		if swap, err = tl.p.swapSQL(tl.st, views, tl.r.Changes); err != nil {
+		if swap, err = tl.swapSQL(views); err != nil {
 			return err // the load would fail the same way
 		}
 	}
@@ -225,18 +225,25 @@ func (tl *tableLoad) progress(rows int64, final bool) {
 }
 
 // decide picks the table's mode and says why.
-func decide(p *plan, st *loadState, exists bool, copies map[string]state.Copy, fullRefresh bool) (Mode, string, []string) {
-	var changes []string
-	if exists && st != nil && st.Signature != nil && *st.Signature != p.signature {
-		changes = schemaChanges(*st.Signature, p.signature)
+// raw is the raw table's shape now (nil: it does not exist): a table
+// changed by hand (handChanges) is rebuilt, reported like a schema change.
+func decide(p *plan, st *loadState, raw *shape, copies map[string]state.Copy, fullRefresh bool) (Mode, string, []string) {
+	var changes, hand []string
+	if raw != nil && st != nil && st.Signature != nil {
+		hand = handChanges(st, raw)
+		if *st.Signature != p.signature {
+			changes = schemaChanges(*st.Signature, p.signature)
+		}
 	}
 	switch {
 	case fullRefresh:
-		return ModeFull, "--full-refresh", changes
-	case !exists:
+		return ModeFull, "--full-refresh", append(hand, changes...)
+	case raw == nil:
 		return ModeFull, "raw table does not exist yet", nil
 	case st == nil || st.Signature == nil:
 		return ModeFull, "no load state for the existing raw table", nil
+	case len(hand) > 0:
+		return ModeFull, "raw table changed by hand: rebuild", append(hand, changes...)
 	case len(changes) > 0:
 		return ModeFull, "schema changed: rebuild", changes
 	}
