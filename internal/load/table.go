@@ -16,11 +16,11 @@ import (
 // tableLoad is one table's load: what it was asked, what it learned (the
 // plan, the raw table's load state, the replica snapshot) and its result.
 type tableLoad struct {
-	l      *Loader
-	t      *tables.Table
-	opts   Options
-	run0   runStart // the replica's copies and raw's shapes as the run started
-	r      *TableResult
+	l    *Loader
+	t    *tables.Table
+	opts Options
+	run0 runStart // the replica's copies and raw's shapes as the run started
+	r    *TableResult
 
 	rc     *sql.Conn  // the replica connection, which holds the snapshot
 	p      *plan      // set by prepare
