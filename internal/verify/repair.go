@@ -128,10 +128,10 @@ func (rp *tableRepair) run(ctx context.Context) (whole bool, err error) {
 func (rp *tableRepair) recopy(ctx context.Context, keys [][]string) error {
 	name := rp.cfg.Name
 	pred, args := rp.key.In(keys)
-	q := "SELECT " + rowcopy.SelectList(rp.src.Columns) + " FROM " + keyset.Quote(name) + byKey + " WHERE " + pred
+	q := query{sql: "SELECT " + rowcopy.SelectList(rp.src.Columns) + " FROM " + keyset.Quote(name) + byKey + " WHERE " + pred, args: args}
 	f := &rowcopy.File{KeepKeys: true}
 	if err := rp.r.source(ctx, &rp.res.SourceQueries, func(ctx context.Context, c *sql.Conn) error {
-		return readRows(ctx, c, q, args, rp.keyIndexes(), f)
+		return readRows(ctx, c, q, rp.keyIndexes(), f)
 	}); err != nil {
 		return fmt.Errorf("read %s from source for repair: %w", name, err)
 	}
@@ -235,10 +235,16 @@ func (rp *tableRepair) keyIndexes() []int {
 	return idx
 }
 
-// readRows adds the rows of query to f, listing their keys (columns idx).
-func readRows(ctx context.Context, c *sql.Conn, query string, args []any, idx []int, f *rowcopy.File) error {
+// query is a statement and its arguments.
+type query struct {
+	sql  string
+	args []any
+}
+
+// readRows adds the rows of q to f, listing their keys (columns idx).
+func readRows(ctx context.Context, c *sql.Conn, q query, idx []int, f *rowcopy.File) error {
 	f.Reset()
-	rows, err := c.QueryContext(ctx, query, args...)
+	rows, err := c.QueryContext(ctx, q.sql, q.args...)
 	if err != nil {
 		return err
 	}
