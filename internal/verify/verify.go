@@ -95,13 +95,9 @@ func Run(ctx context.Context, deps Deps, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var src *schema.Database
-	if err := r.source(ctx, nil, func(ctx context.Context, c *sql.Conn) error {
-		var err error
-		src, err = schema.Read(ctx, c)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("read source schema: %w", err)
+	src, err := r.sourceSchema(ctx)
+	if err != nil {
+		return nil, err
 	}
 	rep, err := schema.Read(ctx, deps.Replica)
 	if err != nil {
@@ -112,6 +108,9 @@ func Run(ctx context.Context, deps Deps, opts Options) (*Result, error) {
 	}
 	order, err := r.order(ctx, selected)
 	if err != nil {
+		return nil, err
+	}
+	if r.sums, err = r.smallSums(ctx, order, src); err != nil {
 		return nil, err
 	}
 	res := &Result{Started: start}
@@ -132,6 +131,7 @@ type runner struct {
 	deadline time.Time // zero: none
 	progress map[string]*tableProgress
 	states   map[string]*state.Row // the replica's state per table
+	sums     map[string]agg        // small tables' batched source sums (batch.go)
 }
 
 func newRunner(deps Deps, opts Options) (*runner, error) {
