@@ -204,6 +204,9 @@ RAW_ROWS_NOCHANGE_PROD=$(pg_rows raw)
 measure mutate_prod "'$P' demo mutate --db $SRC --seed $((SEED + 1))"
 MUTATE_PROD_LINE=$(grep '^mutated' "$W/mutate_prod.log" || true)
 measure incremental_day_prod "'$P' --config-dir '$PRODCFG' run"
+# One full verification pass after that day: every table, both hops, hashes only from the source.
+measure verify_prod "'$P' --config-dir '$PRODCFG' verify"
+VERIFY_LINE=$(grep -E '^[0-9]+ tables verified' "$W/verify_prod.log" || true)
 SRC_ROWS_PROD=$(my_rows "$SRC")
 REPL_ROWS_PROD=$(my_rows "$REPL")
 RAW_ROWS_PROD=$(pg_rows raw)
@@ -249,11 +252,13 @@ row() { # row <step> <what> <rows> <comparison>
 	row incremental_nochange_prod "pipeline run, nothing changed [prod]" "$RAW_ROWS_NOCHANGE_PROD" "full replicate+load / this: $(vs_full incremental_nochange_prod)"
 	row mutate_prod "pipeline demo mutate (another clinic day)" "$SRC_ROWS_PROD" ""
 	row incremental_day_prod "pipeline run after that day [prod]" "$RAW_ROWS_PROD" "full replicate+load / this: $(vs_full incremental_day_prod)"
+	row verify_prod "pipeline verify, every table [prod]" "$RAW_ROWS_PROD" "full replicate+load / this: $(vs_full verify_prod)"
 	echo
 	echo "Seeding: $(grep '^seeded' "$W/seed.log" | sed 's/^seeded //'), peak RSS $(( ${RSS[seed]:-0} / 1024 )) MB."
 	echo "Rows whose notes hold an emoji (4-byte UTF-8): source $SRC_EMOJI; replica $REPL_EMOJI, dump copy $DUMP_EMOJI, raw $RAW_EMOJI, pgloader $PGLOADER_EMOJI, stock pipe $PIPE_EMOJI (each must equal the source)."
 	echo "After the clinic day the replica holds $REPL_ROWS_AFTER rows and raw $RAW_ROWS_AFTER (source: $SRC_ROWS_AFTER)."
 	echo "After the second day ([prod] runs) the replica holds $REPL_ROWS_PROD rows and raw $RAW_ROWS_PROD (source: $SRC_ROWS_PROD)."
+	echo "verify_prod: ${VERIFY_LINE:-no total line} (exit ${RC[verify_prod]:-?}: 1 means rows the day's run could not see; see bench/work/verify_prod.log)."
 	echo
 	echo "\"rows in target\" counts every row of the target's tables exactly (pipeline state tables excluded); each must equal the source rows."
 	echo "A step that failed or did not run is listed as such (exit 124: stopped by its timeout), with its log in bench/work/<step>.log at the time of the run."
