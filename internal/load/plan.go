@@ -155,8 +155,6 @@ func checkIdent(kind, source, target string) error {
 	return nil
 }
 
-func fitIdent(s string) string { return typemap.FitIdent(s) }
-
 func qualified(name string) string { return typemap.QuotePG(Schema) + "." + typemap.QuotePG(name) }
 
 // building is the name of the table under construction: the raw name, in
