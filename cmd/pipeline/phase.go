@@ -171,6 +171,9 @@ type phase struct {
 	flags   phaseFlags
 	c       *call
 	rec     *record // the command's result
+
+	warehouse   *lock.WarehouseLock // held by this run (nil: not, or a dry run): the load checks it before each commit
+	replicaLock *lock.ReplicaLock   // likewise for replicate
 }
 
 // lockWarehouse takes the warehouse lock for a run that writes to raw;
@@ -179,7 +182,12 @@ func (p *phase) lockWarehouse(ctx context.Context) (func(), error) {
 	if p.flags.dryRun {
 		return func() {}, nil
 	}
-	return lock.Warehouse(ctx, *p.raw)
+	w, err := lock.TakeWarehouse(ctx, *p.raw)
+	if err != nil {
+		return nil, err
+	}
+	p.warehouse = w
+	return w.Release, nil
 }
 
 // lockReplica takes the replica lock for a run that writes to the
@@ -188,7 +196,12 @@ func (p *phase) lockReplica(ctx context.Context) (func(), error) {
 	if p.flags.dryRun {
 		return func() {}, nil
 	}
-	return lock.Replica(ctx, *p.replica)
+	l, err := lock.TakeReplica(ctx, *p.replica)
+	if err != nil {
+		return nil, err
+	}
+	p.replicaLock = l
+	return l.Release, nil
 }
 
 // replicate runs the replicate phase with pipeline.yml's settings and the
@@ -204,6 +217,9 @@ func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun,
 		Workers: flagOr(p.flags.workers, r.Workers), SourceConns: flagOr(p.flags.sourceConns, r.SourceConnections),
 		Manager: &p.Manager, Stop: p.rec.stopFunc(),
+	}
+	if p.replicaLock != nil {
+		opts.Guard = p.replicaLock
 	}
 	deps := replicate.Deps{Source: *p.source, Replica: *p.replica, Tables: p.Settings.Tables, Log: p.Logger}
 	return replicate.Run(ctx, deps, opts)
@@ -221,6 +237,9 @@ func (p *phase) load(ctx context.Context) (*load.Result, error) {
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun, SnakeCase: p.flags.snakeCase,
 		Workers: flagOr(p.flags.loadWorkers, p.Settings.Pipeline.Load.Workers), Progress: prog.update,
 		HashKey: key, LoadedAtColumn: p.Settings.Pipeline.Load.LoadedAtColumn,
+	}
+	if p.warehouse != nil {
+		opts.Guard = p.warehouse
 	}
 	return load.New(*p.replica, *p.raw, p.Settings.Tables, p.Logger).Run(ctx, opts)
 }

@@ -45,8 +45,8 @@ func (tl *tableLoad) full(ctx context.Context) error {
 	if err := writeSuccess(ctx, ptx, tl.success(snap.watermark, snap.maxDelID)); err != nil {
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit full load of %s: %w", p.target, err)
+	if err := tl.commit(ctx, ptx, "full"); err != nil {
+		return err
 	}
 	return nil
 }

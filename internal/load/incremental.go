@@ -57,8 +57,8 @@ func (tl *tableLoad) incremental(ctx context.Context) error {
 	if err := writeSuccess(ctx, ptx, tl.success(wm, lastDel)); err != nil {
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit incremental load of %s: %w", p.target, err)
+	if err := tl.commit(ctx, ptx, "incremental"); err != nil {
+		return err
 	}
 	return nil
 }

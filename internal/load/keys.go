@@ -78,8 +78,8 @@ func (tl *tableLoad) keyed(ctx context.Context) error {
 	if err := writeSuccess(ctx, ptx, tl.success(wm, lastDel)); err != nil {
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit keyed load of %s: %w", p.target, err)
+	if err := tl.commit(ctx, ptx, "keyed"); err != nil {
+		return err
 	}
 	return nil
 }

@@ -78,6 +78,12 @@ type Options struct {
 	// stream: total is the replica's row count for a full refresh, -1 when
 	// unknown, and equals rows on the table's last call.
 	Progress func(table string, rows, total int64)
+	// Guard, when set, is asked inside every table's write transaction
+	// just before it commits whether this run still holds the warehouse
+	// lock (*lock.WarehouseLock). Once it fails the run stops: that table
+	// fails with its error, no other table begins, nothing more is written
+	// (not even the failure), and Run returns the error.
+	Guard Guard
 }
 
 // ColumnPlan is the type decision for one column.
@@ -167,7 +173,7 @@ func New(replica connections.ReplicationDB, raw connections.AnalyticsRawDB, cfg 
 // Run loads the selected tables one after another. One table's failure is
 // recorded in its result and pipeline.etl_load_status and never stops the
 // others; the error is only for problems that stop everything (ErrConfig,
-// an unreachable database).
+// an unreachable database, a lost warehouse lock: see Options.Guard).
 func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	list, err := l.selectTables(ctx, opts.Tables)
@@ -185,7 +191,7 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	var run0 runStart
+	run0 := runStart{fence: &fence{guard: opts.Guard}}
 	if run0.copies, err = state.ReadCopies(ctx, l.replica); err != nil {
 		return nil, fmt.Errorf("read replica: %w", err)
 	}
@@ -194,6 +200,9 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res := l.loadAll(ctx, list, run0, opts)
 	res.Duration = time.Since(start)
+	if err := run0.fence.failed(); err != nil {
+		return res, fmt.Errorf("load stopped after %d of %d tables: %w", len(res.Tables), len(list), err)
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("load interrupted after %d of %d tables: %w", len(res.Tables), len(list), err)
 	}
@@ -217,13 +226,16 @@ func (l *Loader) loadAll(ctx context.Context, list []*tables.Table, run0 runStar
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				if run0.fence.failed() != nil {
+					continue // the lock was lost: this table does not begin
+				}
 				results[i] = l.loadTable(ctx, list[i], run0, opts)
 				done[i] = true
 			}
 		}()
 	}
 	for i := range list {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || run0.fence.failed() != nil {
 			break
 		}
 		next <- i

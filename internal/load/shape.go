@@ -151,4 +151,5 @@ func byHand(changes []string) bool {
 type runStart struct {
 	copies map[string]state.Copy
 	shapes map[string]*shape
+	fence  *fence
 }

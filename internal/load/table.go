@@ -57,7 +57,7 @@ func (l *Loader) loadTable(ctx context.Context, t *tables.Table, run0 runStart, 
 		r.Status = StatusFailed
 		r.Error = err.Error()
 		log.Error("load failed", "error", err)
-		if !opts.DryRun {
+		if !opts.DryRun && run0.fence.failed() == nil {
 			if werr := writeFailure(context.WithoutCancel(ctx), l.raw, r); werr != nil {
 				log.Error("record failure", "error", werr)
 			}

@@ -302,8 +302,8 @@ func (j *tableJob) deleteBatch(ctx context.Context, keys [][]string) error {
 	if err := state.For(name).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit deletes of %s: %w", name, err)
+	if err := j.commit(ctx, tx, "deletes"); err != nil {
+		return err
 	}
 	j.res.RowsDeleted += n
 	return nil

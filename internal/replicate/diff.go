@@ -328,8 +328,8 @@ func (j *tableJob) commitLogged(ctx context.Context, f *rowcopy.File, changed, g
 		Reason: state.ReasonDiff, At: time.Now()}); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit changes of %s: %w", j.cfg.Name, err)
+	if err := j.commit(ctx, tx, "changes"); err != nil {
+		return err
 	}
 	j.res.RowsWritten += int64(len(changed))
 	j.res.RowsDeleted += deleted

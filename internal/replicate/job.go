@@ -165,8 +165,8 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Up
 	if err := u.AddRows(int64(f.Rows())).BumpChangeSeq().Exec(ctx, tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit chunk of %s: %w", j.cfg.Name, err)
+	if err := j.commit(ctx, tx, "chunk"); err != nil {
+		return err
 	}
 	j.res.RowsRead += int64(f.Rows())
 	j.res.RowsWritten += int64(f.Rows())
@@ -181,6 +181,19 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Up
 	return nil
 }
 
+// commit commits a replica write transaction (what it wrote, for errors)
+// after its state writes, once the run has checked it still holds the
+// replica lock (Options.Guard): a run that lost it writes nothing more.
+func (j *tableJob) commit(ctx context.Context, tx *sql.Tx, what string) error {
+	if err := j.r.holds(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit %s of %s: %w", what, j.cfg.Name, err)
+	}
+	return nil
+}
+
 // finish records a successful run of the table.
 func (j *tableJob) finish(ctx context.Context) error {
 	u := state.For(j.cfg.Name).Status(state.StatusOK).RunEnd(time.Now()).ClearError()
@@ -191,6 +204,9 @@ func (j *tableJob) finish(ctx context.Context) error {
 	case state.ModeIncremental: // last_key is the resume point within the watermark
 	default:
 		u.ClearLastKey()
+	}
+	if err := j.r.holds(ctx, j.conn); err != nil {
+		return err
 	}
 	return u.Exec(ctx, j.conn)
 }

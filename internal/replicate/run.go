@@ -61,6 +61,12 @@ type Options struct {
 	// statement: every table stops at a chunk boundary with its state
 	// committed (status stopped), is reported Stopped, and resumes next run.
 	Stop func() bool
+	// Guard, when set, is asked inside every replica write transaction just
+	// before it commits, and before DDL, whether this run still holds the
+	// replica lock (*lock.ReplicaLock). Once it fails the run stops: the
+	// table fails with its error, no other table begins, no state is
+	// written, and Run returns the error.
+	Guard Guard
 	// SourceNow, when set, turns the source server's clock as the run read
 	// it (UTC_TIMESTAMP() with the schema) into the instant the run treats
 	// as its start: the cut-off of TIMESTAMP watermarks and what the
@@ -87,6 +93,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Guard tells whether this run still holds the replica lock (see
+// Options.Guard); *lock.ReplicaLock is one.
+type Guard interface {
+	Check(ctx context.Context, q interface {
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}) error
+}
+
 // ErrConfig marks a run that could not start because of bad options or
 // configuration; nothing was written.
 var ErrConfig = errors.New("replicate configuration")
@@ -96,8 +110,10 @@ var ErrConfig = errors.New("replicate configuration")
 var ErrStopped = errors.New("stopped after a committed chunk; resumes next run")
 
 // Run replicates the configured tables. It returns an error only when the
-// run could not start (ErrConfig, or a database that cannot be read); one
-// table's failure is reported in its TableResult and never stops the others.
+// run could not start (ErrConfig, or a database that cannot be read) or
+// lost the replica lock (Options.Guard: the summary says what was done);
+// one table's failure is reported in its TableResult and never stops the
+// others.
 // The caller holds the replica lock (lock.Replica) unless opts.DryRun.
 func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	start := time.Now()
@@ -133,7 +149,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 			r.log.Error("table failed", "table", t.Table, "err", t.Err)
 		}
 	}
-	return sum, nil
+	return sum, r.lostLock()
 }
 
 // runner is one run: its options, its source connections and the source's
@@ -147,6 +163,36 @@ type runner struct {
 	start   time.Time // before the source's schema and clock were read: what every table is current as of
 	srcNow  string    // the source's UTC clock when the run read its schema (SourceNow), whole seconds
 	cutoff  string    // the end of srcNow's second: TIMESTAMP watermarks are read below it
+
+	lostMu sync.Mutex
+	lost   error // the first failed Guard check: the run stops
+}
+
+// holds asks Options.Guard, on q, whether the run still holds the replica
+// lock; the first failure stops the run (see lostLock).
+func (r *runner) holds(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) error {
+	if r.opts.Guard == nil {
+		return nil
+	}
+	err := r.opts.Guard.Check(ctx, q)
+	if err != nil {
+		r.lostMu.Lock()
+		if r.lost == nil {
+			r.lost = err
+		}
+		r.lostMu.Unlock()
+	}
+	return err
+}
+
+// lostLock is the error of the failed Guard check, once one failed: from
+// then on nothing more is written.
+func (r *runner) lostLock() error {
+	r.lostMu.Lock()
+	defer r.lostMu.Unlock()
+	return r.lost
 }
 
 func newRunner(deps Deps, opts Options) *runner {
@@ -235,6 +281,11 @@ func (r *runner) read(ctx context.Context) (*inputs, error) {
 		if err := state.Ensure(ctx, r.deps.Replica); err != nil {
 			return nil, err
 		}
+		// A run whose lock was lost may still be committing a chunk it
+		// checked the lock for: wait for it before writing (internal/lock).
+		if err := state.Fence(ctx, r.deps.Replica); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if in.rep, err = schema.Read(ctx, r.deps.Replica); err != nil {
@@ -319,6 +370,10 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 		p.res.Stopped = true
 		return
 	}
+	if err := r.lostLock(); err != nil { // another run may own the replica: write nothing
+		p.res.Err = err
+		return
+	}
 	conn, err := r.deps.Replica.Conn(ctx)
 	if err != nil {
 		p.res.Err = fmt.Errorf("open replica connection for %s: %w", p.cfg.Name, err)
@@ -332,7 +387,9 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 		return
 	} else if err != nil {
 		p.res.Err = err
-		j.fail(ctx, err)
+		if r.lostLock() == nil {
+			j.fail(ctx, err)
+		}
 		return
 	}
 	r.log.Info("table replicated", "table", p.cfg.Name, "mode", p.res.Mode, "rows", p.res.RowsWritten,
@@ -343,6 +400,9 @@ func (r *runner) runTable(ctx context.Context, p *plan) {
 // builds the indexes a first copy left out, removes deleted rows and
 // records the table's success.
 func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
+	if err := r.holds(ctx, j.conn); err != nil {
+		return err
+	}
 	if p.create || p.rebuild || p.alter || p.reindex {
 		changes, err := r.syncSchema(ctx, j, p)
 		p.res.Changes = changes
@@ -362,6 +422,9 @@ func (r *runner) runJob(ctx context.Context, j *tableJob, p *plan) error {
 		}
 	}
 	if p.buildsIndexes() {
+		if err := r.holds(ctx, j.conn); err != nil {
+			return err
+		}
 		changes, err := r.ensureIndexes(ctx, j.conn, p)
 		p.res.Changes = append(p.res.Changes, changes...)
 		if err != nil {

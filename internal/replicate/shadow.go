@@ -37,6 +37,9 @@ func (j *tableJob) shadowCopy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("copy %s into its shadow table: %w", name, err)
 	}
+	if err := j.r.holds(ctx, j.conn); err != nil {
+		return err
+	}
 	if _, err := j.conn.ExecContext(ctx, "RENAME TABLE "+quoteIdent(name)+" TO "+quoteIdent(old)+", "+quoteIdent(shadow)+" TO "+quoteIdent(name)); err != nil {
 		return fmt.Errorf("swap shadow table of %s: %w", name, err)
 	}

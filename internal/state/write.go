@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -161,4 +162,31 @@ func MarkUnchanged(ctx context.Context, ex Execer, tables []string, at time.Time
 		tables = tables[n:]
 	}
 	return nil
+}
+
+// Fence waits until every transaction that writes the copy status has
+// ended, and returns. A replicate run that has just taken the replica lock
+// calls it: a run that lost the lock (its session was killed) may have a
+// chunk transaction that checked the lock before it was lost and has not
+// committed yet; every such transaction has written its table's state row,
+// so a locking read of all of them waits for it. After the fence that run's
+// next check fails and it stops (internal/lock).
+func Fence(ctx context.Context, db interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("fence %s: %w", CopyStatusTable, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT table_name FROM `"+CopyStatusTable+"` FOR UPDATE")
+	if err != nil {
+		return fmt.Errorf("fence %s: %w", CopyStatusTable, err)
+	}
+	for rows.Next() {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("fence %s: %w", CopyStatusTable, err)
+	}
+	return tx.Commit()
 }
