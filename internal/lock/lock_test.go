@@ -175,6 +175,11 @@ func TestReplicaLockLostIsNoticed(t *testing.T) {
 	require.NoError(t, db.QueryRow("SELECT IS_USED_LOCK(CONCAT('pipeline_replicate:', DATABASE()))").Scan(&id))
 	_, err = db.Exec(fmt.Sprintf("KILL CONNECTION %d", id))
 	require.NoError(t, err)
+	waitFor(t, func() bool { // KILL only flags the session; it ends (and frees the lock) soon after
+		var n int
+		require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&n))
+		return n == 0
+	})
 	err = a.Check(ctx, db)
 	assert.ErrorIs(t, err, lock.ErrLost)
 	b, err := lock.TakeReplica(ctx, replica)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,6 +42,11 @@ func TestReplicateStopsWhenItsReplicaLockIsLost(t *testing.T) {
 			killed = true
 			_, err := e.replica.Exec(fmt.Sprintf("KILL CONNECTION %d", id))
 			require.NoError(t, err)
+			// KILL only flags the session; wait until it is gone (and the lock free).
+			for deadline := time.Now().Add(20 * time.Second); count(t, e.replica, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", id) > 0; {
+				require.True(t, time.Now().Before(deadline), "the killed session did not end")
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 	}}
 	sum, err := replicate.Run(ctx, e.deps(cfg), opts)
