@@ -56,20 +56,24 @@ else
 	"$P" --config-dir "$W/config" load --full-refresh >"$W/first.log" 2>&1
 fi
 
-cost() { my -N -e "SELECT COALESCE(SUM(SELECT_COMMANDS + OTHER_COMMANDS + UPDATE_COMMANDS), 0), COALESCE(SUM(ROWS_READ), 0) FROM information_schema.USER_STATISTICS WHERE USER = '$USER_'"; }
-declare -A Q R S
+# statements, rows examined, bytes sent, CPU seconds (the server's, on this user's statements)
+cost() { my -N -e "SELECT COALESCE(SUM(SELECT_COMMANDS + OTHER_COMMANDS + UPDATE_COMMANDS), 0), COALESCE(SUM(ROWS_READ), 0),
+	COALESCE(SUM(BYTES_SENT), 0), COALESCE(SUM(CPU_TIME), 0) FROM information_schema.USER_STATISTICS WHERE USER = '$USER_'"; }
+declare -A Q R S B C
 measure() { # measure <step> <pipeline args…>
-	local step=$1 q0 r0 q1 r1 t0 t1
+	local step=$1 q0 r0 b0 c0 q1 r1 b1 c1 t0 t1
 	shift
 	log "$step: pipeline $*"
-	read -r q0 r0 < <(cost)
+	read -r q0 r0 b0 c0 < <(cost)
 	t0=$(date +%s.%N)
 	"$P" --config-dir "$W/config" "$@" >"$W/$step.log" 2>&1 || true
 	t1=$(date +%s.%N)
 	sleep 1 # the server merges a statement's counters just after answering it
-	read -r q1 r1 < <(cost)
-	Q[$step]=$((q1 - q0)); R[$step]=$((r1 - r0)); S[$step]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	printf '   %s: %s s, %s statements, %s rows examined\n' "$step" "${S[$step]}" "${Q[$step]}" "${R[$step]}" >&2
+	read -r q1 r1 b1 c1 < <(cost)
+	Q[$step]=$((q1 - q0)); R[$step]=$((r1 - r0)); B[$step]=$(( (b1 - b0) / 1024 ))
+	C[$step]=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+	S[$step]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+	printf '   %s: %s s, %s statements, %s rows examined, %s KB sent, %s s CPU\n' "$step" "${S[$step]}" "${Q[$step]}" "${R[$step]}" "${B[$step]}" "${C[$step]}" >&2
 }
 measure run_nochange run
 measure verify verify
@@ -78,13 +82,13 @@ measure replicate_full replicate --full-refresh
 
 ROWS=$(grep -o '[0-9]* rows in' "$W/seed.log" | head -n1 | cut -d' ' -f1)
 {
-	echo "| step (production defaults: 1 source connection, 100 ms rate limit) | wall s | source statements | rows examined by the source |"
-	echo "|---|---:|---:|---:|"
+	echo "| step (production defaults: 1 source connection, 100 ms rate limit) | wall s | source statements | rows examined by the source | KB sent by the source | source CPU s |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	for s in run_nochange verify verify_again replicate_full; do
-		printf '| %s | %s | %s | %s |\n' "$s" "${S[$s]}" "${Q[$s]}" "${R[$s]}"
+		printf '| %s | %s | %s | %s | %s | %s |\n' "$s" "${S[$s]}" "${Q[$s]}" "${R[$s]}" "${B[$s]}" "${C[$s]}"
 	done
 	echo
-	echo "Demo clinic at scale $SCALE (seed $SEED): $ROWS rows in 408 tables; $(nproc) cores; MariaDB $(my -N -e 'SELECT VERSION()')."
+	echo "Demo clinic at scale $SCALE (seed $SEED): $ROWS rows in 408 tables; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; MariaDB $(my -N -e 'SELECT VERSION()')."
 	echo "verify: $(grep -E '^[0-9]+ tables verified' "$W/verify.log")"
 	echo "Statements include each session's set-up (SET …) and SHOW is not counted by the server."
 } | tee "$W/RESULTS.md"
