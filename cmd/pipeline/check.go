@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"strings"
@@ -9,8 +10,11 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
+	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/replicate"
 )
 
 // checkFailed is returned when connections of the check failed; the table
@@ -60,6 +64,7 @@ func runCheck(ctx context.Context, c *call) int {
 		if failed.failed > 0 {
 			return failed
 		}
+		printOrphans(ctx, c.stdout, d.Settings, d.Factory)
 		return nil
 	})
 	return c.exit(ctx, err)
@@ -194,4 +199,66 @@ func printCheck(w io.Writer, results []probeResult) {
 	for _, r := range failed {
 		fmt.Fprintf(w, "  %s: %s\n", r.Config.Label(), describe(r.Err))
 	}
+}
+
+// printOrphans lists the tables left behind by source tables that are
+// gone: replica tables the pipeline copied and raw tables it loaded that
+// nothing keeps current any more (a warning: `--drop-orphans` on
+// replicate, load or run drops them). Best effort: a database it cannot
+// read is named, not failed (the connections above are what check checks).
+func printOrphans(ctx context.Context, w io.Writer, s *providers.Settings, f *factory.Factory) {
+	rep, raw, err := orphanTables(ctx, s, f)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "\norphaned tables: not read (%v)\n", err)
+	case len(rep)+len(raw) == 0:
+		fmt.Fprintln(w, "\nno orphaned tables")
+	default:
+		if len(rep) > 0 {
+			fmt.Fprintf(w, "\nwarning: %d replica tables are orphaned (their source table is gone): %s\n", len(rep), strings.Join(rep, ", "))
+		}
+		if len(raw) > 0 {
+			fmt.Fprintf(w, "\nwarning: %d raw tables are orphaned (no longer in tables.yml, or excluded): %s\n", len(raw), strings.Join(raw, ", "))
+		}
+		fmt.Fprintln(w, "they are kept; `pipeline run --drop-orphans` (or replicate / load with it) drops them")
+	}
+}
+
+// orphanTables opens the three databases and lists the replica's and
+// raw's orphans.
+func orphanTables(ctx context.Context, s *providers.Settings, f *factory.Factory) (replica, raw []string, err error) {
+	open := func(db catalog.DatabaseType) (*sql.DB, error) {
+		cfg, err := s.DatabaseConfig(s.Environment, db, "")
+		if err != nil {
+			return nil, err
+		}
+		return f.MySQL(cfg)
+	}
+	src, err := open(catalog.DatabaseSource)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer src.Close()
+	rep, err := open(catalog.DatabaseReplication)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rep.Close()
+	pgCfg, err := s.DatabaseConfig(s.Environment, catalog.DatabaseAnalytics, catalog.SchemaRaw)
+	if err != nil {
+		return nil, nil, err
+	}
+	pg, err := f.Postgres(pgCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pg.Close()
+	if replica, err = replicate.Orphans(ctx, connections.SourceDB{DB: src}, connections.ReplicationDB{DB: rep}, s.Tables); err != nil {
+		return nil, nil, err
+	}
+	orphans, err := load.New(connections.ReplicationDB{DB: rep}, connections.AnalyticsRawDB{Pool: pg}, s.Tables, nil).Orphans(ctx)
+	for _, o := range orphans {
+		raw = append(raw, o.Table)
+	}
+	return replica, raw, err
 }

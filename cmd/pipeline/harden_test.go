@@ -125,3 +125,48 @@ func TestRunSkipsTableWhoseReplicationFailed(t *testing.T) {
 	e.ok(t, "run")
 	assert.Equal(t, int64(2), e.rawCount(t, "bad"))
 }
+
+// Issue 8 item 13: a table dropped at the source is never dropped
+// silently: before discover the run fails it naming the fix; after
+// discover its replica and raw copies are kept and reported as orphaned
+// (summary, --json warnings, check) until --drop-orphans drops them.
+func TestOrphanedTablesAreReportedThenDropped(t *testing.T) {
+	e := newHardenEnv(t)
+	mustExec(t, e.src, "CREATE TABLE a (id INT PRIMARY KEY)", "INSERT INTO a VALUES (1)",
+		"CREATE TABLE gone (id INT PRIMARY KEY)", "INSERT INTO gone VALUES (1), (2)")
+	e.ok(t, "discover")
+	e.ok(t, "run")
+	mustExec(t, e.src, "DROP TABLE gone")
+
+	code, out, _ := e.cli("run")
+	assert.Equal(t, exitFailed, code, "tables.yml still lists it")
+	assert.Contains(t, out, "table gone is in tables.yml but not in the source database (dropped at the source?); run `pipeline discover`")
+
+	assert.Contains(t, e.ok(t, "discover"), "dropped table gone")
+	out = e.ok(t, "run")
+	assert.Contains(t, out, "1 replica tables are orphaned (their source table is gone; kept): gone — `pipeline replicate --drop-orphans` drops them")
+	assert.Contains(t, out, "1 raw tables are orphaned (no longer in tables.yml, or excluded; kept): gone — `pipeline load --drop-orphans` drops them")
+	assert.Equal(t, int64(2), mysqlCount(t, e.repl, "SELECT COUNT(*) FROM gone"), "kept")
+	assert.Equal(t, int64(2), e.rawCount(t, "gone"), "kept")
+	out = e.ok(t, "run", "--json")
+	assert.Contains(t, out, `"warnings": [`)
+	assert.Contains(t, out, "1 replica tables are orphaned")
+	assert.Contains(t, out, "1 raw tables are orphaned")
+	out = e.ok(t, "check")
+	assert.Contains(t, out, "warning: 1 replica tables are orphaned (their source table is gone): gone")
+	assert.Contains(t, out, "warning: 1 raw tables are orphaned (no longer in tables.yml, or excluded): gone")
+
+	out = e.ok(t, "run", "--drop-orphans")
+	assert.Contains(t, out, "1 orphaned replica tables dropped (their source table is gone): gone")
+	assert.Contains(t, out, "1 orphaned raw tables dropped (no longer in tables.yml): gone")
+	assert.Zero(t, mysqlCount(t, e.repl, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gone'"))
+	assert.Zero(t, mysqlCount(t, e.repl, "SELECT COUNT(*) FROM _pipeline_copy_status WHERE table_name = 'gone'"))
+	var n int
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw' AND tablename = 'gone'").Scan(&n))
+	assert.Zero(t, n)
+	require.NoError(t, e.pg.QueryRow(context.Background(), "SELECT count(*) FROM pipeline.etl_load_status WHERE table_name = 'gone'").Scan(&n))
+	assert.Zero(t, n)
+	out = e.ok(t, "run")
+	assert.NotContains(t, out, "orphan")
+	assert.Contains(t, e.ok(t, "check"), "no orphaned tables")
+}

@@ -22,6 +22,7 @@ type phaseFlags struct {
 	fullRefresh bool
 	dryRun      bool
 	json        bool
+	dropOrphans bool   // drop the replica and raw tables whose source table is gone
 	metricsFile string // --metrics-file: Prometheus textfile written after the run
 	force       bool   // run, replicate: start outside schedule.window, and never stop for it
 
@@ -44,6 +45,7 @@ func (f *phaseFlags) register(fs *flag.FlagSet, phases int) {
 	fs.BoolVar(&f.fullRefresh, "full-refresh", false, "copy or rebuild the selected tables in full again")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan per table and change nothing")
 	fs.BoolVar(&f.json, "json", false, "print the JSON result (README, JSON result) on stdout, for schedulers")
+	fs.BoolVar(&f.dropOrphans, "drop-orphans", false, "drop the replica and raw tables whose source table is gone (default: keep and report them)")
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write Prometheus metrics to this .prom file after the run (default metrics.file of pipeline.yml)")
 	if phases&replicateFlags != 0 {
 		fs.BoolVar(&f.force, "force", false, "run even outside schedule.window of pipeline.yml, and do not stop when it closes")
@@ -216,7 +218,7 @@ func (p *phase) replicate(ctx context.Context) (replicate.Summary, error) {
 	opts := replicate.Options{
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun,
 		Workers: flagOr(p.flags.workers, r.Workers), SourceConns: flagOr(p.flags.sourceConns, r.SourceConnections),
-		Manager: &p.Manager, Stop: p.rec.stopFunc(),
+		Manager: &p.Manager, Stop: p.rec.stopFunc(), DropOrphans: p.flags.dropOrphans,
 	}
 	if p.replicaLock != nil {
 		opts.Guard = p.replicaLock
@@ -236,7 +238,7 @@ func (p *phase) load(ctx context.Context) (*load.Result, error) {
 	opts := load.Options{
 		Tables: p.flags.tableList(), FullRefresh: p.flags.fullRefresh, DryRun: p.flags.dryRun, SnakeCase: p.flags.snakeCase,
 		Workers: flagOr(p.flags.loadWorkers, p.Settings.Pipeline.Load.Workers), Progress: prog.update,
-		HashKey: key, LoadedAtColumn: p.Settings.Pipeline.Load.LoadedAtColumn,
+		HashKey: key, LoadedAtColumn: p.Settings.Pipeline.Load.LoadedAtColumn, DropOrphans: p.flags.dropOrphans,
 	}
 	if p.warehouse != nil {
 		opts.Guard = p.warehouse

@@ -125,12 +125,18 @@ func (r *record) addReplicate(sum *replicate.Summary) {
 	if n := len(sum.Reserved); n > 0 {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%d source tables use the reserved prefix _pipeline_ (not copied; rename them at the source): %s", n, list(sum.Reserved)))
 	}
+	if note := sum.OrphanNote(); note != "" {
+		r.rep.Warnings = append(r.rep.Warnings, note)
+	}
 }
 
-// addLoad adds the load phase's tables.
+// addLoad adds the load phase's tables and its orphans.
 func (r *record) addLoad(res *load.Result) {
 	for _, t := range res.Tables {
 		r.rep.Add(t.Report())
+	}
+	if note := res.OrphanNote(); note != "" {
+		r.rep.Warnings = append(r.rep.Warnings, note)
 	}
 }
 

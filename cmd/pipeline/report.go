@@ -28,6 +28,9 @@ func printLoad(w io.Writer, res *load.Result, dryRun bool) {
 		}
 	}
 	printLoadTotals(w, res)
+	if note := res.OrphanNote(); note != "" {
+		fmt.Fprintln(w, note)
+	}
 }
 
 // printLoadPlan: per table the mode and why, schema changes, DDL and the

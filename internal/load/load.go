@@ -84,6 +84,9 @@ type Options struct {
 	// fails with its error, no other table begins, nothing more is written
 	// (not even the failure), and Run returns the error.
 	Guard Guard
+	// DropOrphans drops the raw tables no longer loaded (Result.Orphans)
+	// and forgets their load state; without it they are kept and reported.
+	DropOrphans bool
 }
 
 // ColumnPlan is the type decision for one column.
@@ -139,7 +142,13 @@ func (r TableResult) ConversionTotal() int64 {
 // Result is one load over many tables.
 type Result struct {
 	Tables   []TableResult `json:"tables"`
-	Failed   int           `json:"failed"` // tables failed or skipped
+	Failed   int           `json:"failed"` // tables failed or skipped, orphans that could not be dropped
+	// Orphans are raw tables the pipeline loaded that are no longer loaded
+	// (see Orphan): kept unless Options.DropOrphans, then also in
+	// DroppedOrphans (or, when that failed, OrphanErrors).
+	Orphans        []Orphan `json:"orphans,omitempty"`
+	DroppedOrphans []string `json:"dropped_orphans,omitempty"`
+	OrphanErrors   []string `json:"orphan_errors,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -199,6 +208,12 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := l.loadAll(ctx, list, run0, opts)
+	if res.Orphans, err = l.orphans(ctx); err != nil {
+		return res, err
+	}
+	if opts.DropOrphans && !opts.DryRun && run0.fence.failed() == nil && ctx.Err() == nil {
+		l.dropOrphans(ctx, run0, res)
+	}
 	res.Duration = time.Since(start)
 	if err := run0.fence.failed(); err != nil {
 		return res, fmt.Errorf("load stopped after %d of %d tables: %w", len(res.Tables), len(list), err)

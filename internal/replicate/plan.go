@@ -138,7 +138,8 @@ func refusal(t *tables.Table, src *schema.Table) (string, error) {
 		return "reserved name", err
 	}
 	if src == nil {
-		return "missing at source", fmt.Errorf("table %s is in tables.yml but not in the source database; remove it or set exclude: true", t.Name)
+		return "missing at source", fmt.Errorf("table %s is in tables.yml but not in the source database (dropped at the source?); run `pipeline discover`"+
+			" to remove it from tables.yml (or set exclude: true): its replica and raw copies are then reported as orphaned, and --drop-orphans drops them", t.Name)
 	}
 	if w := src.Column(t.Watermark()); t.Strategy.IsIncremental() && w != nil && w.Nullable {
 		return "nullable watermark", fmt.Errorf("watermark column %s of %s is nullable: rows where it is NULL would never be copied;"+

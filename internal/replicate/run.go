@@ -67,6 +67,10 @@ type Options struct {
 	// table fails with its error, no other table begins, no state is
 	// written, and Run returns the error.
 	Guard Guard
+	// DropOrphans drops the replica tables whose source table is gone
+	// (Summary.Orphans) and forgets their state; without it they are kept
+	// and reported.
+	DropOrphans bool
 	// SourceNow, when set, turns the source server's clock as the run read
 	// it (UTC_TIMESTAMP() with the schema) into the instant the run treats
 	// as its start: the cut-off of TIMESTAMP watermarks and what the
@@ -135,6 +139,12 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	sum.Unlisted, sum.Reserved = unlisted(in.src, deps.Tables)
 	r.warnUnlisted(sum)
 	jobs := r.planAll(selected, in, &sum)
+	sum.Orphans = orphans(in, deps.Tables)
+	if !opts.DryRun && opts.DropOrphans && len(sum.Orphans) > 0 {
+		if sum.DroppedOrphans, err = r.dropOrphans(ctx, sum.Orphans); err != nil {
+			return sum, err
+		}
+	}
 	if !opts.DryRun {
 		if err := state.MarkUnchanged(ctx, deps.Replica, sum.unchanged(), time.Now()); err != nil {
 			return Summary{}, err

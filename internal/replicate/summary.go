@@ -42,6 +42,11 @@ type Summary struct {
 	DryRun   bool
 	Unlisted []string // source tables tables.yml does not list (not copied), sorted
 	Reserved []string // source tables named with state.Prefix, which cannot be copied, sorted
+	// Orphans are replica tables the pipeline copied whose source table is
+	// gone (and tables.yml does not copy), sorted: kept unless
+	// Options.DropOrphans, then also in DroppedOrphans.
+	Orphans        []string
+	DroppedOrphans []string
 	// SourceQueries counts every query the run sent to the source: the
 	// tables' and the schema read.
 	SourceQueries int64
@@ -87,6 +92,9 @@ func (s Summary) Write(w io.Writer) {
 	if len(s.Unlisted) > 0 {
 		fmt.Fprintf(w, "%d source tables not in tables.yml, not copied (run `pipeline discover`): %s\n", len(s.Unlisted), strings.Join(s.Unlisted, ", "))
 	}
+	if text := s.OrphanNote(); text != "" {
+		fmt.Fprintln(w, text)
+	}
 	if len(s.Reserved) > 0 {
 		fmt.Fprintf(w, "%d source tables not copied: names starting with %s are reserved for the pipeline's own tables in the replica (rename them at the source): %s\n",
 			len(s.Reserved), state.Prefix, strings.Join(s.Reserved, ", "))
@@ -114,4 +122,17 @@ func (t *TableResult) rate() float64 {
 		return float64(t.RowsRead) / secs
 	}
 	return 0
+}
+
+// OrphanNote says which replica tables are orphaned and whether they were
+// dropped; "" when none.
+func (s Summary) OrphanNote() string {
+	switch {
+	case len(s.Orphans) == 0:
+		return ""
+	case len(s.DroppedOrphans) == len(s.Orphans):
+		return fmt.Sprintf("%d orphaned replica tables dropped (their source table is gone): %s", len(s.Orphans), strings.Join(s.Orphans, ", "))
+	}
+	return fmt.Sprintf("%d replica tables are orphaned (their source table is gone; kept): %s — `pipeline replicate --drop-orphans` drops them",
+		len(s.Orphans), strings.Join(s.Orphans, ", "))
 }

@@ -190,3 +190,15 @@ func Fence(ctx context.Context, db interface {
 	}
 	return tx.Commit()
 }
+
+// Forget deletes every state row of table (its copy status, deleted-rows
+// and changed-keys logs) on ex, the transaction of a run that dropped the
+// replica table because its source table is gone.
+func Forget(ctx context.Context, ex Execer, table string) error {
+	for _, t := range []string{CopyStatusTable, DeletedRowsTable, ChangedKeysTable} {
+		if _, err := ex.ExecContext(ctx, "DELETE FROM `"+t+"` WHERE table_name = ?", table); err != nil {
+			return fmt.Errorf("forget %s in %s: %w", table, t, err)
+		}
+	}
+	return nil
+}
