@@ -141,15 +141,15 @@ func (r TableResult) ConversionTotal() int64 {
 
 // Result is one load over many tables.
 type Result struct {
-	Tables   []TableResult `json:"tables"`
-	Failed   int           `json:"failed"` // tables failed or skipped, orphans that could not be dropped
+	Tables []TableResult `json:"tables"`
+	Failed int           `json:"failed"` // tables failed or skipped, orphans that could not be dropped
 	// Orphans are raw tables the pipeline loaded that are no longer loaded
 	// (see Orphan): kept unless Options.DropOrphans, then also in
 	// DroppedOrphans (or, when that failed, OrphanErrors).
-	Orphans        []Orphan `json:"orphans,omitempty"`
-	DroppedOrphans []string `json:"dropped_orphans,omitempty"`
-	OrphanErrors   []string `json:"orphan_errors,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Orphans        []Orphan      `json:"orphans,omitempty"`
+	DroppedOrphans []string      `json:"dropped_orphans,omitempty"`
+	OrphanErrors   []string      `json:"orphan_errors,omitempty"`
+	Duration       time.Duration `json:"duration_ns"`
 }
 
 // OK reports whether every table succeeded.
