@@ -124,6 +124,42 @@ func isRowSizeError(err error) bool {
 	return errors.As(err, &me) && me.Number == 1118
 }
 
+// definitionsPerTurn is how many tables' SHOW CREATE TABLE one source turn
+// (one rate-limited slot) reads: metadata statements, which read no row and
+// lock no table's rows (the server answers from its table definitions).
+const definitionsPerTurn = 50
+
+// readDefinitions reads the source's SHOW CREATE TABLE of every job that
+// will need it (to create, rebuild or alter its replica table, or build its
+// indexes), definitionsPerTurn per source turn, instead of one turn each:
+// a first run creates four hundred tables. A table whose definition cannot
+// be read here (dropped meanwhile) reads it in its job, which reports why.
+func (r *runner) readDefinitions(ctx context.Context, jobs []*plan) {
+	var need []*plan
+	for _, p := range jobs {
+		if p.srcCreate == "" && (p.create || p.rebuild || p.alter || p.reindex || p.buildsIndexes()) {
+			need = append(need, p)
+		}
+	}
+	for len(need) > 0 {
+		batch := need[:min(len(need), definitionsPerTurn)]
+		need = need[len(batch):]
+		if err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+			for _, p := range batch {
+				var n, create string
+				if err := scanOne(ctx, c, "SHOW CREATE TABLE "+quoteIdent(p.cfg.Name), &n, &create); err == nil {
+					p.srcCreate = create
+				} else if ctx.Err() != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return
+		}
+	}
+}
+
 // sourceCreate returns the source's SHOW CREATE TABLE, reading it once per run.
 func (r *runner) sourceCreate(ctx context.Context, p *plan) (string, error) {
 	if p.srcCreate != "" {

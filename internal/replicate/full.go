@@ -20,12 +20,16 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	if err := j.beginFull(ctx, first); err != nil {
 		return err
 	}
+	if c := j.takePrefetch(); c != nil && first && c.f.Rows() <= c.limit {
+		return j.prefetchedFull(ctx, c)
+	}
 	// A fresh copy of a table with a watermark reads MAX(watermark) before its
 	// first chunk, in the same source turn; it becomes the watermark at the
 	// end, so rows changed behind the copy's cursor are taken next time.
 	var startWM sql.NullString
 	withWM := first && j.wm != ""
-	if withWM && j.wmIndex == "" {
+	spanned := withWM && j.wmIndex == "" && !j.smallExact() // else one bounded MAX
+	if spanned {
 		var err error
 		if startWM, err = j.spanMax(ctx); err != nil {
 			return err
@@ -35,7 +39,7 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	n := j.batch()
 	for {
 		rd := j.keyChunk(lastKey)
-		if withWM && j.wmIndex != "" {
+		if withWM && !spanned {
 			rd.pre = j.maxWatermark(&startWM)
 		}
 		last, err := j.readSource(ctx, rd, &f)
@@ -68,6 +72,29 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	return nil
 }
 
+// prefetchedFull copies a small table the run's sweep read whole (in key
+// order, with its MAX(watermark) in the same statement: the copy's start
+// watermark) as the copy's only chunk.
+func (j *tableJob) prefetchedFull(ctx context.Context, c *chunk) error {
+	startWM := j.pre.maxWM
+	if c.f.Rows() == 0 {
+		return j.emptyFull(ctx, startWM)
+	}
+	u := state.For(j.cfg.Name).LastKey(state.EncodeKey(c.keys[len(c.keys)-1]))
+	if j.wm != "" {
+		u.StartWatermark(startWM)
+	}
+	j.srcKeys = make(map[string]bool, len(c.keys))
+	for _, k := range c.keys {
+		j.srcKeys[state.EncodeKey(k)] = true
+	}
+	if err := j.commitChunk(ctx, &c.f, u); err != nil {
+		return err
+	}
+	j.res.Mode = state.ModeFull
+	return nil
+}
+
 // resumeKey is the key after which an interrupted full copy continues; nil
 // to start from the beginning.
 func (j *tableJob) resumeKey(restart bool) []string {
@@ -92,22 +119,30 @@ func (j *tableJob) beginFull(ctx context.Context, fresh bool) error {
 
 // keyChunk reads the batch_size rows after lastKey (from the start: nil).
 func (j *tableJob) keyChunk(lastKey []string) sourceRead {
-	// FORCE INDEX: without a WHERE (the first chunk) MariaDB would rather
-	// scan the whole table and sort it than walk the key's index.
-	rd := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY)", idx: j.keyIdx}
+	tail, args := j.keyChunkTail(lastKey, j.batch())
+	return sourceRead{query: "SELECT " + j.sel + tail, args: args, idx: j.keyIdx}
+}
+
+// keyChunkTail is a key chunk's statement after the select list: the n
+// rows after lastKey in key order. FORCE INDEX: without a WHERE (the first
+// chunk) MariaDB would rather scan the whole table and sort it than walk
+// the key's index.
+func (j *tableJob) keyChunkTail(lastKey []string, n int) (string, []any) {
+	tail := " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY)"
+	var args []any
 	if lastKey != nil {
-		pred, args := after(j.key, params(lastKey, j.keyTypes))
-		rd.query += " WHERE " + pred
-		rd.args = args
+		var pred string
+		pred, args = after(j.key, params(lastKey, j.keyTypes))
+		tail += " WHERE " + pred
 	}
-	rd.query += " ORDER BY " + identList(j.key) + " LIMIT " + fmt.Sprint(j.batch())
-	return rd
+	return tail + " ORDER BY " + identList(j.key) + " LIMIT " + fmt.Sprint(n), args
 }
 
 // maxWatermark reads the source's highest watermark into wm; for a
 // TIMESTAMP one, the highest before the incremental cut-off, so that a row
 // stamped in the future cannot become the watermark. It is one index
-// lookup; without an index on the watermark see spanMax.
+// lookup, or without an index on the watermark a scan of a table no larger
+// than a batch; a larger one's is taken by spanMax.
 func (j *tableJob) maxWatermark(wm *sql.NullString) func(context.Context, *sql.Conn) error {
 	q, args := j.maxWatermarkSQL("")
 	return func(ctx context.Context, c *sql.Conn) error { return scanOneArgs(ctx, c, q, args, wm) }

@@ -293,10 +293,15 @@ func (t *wmTrack) see(f *rowcopy.File, v string) {
 
 // readChunk empties c and reads rd into it.
 func (j *tableJob) readChunk(ctx context.Context, rd sourceRead, c *chunk) error {
-	keyIdx := c.keyIdx
-	*c = *j.newChunk(c.limit)
-	c.keyIdx = keyIdx
+	c.reset()
 	return j.appendChunk(ctx, rd, c)
+}
+
+// reset empties c, keeping what it tracks.
+func (c *chunk) reset() {
+	c.f.Reset()
+	c.wm = wmTrack{idx: c.wm.idx, less: c.wm.less}
+	c.keys = nil
 }
 
 // appendChunk runs rd on a source connection and adds its rows to c (a

@@ -118,6 +118,10 @@ type sourceRead struct {
 // readSource runs rd on a source connection, adding every row to f and
 // returning the last row's values at rd.idx.
 func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowcopy.File) ([]string, error) {
+	start := time.Now()
+	defer func() {
+		j.r.log.Debug("chunk read", "table", j.cfg.Name, "rows", f.Rows(), "seconds", time.Since(start).Seconds())
+	}()
 	var last []string
 	err := j.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		f.Reset()
@@ -154,6 +158,7 @@ func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowcopy.Fil
 // commitChunk writes f and the state that describes it (u, to which it
 // adds the rows and the change_seq bump) in one transaction.
 func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Update) error {
+	start := time.Now()
 	tx, err := j.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin replica transaction for %s: %w", j.cfg.Name, err)
@@ -171,7 +176,7 @@ func (j *tableJob) commitChunk(ctx context.Context, f *rowcopy.File, u *state.Up
 	j.res.RowsRead += int64(f.Rows())
 	j.res.RowsWritten += int64(f.Rows())
 	j.res.Chunks++
-	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.Rows(), "total", j.res.RowsWritten)
+	j.r.log.Debug("chunk committed", "table", j.cfg.Name, "rows", f.Rows(), "total", j.res.RowsWritten, "seconds", time.Since(start).Seconds())
 	if j.r.opts.OnChunk != nil {
 		j.r.opts.OnChunk(j.cfg.Name, f.Rows())
 	}

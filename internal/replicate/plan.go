@@ -76,7 +76,8 @@ type plan struct {
 
 	srcCreate string // the source's SHOW CREATE TABLE, once read in this run
 
-	pre *prefetch // what the sweep read for the table (run.sweep); nil when nothing
+	pre   *prefetch   // what the sweep read for the table (run.sweep); nil when nothing
+	sweep *sweepGroup // the sweep statement that reads for the table; nil when none
 }
 
 // plan decides what to do with a table without touching any database, so

@@ -149,6 +149,7 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 		if err := state.MarkUnchanged(ctx, deps.Replica, sum.unchanged(), time.Now()); err != nil {
 			return Summary{}, err
 		}
+		r.readDefinitions(ctx, jobs)
 		r.sweep(ctx, jobs)
 		r.runAll(ctx, jobs)
 	}
@@ -364,6 +365,9 @@ func (r *runner) runAll(ctx context.Context, jobs []*plan) {
 // runTable runs one table's plan and records its outcome; it never panics the run.
 func (r *runner) runTable(ctx context.Context, p *plan) {
 	start := time.Now()
+	if p.sweep != nil && ctx.Err() == nil && !r.stopped() {
+		p.sweep.read(ctx, r)
+	}
 	j := newTableJob(r, p)
 	defer func() {
 		if v := recover(); v != nil {

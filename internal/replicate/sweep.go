@@ -6,34 +6,36 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opendental-pipeline/pipeline/internal/state"
-	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
-// The sweep: most tables that changed since the last run need one short
-// read to be up to date (their few changed rows, or the whole of a small
-// full_table table) and, for delete detection, one count. With the rate
-// limit every source statement costs at least rate_limit_ms, and a clinic
-// day touches a hundred tables, so before the tables' jobs start the run
-// asks for many tables' first reads and counts in one statement, a UNION
-// ALL whose parts each read one table exactly as its job would (and its
-// rows land in the job as its first chunk):
+// The sweep: most tables a run copies need one short read (the few rows
+// that changed in them, the whole of a small full_table table, or on a
+// first run the whole of a small table with its MAX(watermark)) and, for
+// delete detection, one count. With the rate limit every source statement
+// costs at least rate_limit_ms, and a clinic day touches a hundred tables
+// (a first run four hundred), so the run asks for many tables' first reads
+// and counts in one statement, a UNION ALL whose parts each read one table
+// exactly as its job would (and its rows land in the job as its first
+// chunk):
 //
-//	(SELECT 0, a.c1, a.c2, NULL, NULL, NULL, NULL FROM a FORCE INDEX (wm) WHERE wm >= ? AND wm < ? ORDER BY wm LIMIT 501)
-//	UNION ALL (SELECT 2, NULL, NULL, b.c1, b.c2, NULL, NULL FROM b LIMIT 10001)
-//	UNION ALL (SELECT 1, NULL, NULL, NULL, NULL, (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM (SELECT 1 FROM a … LIMIT n) x))
+//	(SELECT 0, a.c1, a.c2, NULL, NULL, NULL, NULL, NULL FROM a FORCE INDEX (wm) WHERE wm >= ? AND wm < ? ORDER BY wm LIMIT 501)
+//	UNION ALL (SELECT 2, NULL, NULL, b.c1, b.c2, NULL, NULL, NULL FROM b LIMIT 10001)
+//	UNION ALL (SELECT 1, NULL, NULL, NULL, NULL, (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM (SELECT 1 FROM a … LIMIT n) x), NULL)
 //
 // Every table has columns of its own in the result (NULL in the other
 // parts), so each result column takes the type of one source column and
 // its values arrive exactly as a read of that table alone would send them.
 // A statement holds parts until their rows add up to a chunk's worth (the
-// largest batch_size among them) or the columns to maxSweepColumns.
-// Each part stays bounded as its job's read is: a watermark index walked
-// for at most the rows asked for, a small table (exact row count at most
-// its batch_size) read whole, a count that reads no row but those above
-// the replica's highest key. MyISAM locks the statement's tables for its
-// duration, which is short: the parts are small.
+// largest batch_size among them), maxSweepBytes or maxSweepColumns, and is
+// run when the first of its tables' jobs starts, so what it read waits
+// only for the next few jobs. Each part stays bounded as its job's read
+// is: a watermark index walked for at most the rows asked for, a small
+// table (exact row count at most its batch_size) read whole, a count that
+// reads no row but those above the replica's highest key. MyISAM locks the
+// statement's tables for its duration, which is short: the parts are small.
 
 // maxSweepColumns caps the result columns of one sweep statement.
 const maxSweepColumns = 1000
@@ -43,25 +45,50 @@ const maxSweepParts = 60
 
 // prefetch is what the sweep read for one table.
 type prefetch struct {
-	rows  *chunk       // the job's first chunk (for a small table: all of it); nil when none
-	check *deleteCheck // the delete count made before the copy; nil when none
+	rows  *chunk         // the job's first chunk (for a small table: all of it); nil when none
+	check *deleteCheck   // the delete count made before the copy; nil when none
+	maxWM sql.NullString // a fresh full copy's start watermark: MAX(watermark) in the same statement as its rows
 }
 
 // sweepPart is one table's share of a sweep statement.
 type sweepPart struct {
-	p     *plan
-	j     *tableJob
-	tail  string // the row read after its select list: " FROM … WHERE … LIMIT …"; "" for no row read
-	args  []any
-	c     *chunk
-	check *deleteCheck // a count is asked when set
-	cost  int64        // rows the part may examine
-	off   int          // its first result column (after the tag)
+	p          *plan
+	j          *tableJob
+	tail       string // the row read after its select list: " FROM … WHERE … LIMIT …"; "" for no row read
+	args       []any
+	c          *chunk
+	check      *deleteCheck // a count is asked when set
+	maxWM      bool         // MAX(watermark) is asked (a fresh full copy of a table with one)
+	maxWMValue sql.NullString
+	cost       int64 // rows the part may examine
+	excess     int64 // rows it may examine without returning them
+	bytes      int64 // bytes its rows may take in memory
+	off        int   // its first result column (after the tag)
 }
 
-// sweep reads the first chunk and the delete count of every job it can,
-// in as few statements as it can, and hands them to the jobs (plan.pre).
-// A statement that fails is logged and its jobs read for themselves.
+// sweepGroup is the parts one statement reads, run once, by the first job
+// of the group that starts: the groups follow the jobs' order, so the
+// rows read wait in memory only until their jobs, which start next, take
+// them.
+type sweepGroup struct {
+	parts []*sweepPart
+	once  sync.Once
+}
+
+// read runs the group's statement once; a failure is logged and the
+// group's jobs read for themselves.
+func (g *sweepGroup) read(ctx context.Context, r *runner) {
+	g.once.Do(func() {
+		if err := r.sweepRead(ctx, g.parts); err != nil && ctx.Err() == nil {
+			r.log.Warn("sweep statement failed: its tables read for themselves", "tables", len(g.parts), "err", err)
+		}
+	})
+}
+
+// sweep plans the statements that will read the first chunk, delete count
+// or start watermark of every job it can, in as few statements as it can,
+// and gives each job its group (plan.sweep), read when the group's first
+// job starts (sweepGroup.read).
 func (r *runner) sweep(ctx context.Context, jobs []*plan) {
 	parts, err := r.sweepParts(ctx, jobs)
 	if err != nil {
@@ -69,9 +96,10 @@ func (r *runner) sweep(ctx context.Context, jobs []*plan) {
 		return
 	}
 	for len(parts) > 0 {
-		n := sweepGroup(parts)
-		if err := r.sweepRead(ctx, parts[:n]); err != nil {
-			r.log.Warn("sweep statement failed: its tables read for themselves", "tables", len(parts[:n]), "err", err)
+		n := sweepGroupSize(parts)
+		g := &sweepGroup{parts: parts[:n]}
+		for _, sp := range g.parts {
+			sp.p.sweep = g
 		}
 		parts = parts[n:]
 	}
@@ -83,12 +111,17 @@ func (r *runner) sweep(ctx context.Context, jobs []*plan) {
 func (r *runner) sweepParts(ctx context.Context, jobs []*plan) ([]*sweepPart, error) {
 	var parts []*sweepPart
 	for _, p := range jobs {
-		if p.create || p.alter || (p.mode != state.ModeIncremental && p.mode != state.ModeDiff) {
+		if !p.sweepable(r.opts.FullRefresh) {
 			continue
 		}
 		j := newTableJob(r, p)
 		sp := &sweepPart{p: p, j: j}
-		sp.tail, sp.args, sp.c, sp.cost = j.firstRead()
+		sp.tail, sp.args, sp.c, sp.cost = j.firstRead(p.mode)
+		sp.bytes = sp.cost * max(p.src.AvgRowLen, 1)
+		if sp.c != nil && p.mode == state.ModeIncremental && j.wmIndex == "" {
+			sp.excess = sp.cost // a scan: its rows are examined, few returned
+		}
+		sp.maxWM = sp.c != nil && p.mode == state.ModeFull && j.wm != ""
 		if p.mode == state.ModeIncremental && p.cfg.DeletesEnabled() && j.exact {
 			chk, err := replicaMax(ctx, r.deps.Replica, p.cfg.Name, j.key)
 			if err != nil {
@@ -105,13 +138,29 @@ func (r *runner) sweepParts(ctx context.Context, jobs []*plan) ([]*sweepPart, er
 	return parts, nil
 }
 
+// sweepable reports whether the sweep may read for the table: changed rows
+// of an existing copy, or the whole of a table copied afresh.
+func (p *plan) sweepable(fullRefresh bool) bool {
+	switch p.mode {
+	case state.ModeIncremental, state.ModeDiff:
+		return !p.create && !p.rebuild && !p.alter
+	case state.ModeFull:
+		return p.restarts(fullRefresh) || !unfinishedFull(p.st) || !p.st.LastKey.Valid
+	}
+	return false
+}
+
 // firstRead is the job's first source read when the sweep may take it:
 // the read after the select list, its arguments, the chunk it fills and
 // the rows it may examine; no chunk when the first read is not the sweep's.
-func (j *tableJob) firstRead() (string, []any, *chunk, int64) {
+func (j *tableJob) firstRead(mode string) (string, []any, *chunk, int64) {
 	switch {
-	case j.r.opts.FullRefresh:
-		return "", nil, nil, 0
+	case mode == state.ModeFull && j.smallExact():
+		c := j.newChunk(j.batch())
+		c.keyIdx = j.keyIdx
+		tail, _ := j.keyChunkTail(nil, c.limit+1)
+		return tail, nil, c, j.src.Rows
+	case mode == state.ModeFull:
 	case j.wm != "" && j.wmIndex != "":
 		c := j.newChunk(j.sweepLimit())
 		tail, args := j.wmTail(j.startBound(), c.limit)
@@ -138,18 +187,25 @@ func (j *tableJob) sweepLimit() int {
 	return int(min(max(2*last+100, 100), int64(j.batch())))
 }
 
-// sweepGroup is how many of parts (at least one) one statement takes.
-func sweepGroup(parts []*sweepPart) int {
-	budget := int64(tables.DefaultBatchSize)
-	var cost int64
+// maxSweepBytes caps the bytes of rows one sweep statement may bring
+// (by the tables' average row length).
+const maxSweepBytes = 8 << 20
+
+// sweepGroupSize is how many of parts (at least one) one statement takes:
+// the rows its parts may examine without returning them stay within a
+// chunk's worth (the largest batch_size among them), all the rows they
+// may examine within four, their rows' bytes within maxSweepBytes.
+func sweepGroupSize(parts []*sweepPart) int {
+	var budget, cost, excess, bytes int64
 	cols := 0
 	for i, sp := range parts {
 		budget = max(budget, int64(sp.j.batch()))
 		width := len(sp.j.cols)
-		if i > 0 && (cost+sp.cost > budget || cols+width > maxSweepColumns || i == maxSweepParts) {
+		if i > 0 && (excess+sp.excess > budget || cost+sp.cost > 4*budget || bytes+sp.bytes > maxSweepBytes ||
+			cols+width > maxSweepColumns || i == maxSweepParts) {
 			return i
 		}
-		cost, cols = cost+sp.cost, cols+width
+		cost, excess, bytes, cols = cost+sp.cost, excess+sp.excess, bytes+sp.bytes, cols+width
 	}
 	return len(parts)
 }
@@ -161,7 +217,7 @@ func (r *runner) sweepRead(ctx context.Context, parts []*sweepPart) error {
 	err := r.source(ctx, func(ctx context.Context, c *sql.Conn) error {
 		for _, sp := range parts {
 			if sp.c != nil {
-				*sp.c = *sp.j.newChunk(sp.c.limit)
+				sp.c.reset()
 			}
 		}
 		rows, err := c.QueryContext(ctx, q, args...)
@@ -169,7 +225,7 @@ func (r *runner) sweepRead(ctx context.Context, parts []*sweepPart) error {
 			return err
 		}
 		defer rows.Close()
-		vals, dest := rawRow(1 + width + 2)
+		vals, dest := rawRow(1 + width + 3)
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -184,16 +240,19 @@ func (r *runner) sweepRead(ctx context.Context, parts []*sweepPart) error {
 		return err
 	}
 	for _, sp := range parts {
-		sp.p.pre = &prefetch{rows: sp.c, check: sp.check}
+		sp.p.pre = &prefetch{rows: sp.c, check: sp.check, maxWM: sp.maxWMValue}
 		if sp.check != nil && !sp.check.known {
 			sp.p.pre.check = nil
 		}
+		sp.c = nil // the job's now: freed once it takes it (takePrefetch)
 	}
 	return nil
 }
 
 // sweepSQL writes the statement of parts: its text, arguments and the
-// number of table columns (between the tag and the two count columns).
+// number of table columns (between the tag and the three columns of
+// counts and watermarks: the table's row count, the rows above the
+// replica's highest key, MAX(watermark) as text).
 func sweepSQL(parts []*sweepPart) (string, []any, int) {
 	width := 0
 	for _, sp := range parts {
@@ -204,12 +263,17 @@ func sweepSQL(parts []*sweepPart) (string, []any, int) {
 	var args []any
 	for i, sp := range parts {
 		if sp.c != nil {
-			sel = append(sel, "(SELECT "+strconv.Itoa(2*i)+", "+nulls(sp.off)+sp.j.sel+","+nulls(width-sp.off-len(sp.j.cols))+"NULL, NULL"+sp.tail+")")
+			sel = append(sel, "(SELECT "+strconv.Itoa(2*i)+", "+nulls(sp.off)+sp.j.sel+","+nulls(width-sp.off-len(sp.j.cols))+"NULL, NULL, NULL"+sp.tail+")")
 			args = append(args, sp.args...)
 		}
-		if sp.check != nil {
+		switch {
+		case sp.check != nil:
 			exprs, a := sp.j.countExprs(sp.check.repMax)
-			sel = append(sel, "(SELECT "+strconv.Itoa(2*i+1)+", "+nulls(width)+exprs[0]+", "+exprs[1]+")")
+			sel = append(sel, "(SELECT "+strconv.Itoa(2*i+1)+", "+nulls(width)+exprs[0]+", "+exprs[1]+", NULL)")
+			args = append(args, a...)
+		case sp.maxWM:
+			q, a := sp.j.maxWatermarkSQL("")
+			sel = append(sel, "(SELECT "+strconv.Itoa(2*i+1)+", "+nulls(width)+"NULL, NULL, CAST(("+q+") AS CHAR))")
 			args = append(args, a...)
 		}
 	}
@@ -229,6 +293,10 @@ func routeSweepRow(parts []*sweepPart, vals []sql.RawBytes, width int) error {
 	sp := parts[tag/2]
 	if tag%2 == 0 {
 		sp.c.add(vals[1+sp.off : 1+sp.off+len(sp.j.cols)])
+		return nil
+	}
+	if sp.maxWM {
+		sp.maxWMValue = sql.NullString{String: string(vals[3+width]), Valid: vals[3+width] != nil}
 		return nil
 	}
 	total, err1 := strconv.ParseInt(string(vals[1+width]), 10, 64)
