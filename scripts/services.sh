@@ -17,6 +17,16 @@ set -euo pipefail
 log() { printf 'services: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# One at a time: two copies at once (make test beside make bench) would both
+# see TLS off and restart MariaDB under each other. Fd 9 holds the lock; the
+# daemons we start must not inherit it (9>&-), or the lock lives on with them.
+lock_file=${TMPDIR:-/tmp}/pipeline-services.lock
+exec 9>>"$lock_file"
+if ! flock -w 600 9; then
+	log "another scripts/services.sh has held $lock_file for 10 minutes; giving up"
+	exit 1
+fi
+
 apt_updated=0
 apt_install() {
 	if [ "$apt_updated" -eq 0 ]; then
@@ -35,7 +45,7 @@ run_logged() {
 	local what=$1 out rc=0
 	shift
 	out=$(mktemp)
-	"$@" </dev/null >"$out" 2>&1 || rc=$?
+	"$@" </dev/null >"$out" 2>&1 9>&- || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		log "$what failed (exit $rc):"
 		cat "$out" >&2
@@ -75,7 +85,7 @@ start_mariadb() {
 		# /run/mysqld and run mysqld_safe, which drops to user mysql, detached
 		# and without our stdout/stderr.
 		as_root install -d -m 755 -o mysql -g root /run/mysqld
-		as_root setsid /usr/bin/mysqld_safe </dev/null >/dev/null 2>&1 &
+		as_root setsid /usr/bin/mysqld_safe </dev/null >/dev/null 2>&1 9>&- &
 	fi
 	wait_for "MariaDB" mariadb_alive
 }
@@ -278,7 +288,7 @@ if ! pg_tcp -c 'SELECT 1' >/dev/null 2>&1; then
 	hba=/etc/postgresql/$pgver/main/pg_hba.conf
 	log "trusting loopback TCP in $hba (local dev server)"
 	as_root sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
-	as_root pg_ctlcluster "$pgver" main reload
+	as_root pg_ctlcluster "$pgver" main reload 9>&-
 	wait_for "PostgreSQL on 127.0.0.1:5432" pg_tcp -c 'SELECT 1'
 fi
 if [ "$(pg_tcp -tA -c "SELECT count(*) FROM pg_roles WHERE rolname='root'")" != "1" ]; then
