@@ -110,16 +110,9 @@ func readDBVars(env Environment, db catalog.Database, vars map[string]string) (d
 		case "Host":
 			out.Host = val
 		case "Port":
-			out.Port = db.DefaultPort
-			if val == "" {
-				break
-			}
-			p, err := strconv.Atoi(val)
-			if err != nil || p < 1 || p > 65535 {
-				problems = append(problems, fmt.Sprintf("%s=%q is not a port number: set it to a number from 1 to 65535 (or unset it for %d)", v.Key, val, db.DefaultPort))
-				break
-			}
-			out.Port = p
+			var problem string
+			out.Port, problem = readPort(v.Key, val, db.DefaultPort)
+			problems = appendProblem(problems, problem)
 		case "DB":
 			out.DB = val
 			if env == Test && !strings.Contains(strings.ToLower(val), "test") {
@@ -138,20 +131,47 @@ func readDBVars(env Environment, db catalog.Database, vars map[string]string) (d
 		case "SSLKey":
 			tv.key, tv.keyVar = val, v.Key
 		case "Schema":
-			out.Schema = string(catalog.SchemaRaw)
-			if val == "" {
-				break
-			}
-			if _, err := catalog.ParsePostgresSchema(val); err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %v", v.Key, err))
-				break
-			}
-			out.Schema = val
+			var problem string
+			out.Schema, problem = readSchema(v.Key, val)
+			problems = appendProblem(problems, problem)
 		}
 	}
 	var p []string
 	out.tls, p = checkTLS(tv)
 	return out, append(problems, p...)
+}
+
+// readPort is the PORT variable key's value val: def when unset, otherwise
+// a port number or a problem naming the fix.
+func readPort(key, val string, def int) (int, string) {
+	if val == "" {
+		return def, ""
+	}
+	p, err := strconv.Atoi(val)
+	if err != nil || p < 1 || p > 65535 {
+		return def, fmt.Sprintf("%s=%q is not a port number: set it to a number from 1 to 65535 (or unset it for %d)", key, val, def)
+	}
+	return p, ""
+}
+
+// readSchema is the SCHEMA variable key's value val: raw when unset,
+// otherwise a known PostgreSQL schema or a problem.
+func readSchema(key, val string) (string, string) {
+	if val == "" {
+		return string(catalog.SchemaRaw), ""
+	}
+	if _, err := catalog.ParsePostgresSchema(val); err != nil {
+		return string(catalog.SchemaRaw), fmt.Sprintf("%s: %v", key, err)
+	}
+	return val, ""
+}
+
+// appendProblem appends problem to problems unless it is empty.
+func appendProblem(problems []string, problem string) []string {
+	if problem == "" {
+		return problems
+	}
+	return append(problems, problem)
 }
 
 // WriteVariables writes a table of every variable the catalogue's databases

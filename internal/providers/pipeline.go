@@ -223,19 +223,8 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%w: reading %s: %w", ErrInvalidConfig, name, err)
 	}
-	// Database names first, from the node tree, so the message has the line
-	// (the strict decode below would reject them without one).
-	if _, conns := keyAt(&root, "connections"); conns != nil && conns.Kind == yaml.MappingNode {
-		var unknown []string
-		for i := 0; i+1 < len(conns.Content); i += 2 {
-			k := conns.Content[i]
-			if _, err := catalog.ParseDatabaseType(k.Value); err != nil {
-				unknown = append(unknown, fmt.Sprintf("%s:%d: connections: %v", name, k.Line, err))
-			}
-		}
-		if len(unknown) > 0 {
-			return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(unknown, "\n  - "))
-		}
+	if err := checkDatabaseNames(name, &root); err != nil {
+		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -249,24 +238,62 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	bad := func(line int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
 	}
-	for db, c := range cfg.Connections {
-		if c.PoolSize != nil && *c.PoolSize < 1 {
-			bad(lineOf(&root, "connections", string(db), "pool_size"), "connections.%s.pool_size must be at least 1, got %d", db, *c.PoolSize)
-		}
-		if c.MaxOverflow != nil && *c.MaxOverflow < 0 {
-			bad(lineOf(&root, "connections", string(db), "max_overflow"), "connections.%s.max_overflow must be 0 or more, got %d", db, *c.MaxOverflow)
-		}
-		if c.ConnectTimeout != nil && *c.ConnectTimeout == 0 {
-			bad(lineOf(&root, "connections", string(db), "connect_timeout"), "connections.%s.connect_timeout must be more than 0", db)
-		}
-		if c.ApplicationName != nil && strings.TrimSpace(*c.ApplicationName) == "" {
-			bad(lineOf(&root, "connections", string(db), "application_name"), "connections.%s.application_name must not be empty", db)
+	checkConnections(&root, cfg, bad)
+	checkRunOptions(&root, cfg, bad)
+	checkOperations(&root, cfg, bad)
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(problems, "\n  - "))
+	}
+	return cfg, nil
+}
+
+// checkDatabaseNames checks the database names under connections from the
+// node tree, before the strict decode, so the message has the line (the
+// decode would reject them without one).
+func checkDatabaseNames(name string, root *yaml.Node) error {
+	_, conns := keyAt(root, "connections")
+	if conns == nil || conns.Kind != yaml.MappingNode {
+		return nil
+	}
+	var unknown []string
+	for i := 0; i+1 < len(conns.Content); i += 2 {
+		k := conns.Content[i]
+		if _, err := catalog.ParseDatabaseType(k.Value); err != nil {
+			unknown = append(unknown, fmt.Sprintf("%s:%d: connections: %v", name, k.Line, err))
 		}
 	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(unknown, "\n  - "))
+	}
+	return nil
+}
+
+// checkConnections reports each out-of-range connections value to bad.
+func checkConnections(root *yaml.Node, cfg *PipelineConfig, bad func(line int, format string, args ...any)) {
+	for db, c := range cfg.Connections {
+		if c.PoolSize != nil && *c.PoolSize < 1 {
+			bad(lineOf(root, "connections", string(db), "pool_size"), "connections.%s.pool_size must be at least 1, got %d", db, *c.PoolSize)
+		}
+		if c.MaxOverflow != nil && *c.MaxOverflow < 0 {
+			bad(lineOf(root, "connections", string(db), "max_overflow"), "connections.%s.max_overflow must be 0 or more, got %d", db, *c.MaxOverflow)
+		}
+		if c.ConnectTimeout != nil && *c.ConnectTimeout == 0 {
+			bad(lineOf(root, "connections", string(db), "connect_timeout"), "connections.%s.connect_timeout must be more than 0", db)
+		}
+		if c.ApplicationName != nil && strings.TrimSpace(*c.ApplicationName) == "" {
+			bad(lineOf(root, "connections", string(db), "application_name"), "connections.%s.application_name must not be empty", db)
+		}
+	}
+}
+
+// checkRunOptions reports each out-of-range replication and load option to
+// bad.
+func checkRunOptions(root *yaml.Node, cfg *PipelineConfig, bad func(line int, format string, args ...any)) {
 	atLeast := func(key string, v, min int) {
 		if v < min {
 			parts := strings.Split(key, ".")
-			bad(lineOf(&root, parts...), "%s must be at least %d, got %d", key, min, v)
+			bad(lineOf(root, parts...), "%s must be at least %d, got %d", key, min, v)
 		}
 	}
 	atLeast("replication.workers", cfg.Replication.Workers, 1)
@@ -275,14 +302,8 @@ func ParsePipeline(name string, data []byte) (*PipelineConfig, error) {
 	atLeast("replication.max_retries", cfg.Replication.MaxRetries, 0)
 	atLeast("load.workers", cfg.Load.Workers, 1)
 	if c := cfg.Load.LoadedAtColumn; c != "" && !plainIdent(c) {
-		bad(lineOf(&root, "load", "loaded_at_column"), "load.loaded_at_column %q must be a plain lower-case PostgreSQL name of at most 63 bytes (letters, digits, _; not starting with a digit), e.g. _loaded_at", c)
+		bad(lineOf(root, "load", "loaded_at_column"), "load.loaded_at_column %q must be a plain lower-case PostgreSQL name of at most 63 bytes (letters, digits, _; not starting with a digit), e.g. _loaded_at", c)
 	}
-	checkOperations(&root, cfg, bad)
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return nil, fmt.Errorf("%w: %s:\n  - %s", ErrInvalidConfig, name, strings.Join(problems, "\n  - "))
-	}
-	return cfg, nil
 }
 
 // keyAt walks the mapping keys of path from the document root: line is the

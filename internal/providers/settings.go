@@ -74,17 +74,7 @@ func NewSettings(p ConfigProvider, override EnvOverride) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	pipe, pipeExists, err := p.Pipeline()
-	if err != nil {
-		return nil, err
-	}
-	tbl, exists, err := p.Tables()
-	if err != nil {
-		return nil, err
-	}
-	s := newSettings(env, pipe, tbl, exists, p.Dir(), vars)
-	s.PipelineExists = pipeExists
-	return s, nil
+	return newSettings(env, p, vars)
 }
 
 // NewTestSettings builds test-environment Settings from in-memory
@@ -92,22 +82,29 @@ func NewSettings(p ConfigProvider, override EnvOverride) (*Settings, error) {
 // defaults, nil tables means no tables.yml; env holds TEST_… variables.
 func NewTestSettings(pipeline *PipelineConfig, tables *tables.Config, env map[string]string) *Settings {
 	p := &MemoryProvider{PipelineConfig: pipeline, TablesConfig: tables, Vars: env}
-	pipe, pipeExists, _ := p.Pipeline()
-	tbl, exists, _ := p.Tables()
-	s := newSettings(Test, pipe, tbl, exists, "", env)
-	s.PipelineExists = pipeExists
+	s, _ := newSettings(Test, p, env) // a MemoryProvider never fails
 	return s
 }
 
-func newSettings(env Environment, pipe *PipelineConfig, tbl *tables.Config, tablesExist bool, dir string, vars map[string]string) *Settings {
+// newSettings reads p's pipeline.yml and tables.yml into Settings for env,
+// with a copy of vars (p's environment, read once by the caller).
+func newSettings(env Environment, p ConfigProvider, vars map[string]string) (*Settings, error) {
+	pipe, pipeExists, err := p.Pipeline()
+	if err != nil {
+		return nil, err
+	}
+	tbl, tablesExist, err := p.Tables()
+	if err != nil {
+		return nil, err
+	}
 	copied := make(map[string]string, len(vars))
 	for k, v := range vars {
 		copied[k] = v
 	}
 	return &Settings{
-		Environment: env, Pipeline: pipe, Tables: tbl, TablesExist: tablesExist, ConfigDir: dir,
-		env: copied, cache: map[cacheKey]DBConfig{},
-	}
+		Environment: env, Pipeline: pipe, PipelineExists: pipeExists, Tables: tbl, TablesExist: tablesExist,
+		ConfigDir: p.Dir(), env: copied, cache: map[cacheKey]DBConfig{},
+	}, nil
 }
 
 // TablesPath is where tables.yml is read from and where discover writes it:
