@@ -86,10 +86,44 @@ func Parse(filename string, data []byte) (*Config, error) {
 	if len(doc.Content) == 0 {
 		return cfg, nil // an empty file lists no tables
 	}
-	root := doc.Content[0]
 	ferr := func(n *yaml.Node, fix, format string, args ...any) error {
 		return &FileError{File: filename, Line: n.Line, Msg: fmt.Sprintf(format, args...), Fix: fix}
 	}
+	tablesNode, err := findTables(doc.Content[0], ferr)
+	if err != nil {
+		return nil, err
+	}
+	if tablesNode == nil {
+		return cfg, nil
+	}
+	seen := map[string]int{}
+	for i := 0; i < len(tablesNode.Content); i += 2 {
+		k, v := tablesNode.Content[i], tablesNode.Content[i+1]
+		name := k.Value
+		if err := CheckName(name); err != nil {
+			return nil, ferr(k, "use the table's name as in the source database (quote it in YAML if it has special characters)", "table name %q is not a valid MySQL table name: %v", name, err)
+		}
+		// Exact: MySQL on Linux (lower_case_table_names=0) holds "Patient" and
+		// "patient" as two tables.
+		if line, dup := seen[name]; dup {
+			return nil, ferr(k, "keep one entry and delete the other", "table %q is listed twice (first at line %d)", name, line)
+		}
+		seen[name] = k.Line
+		t, err := parseTable(k, v, ferr)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Tables[name] = t
+	}
+	return cfg, nil
+}
+
+// fileErr makes a FileError at node n (see Parse).
+type fileErr func(n *yaml.Node, fix, format string, args ...any) error
+
+// findTables is the mapping under the top-level "tables" key of root, nil
+// when there is none or it is empty.
+func findTables(root *yaml.Node, ferr fileErr) (*yaml.Node, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, ferr(root, "start the file with `tables:`", "the top level must be a mapping with the key \"tables\"")
 	}
@@ -105,64 +139,55 @@ func Parse(filename string, data []byte) (*Config, error) {
 		tablesNode = root.Content[i+1]
 	}
 	if tablesNode == nil || tablesNode.Tag == "!!null" {
-		return cfg, nil
+		return nil, nil
 	}
 	if tablesNode.Kind != yaml.MappingNode {
 		return nil, ferr(tablesNode, "write one `name:` entry per table under `tables:`", "\"tables\" must be a mapping of table name to settings")
 	}
-	seen := map[string]int{}
-	for i := 0; i < len(tablesNode.Content); i += 2 {
-		k, v := tablesNode.Content[i], tablesNode.Content[i+1]
-		name := k.Value
-		if err := CheckName(name); err != nil {
-			return nil, ferr(k, "use the table's name as in the source database (quote it in YAML if it has special characters)", "table name %q is not a valid MySQL table name: %v", name, err)
-		}
-		// Exact: MySQL on Linux (lower_case_table_names=0) holds "Patient" and
-		// "patient" as two tables.
-		if line, dup := seen[name]; dup {
-			return nil, ferr(k, "keep one entry and delete the other", "table %q is listed twice (first at line %d)", name, line)
-		}
-		seen[name] = k.Line
-		if v.Kind != yaml.MappingNode {
-			return nil, ferr(v, "give the table a mapping of settings (at least extraction_strategy)", "table %q: settings must be a mapping", name)
-		}
-		lines := map[string]*yaml.Node{}
-		for j := 0; j < len(v.Content); j += 2 {
-			key := v.Content[j]
-			if !contains(tableKeys, key.Value) {
-				return nil, ferr(key, "use one of: "+strings.Join(tableKeys, ", "), "table %q: unknown key %q", name, key.Value)
-			}
-			if first, dup := lines[key.Value]; dup {
-				return nil, ferr(key, "keep one", "table %q: %s is set twice (first at line %d)", name, key.Value, first.Line)
-			}
-			lines[key.Value] = key
-		}
-		var t Table
-		if err := v.Decode(&t); err != nil {
-			return nil, ferr(v, "check the value types (lists in [..], numbers without quotes)", "table %q: %v", name, err)
-		}
-		t.Name = name
-		if n, set := lines["batch_size"]; set && t.BatchSize == 0 { // validate cannot tell 0 from absent (the default)
-			return nil, ferr(n, "use a positive number of rows, e.g. 10000, or leave batch_size out for the default", "table %q: batch_size must be at least 1, got 0", name)
-		}
-		at := func(key string) *yaml.Node {
-			if n, ok := lines[key]; ok {
-				return n
-			}
-			return k
-		}
-		if err := validate(&t, at, ferr); err != nil {
-			return nil, err
-		}
-		if err := checkPolicies(&t, valueOf(v, "column_policies"), ferr); err != nil {
-			return nil, err
-		}
-		cfg.Tables[name] = &t
-	}
-	return cfg, nil
+	return tablesNode, nil
 }
 
-func validate(t *Table, at func(string) *yaml.Node, ferr func(*yaml.Node, string, string, ...any) error) error {
+// parseTable decodes and checks the settings v of the table named by key k.
+func parseTable(k, v *yaml.Node, ferr fileErr) (*Table, error) {
+	name := k.Value
+	if v.Kind != yaml.MappingNode {
+		return nil, ferr(v, "give the table a mapping of settings (at least extraction_strategy)", "table %q: settings must be a mapping", name)
+	}
+	lines := map[string]*yaml.Node{}
+	for j := 0; j < len(v.Content); j += 2 {
+		key := v.Content[j]
+		if !contains(tableKeys, key.Value) {
+			return nil, ferr(key, "use one of: "+strings.Join(tableKeys, ", "), "table %q: unknown key %q", name, key.Value)
+		}
+		if first, dup := lines[key.Value]; dup {
+			return nil, ferr(key, "keep one", "table %q: %s is set twice (first at line %d)", name, key.Value, first.Line)
+		}
+		lines[key.Value] = key
+	}
+	var t Table
+	if err := v.Decode(&t); err != nil {
+		return nil, ferr(v, "check the value types (lists in [..], numbers without quotes)", "table %q: %v", name, err)
+	}
+	t.Name = name
+	if n, set := lines["batch_size"]; set && t.BatchSize == 0 { // validate cannot tell 0 from absent (the default)
+		return nil, ferr(n, "use a positive number of rows, e.g. 10000, or leave batch_size out for the default", "table %q: batch_size must be at least 1, got 0", name)
+	}
+	at := func(key string) *yaml.Node {
+		if n, ok := lines[key]; ok {
+			return n
+		}
+		return k
+	}
+	if err := validate(&t, at, ferr); err != nil {
+		return nil, err
+	}
+	if err := checkPolicies(&t, valueOf(v, "column_policies"), ferr); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func validate(t *Table, at func(string) *yaml.Node, ferr fileErr) error {
 	if t.Strategy == "" {
 		return ferr(at("extraction_strategy"), "add `extraction_strategy: full_table` (or incremental with watermark_columns)", "table %q: extraction_strategy is missing", t.Name)
 	}
@@ -228,7 +253,7 @@ func valueOf(m *yaml.Node, key string) *yaml.Node {
 // discover listed them), no key column dropped or hashed (the key is how
 // raw is upserted, deleted from and verified) and no column both retyped
 // and dropped or hashed.
-func checkPolicies(t *Table, n *yaml.Node, ferr func(*yaml.Node, string, string, ...any) error) error {
+func checkPolicies(t *Table, n *yaml.Node, ferr fileErr) error {
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil // absent; a non-mapping already failed Decode
 	}
