@@ -81,7 +81,7 @@ func (r *runner) sumBatch(ctx context.Context, batch []*schema.Table, sums map[s
 	}
 	q := strings.Join(parts, " UNION ALL ")
 	err := r.source(ctx, nil, func(ctx context.Context, c *sql.Conn) error {
-		return eachRow(ctx, c, q, nil, 3, func(vals [][]byte) error {
+		return eachRow(ctx, c, stmt{query: q}, 3, func(vals [][]byte) error {
 			i, err := strconv.Atoi(string(vals[0]))
 			if err != nil || i < 0 || i >= len(batch) {
 				return fmt.Errorf("unexpected table index %q", vals[0])

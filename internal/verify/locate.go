@@ -107,7 +107,7 @@ func (tv *tableVerify) list(ctx context.Context, s span) error {
 		q, args := tv.listQuery(tv.srcHash, s, tv.pending.wm)
 		err := tv.r.source(ctx, &tv.res.SourceQueries, func(ctx context.Context, c *sql.Conn) error {
 			var err error
-			src, err = readKeyHashes(ctx, c, q, args, tv.key.Len(), tv.pending.wm != "")
+			src, err = readKeyHashes(ctx, c, stmt{q, args}, tv.key.Len(), tv.pending.wm != "")
 			return err
 		})
 		if err != nil {
@@ -115,7 +115,7 @@ func (tv *tableVerify) list(ctx context.Context, s span) error {
 		}
 	}
 	q, args := tv.listQuery(tv.repHash, s, "")
-	rep, err := readKeyHashes(ctx, tv.conn, q, args, tv.key.Len(), false)
+	rep, err := readKeyHashes(ctx, tv.conn, stmt{q, args}, tv.key.Len(), false)
 	if err != nil {
 		return fmt.Errorf("list replica rows of %s: %w", tv.cfg.Name, err)
 	}
@@ -147,15 +147,15 @@ type keyHash struct {
 	wm   string
 }
 
-func readKeyHashes(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args []any, keyLen int, withWM bool) ([]keyHash, error) {
+// readKeyHashes reads st's rows: keyLen key values, the hash and, withWM,
+// the watermark.
+func readKeyHashes(ctx context.Context, q querier, st stmt, keyLen int, withWM bool) ([]keyHash, error) {
 	n := keyLen + 1
 	if withWM {
 		n++
 	}
 	var out []keyHash
-	err := eachRow(ctx, q, query, args, n, func(vals [][]byte) error {
+	err := eachRow(ctx, q, st, n, func(vals [][]byte) error {
 		h, err := strconv.ParseUint(string(vals[keyLen]), 10, 64)
 		if err != nil {
 			return err

@@ -63,7 +63,7 @@ func (tv *tableVerify) sourceParts(ctx context.Context, lo, hi []string, limit, 
 	var parts []part
 	err := tv.r.source(ctx, &tv.res.SourceQueries, func(ctx context.Context, c *sql.Conn) error {
 		parts = parts[:0]
-		return eachRow(ctx, c, q, args, 2+k.Len(), func(vals [][]byte) error {
+		return eachRow(ctx, c, stmt{q, args}, 2+k.Len(), func(vals [][]byte) error {
 			p := part{last: strs(vals[2:])}
 			var err error
 			if p.count, err = strconv.ParseInt(string(vals[0]), 10, 64); err != nil {
@@ -107,7 +107,7 @@ func (tv *tableVerify) replicaParts(ctx context.Context, lo []string, bounds [][
 	q := "SELECT p, COUNT(*), BIT_XOR(h) FROM (SELECT " + pexpr + " AS p, " + tv.repHash + " AS h FROM " + keyset.Quote(tv.cfg.Name) +
 		" WHERE " + pred + ") x GROUP BY p"
 	out := map[int]agg{}
-	err := eachRow(ctx, tv.conn, q, args, 3, func(vals [][]byte) error {
+	err := eachRow(ctx, tv.conn, stmt{q, args}, 3, func(vals [][]byte) error {
 		p, err := strconv.Atoi(string(vals[0]))
 		if err != nil {
 			return err
@@ -128,12 +128,21 @@ func (tv *tableVerify) replicaParts(ctx context.Context, lo []string, bounds [][
 	return out, nil
 }
 
-// eachRow runs query and calls fn with every row's n values as bytes (nil
-// for NULL; valid only during the call).
-func eachRow(ctx context.Context, q interface {
+// querier is what eachRow reads from: a source *sql.Conn or the replica.
+type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args []any, n int, fn func([][]byte) error) error {
-	rows, err := q.QueryContext(ctx, query, args...)
+}
+
+// stmt is a query with its arguments.
+type stmt struct {
+	query string
+	args  []any
+}
+
+// eachRow runs st and calls fn with every row's n values as bytes (nil
+// for NULL; valid only during the call).
+func eachRow(ctx context.Context, q querier, st stmt, n int, fn func([][]byte) error) error {
+	rows, err := q.QueryContext(ctx, st.query, st.args...)
 	if err != nil {
 		return err
 	}

@@ -75,11 +75,9 @@ func (tv *tableVerify) wholeMultiset(ctx context.Context, d *Diff) error {
 	return nil
 }
 
-func hashCounts(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string) (map[uint64]int64, error) {
+func hashCounts(ctx context.Context, q querier, query string) (map[uint64]int64, error) {
 	out := map[uint64]int64{}
-	err := eachRow(ctx, q, query, nil, 2, func(vals [][]byte) error {
+	err := eachRow(ctx, q, stmt{query: query}, 2, func(vals [][]byte) error {
 		h, err := strconv.ParseUint(string(vals[0]), 10, 64)
 		if err != nil {
 			return err
