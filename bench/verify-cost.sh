@@ -20,11 +20,9 @@ DB=${VCOST_DB:-opendental_demo_vcost}
 REPL=${DB}_replica
 PGDB=${DB}_analytics
 W=bench/work-vcost
-USER_=vcost_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
-PASS=pw$USER_
 
-my() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot "$@"; }
-pg() { PGOPTIONS='--client-min-messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # my, pg, the source user and its cost
 log() { printf '\n== verify-cost: %s\n' "$*" >&2; }
 
 REUSE=${VCOST_REUSE:-0}
@@ -38,11 +36,11 @@ pg -d postgres -c "DROP DATABASE IF EXISTS \"$PGDB\" WITH (FORCE)" -c "CREATE DA
 log "seeding $DB at scale $SCALE (seed $SEED)"
 "$P" demo seed --db "$DB" --scale "$SCALE" --seed "$SEED" >"$W/seed.log" 2>&1
 fi
-my -e "SET GLOBAL userstat = 1; CREATE USER '$USER_'@'%' IDENTIFIED BY '$PASS'; GRANT SELECT ON \`$DB\`.* TO '$USER_'@'%'"
-trap 'my -e "DROP USER IF EXISTS '"'"'$USER_'"'"'@'"'"'%'"'"'" || true' EXIT
+source_user_create "$DB"
+trap source_user_drop EXIT
 
 export ETL_ENVIRONMENT=production
-export OPENDENTAL_SOURCE_HOST=127.0.0.1 OPENDENTAL_SOURCE_PORT=3306 OPENDENTAL_SOURCE_DB=$DB OPENDENTAL_SOURCE_USER=$USER_ OPENDENTAL_SOURCE_PASSWORD=$PASS
+export OPENDENTAL_SOURCE_HOST=127.0.0.1 OPENDENTAL_SOURCE_PORT=3306 OPENDENTAL_SOURCE_DB=$DB OPENDENTAL_SOURCE_USER=$SRC_USER OPENDENTAL_SOURCE_PASSWORD=$SRC_PASS
 export MYSQL_REPLICATION_HOST=127.0.0.1 MYSQL_REPLICATION_PORT=3306 MYSQL_REPLICATION_DB=$REPL MYSQL_REPLICATION_USER=root MYSQL_REPLICATION_PASSWORD=
 export POSTGRES_ANALYTICS_HOST=127.0.0.1 POSTGRES_ANALYTICS_PORT=5432 POSTGRES_ANALYTICS_DB=$PGDB POSTGRES_ANALYTICS_SCHEMA=raw POSTGRES_ANALYTICS_USER=postgres POSTGRES_ANALYTICS_PASSWORD=
 # pipeline.yml's defaults: 2 workers, 1 source connection, 100 ms between source queries.
@@ -56,22 +54,17 @@ else
 	"$P" --config-dir "$W/config" load --full-refresh >"$W/first.log" 2>&1
 fi
 
-# statements, rows examined, bytes sent, CPU seconds (the server's, on this user's statements)
-cost() { my -N -e "SELECT COALESCE(SUM(SELECT_COMMANDS + OTHER_COMMANDS + UPDATE_COMMANDS), 0), COALESCE(SUM(ROWS_READ), 0),
-	COALESCE(SUM(BYTES_SENT), 0), COALESCE(SUM(CPU_TIME), 0) FROM information_schema.USER_STATISTICS WHERE USER = '$USER_'"; }
 declare -A Q R S B C
 measure() { # measure <step> <pipeline args…>
-	local step=$1 q0 r0 b0 c0 q1 r1 b1 c1 t0 t1
+	local step=$1 c0 c1 t0 t1
 	shift
 	log "$step: pipeline $*"
-	read -r q0 r0 b0 c0 < <(cost)
+	c0=$(source_cost)
 	t0=$(date +%s.%N)
 	"$P" --config-dir "$W/config" "$@" >"$W/$step.log" 2>&1 || true
 	t1=$(date +%s.%N)
-	sleep 1 # the server merges a statement's counters just after answering it
-	read -r q1 r1 b1 c1 < <(cost)
-	Q[$step]=$((q1 - q0)); R[$step]=$((r1 - r0)); B[$step]=$(( (b1 - b0) / 1024 ))
-	C[$step]=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+	c1=$(source_cost)
+	read -r Q[$step] _ R[$step] _ B[$step] C[$step] < <(source_cost_delta "$c0" "$c1")
 	S[$step]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	printf '   %s: %s s, %s statements, %s rows examined, %s KB sent, %s s CPU\n' "$step" "${S[$step]}" "${Q[$step]}" "${R[$step]}" "${B[$step]}" "${C[$step]}" >&2
 }
