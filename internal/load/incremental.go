@@ -16,15 +16,12 @@ import (
 // and the rows of logged keys, and applies the recorded deletes, all in
 // one transaction.
 func (tl *tableLoad) incremental(ctx context.Context) error {
-	p, st, snap, r := tl.p, tl.st, tl.snap, tl.r
-	ptx, err := tl.l.raw.Begin(ctx)
+	p, st, r := tl.p, tl.st, tl.r
+	ptx, err := tl.beginStaged(ctx, "incremental")
 	if err != nil {
-		return fmt.Errorf("begin incremental load: %w", err)
+		return err
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
-	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_stage (LIKE "+qualified(p.target)+") ON COMMIT DROP"); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
-	}
 	read, staged, err := tl.copyRows(ctx, ptx.Conn().PgConn(), copySpec{
 		copySQL: "COPY pg_temp.etl_stage (" + p.columnList("") + ") FROM STDIN", query: p.selectSQL(" WHERE " + p.watermarkCond(*st.Watermark))})
 	r.RowsRead = read
@@ -35,7 +32,30 @@ func (tl *tableLoad) incremental(ctx context.Context) error {
 	if staged != read {
 		return fmt.Errorf("staged %d of %d changed rows of %s", staged, read, p.src.Name)
 	}
-	if err := tl.applyLogged(ctx, ptx); err != nil { // rows re-copied whatever their watermark (keys.go)
+	// The logged keys' rows are re-copied whatever their watermark (keys.go).
+	return tl.finishStaged(ctx, ptx, "incremental")
+}
+
+// beginStaged begins a load's transaction (how: "incremental", "keyed")
+// with an empty etl_stage shaped like the raw table.
+func (tl *tableLoad) beginStaged(ctx context.Context, how string) (pgx.Tx, error) {
+	ptx, err := tl.l.raw.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin %s load: %w", how, err)
+	}
+	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_stage (LIKE "+qualified(tl.p.target)+") ON COMMIT DROP"); err != nil {
+		_ = ptx.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("create staging table: %w", err)
+	}
+	return ptx, nil
+}
+
+// finishStaged ends a staged load in ptx: stages the logged keys' rows,
+// applies the recorded deletes, upserts etl_stage, records the success and
+// commits.
+func (tl *tableLoad) finishStaged(ctx context.Context, ptx pgx.Tx, how string) error {
+	p, st, snap, r := tl.p, tl.st, tl.snap, tl.r
+	if err := tl.applyLogged(ctx, ptx); err != nil {
 		return err
 	}
 	lastDel := st.LastDeletedID
@@ -57,7 +77,7 @@ func (tl *tableLoad) incremental(ctx context.Context) error {
 	if err := writeSuccess(ctx, ptx, tl.success(wm, lastDel)); err != nil {
 		return err
 	}
-	if err := tl.commit(ctx, ptx, "incremental"); err != nil {
+	if err := tl.commit(ctx, ptx, how); err != nil {
 		return err
 	}
 	return nil

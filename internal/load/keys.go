@@ -47,41 +47,12 @@ func (tl *tableLoad) keyedOnly(ctx context.Context) error {
 // keyed loads only the rows of the logged keys (and the recorded deletes),
 // in one transaction.
 func (tl *tableLoad) keyed(ctx context.Context) error {
-	p, st, snap, r := tl.p, tl.st, tl.snap, tl.r
-	ptx, err := tl.l.raw.Begin(ctx)
+	ptx, err := tl.beginStaged(ctx, "keyed")
 	if err != nil {
-		return fmt.Errorf("begin keyed load: %w", err)
+		return err
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
-	if _, err := ptx.Exec(ctx, "CREATE TEMP TABLE etl_stage (LIKE "+qualified(p.target)+") ON COMMIT DROP"); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
-	}
-	if err := tl.applyLogged(ctx, ptx); err != nil {
-		return err
-	}
-	lastDel := st.LastDeletedID
-	if p.table.DeletesEnabled() && snap.maxDelID > lastDel {
-		n, err := tl.applyDeletes(ctx, ptx, lastDel)
-		if err != nil {
-			return err
-		}
-		r.RowsDeleted += n
-		lastDel = snap.maxDelID
-	}
-	if err := tl.upsertStaged(ctx, ptx); err != nil {
-		return err
-	}
-	wm := snap.watermark
-	if wm == nil {
-		wm = st.Watermark
-	}
-	if err := writeSuccess(ctx, ptx, tl.success(wm, lastDel)); err != nil {
-		return err
-	}
-	if err := tl.commit(ctx, ptx, "keyed"); err != nil {
-		return err
-	}
-	return nil
+	return tl.finishStaged(ctx, ptx, "keyed")
 }
 
 // applyLogged stages the replica rows of the keys logged after the last
