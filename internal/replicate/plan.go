@@ -10,41 +10,6 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
 
-// selectTables returns the tables to copy in run order: every table of
-// tables.yml not excluded, or the named ones (excluded ones included).
-func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
-	if len(names) == 0 {
-		return cfg.Ordered(), nil
-	}
-	want := map[string]bool{}
-	var unknown []string
-	for _, n := range names { // exact: a name may have spaces around it
-		if n == "" {
-			continue
-		}
-		if _, ok := cfg.Tables[n]; !ok {
-			unknown = append(unknown, n)
-		}
-		want[n] = true
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, fmt.Errorf("%w: --tables names %s, not in tables.yml; run `pipeline discover` or fix the name", ErrConfig, strings.Join(unknown, ", "))
-	}
-	var out []*tables.Table
-	for _, t := range cfg.Ordered() {
-		if want[t.Name] {
-			out = append(out, t)
-		}
-	}
-	for _, n := range cfg.Names() { // an explicitly named table runs even when excluded
-		if t := cfg.Tables[n]; t.Exclude && want[n] {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
-
 // unlisted sorts the source's tables tables.yml does not list into those
 // discover would add (unlisted) and those it refuses (reserved names).
 func unlisted(src *schema.Database, cfg *tables.Config) (unlisted, reserved []string) {

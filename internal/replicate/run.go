@@ -124,9 +124,9 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	if deps.Source.DB == nil || deps.Replica.DB == nil || deps.Tables == nil {
 		return Summary{}, fmt.Errorf("%w: source, replica and tables config are required", ErrConfig)
 	}
-	selected, err := selectTables(deps.Tables, opts.Tables)
+	selected, err := deps.Tables.Select(opts.Tables) // an explicitly named table runs even when excluded
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	r := newRunner(deps, opts.withDefaults())
 	r.start = start

@@ -165,6 +165,37 @@ func TestOrdered(t *testing.T) {
 	assert.Equal(t, []string{"core", "big", "more_rows", "b_same", "small", "tiny_ref"}, order)
 }
 
+// Select is what replicate and verify run for --tables: the named tables
+// in run order (excluded ones after, when named), names exact.
+func TestSelect(t *testing.T) {
+	cfg := &Config{Tables: map[string]*Table{}}
+	for _, tb := range []*Table{
+		{Name: "small", Importance: Standard, EstimatedSizeMB: 1},
+		{Name: "core", Importance: Critical},
+		{Name: " spaced", Importance: Standard},
+		{Name: "z_off", Importance: Critical, Exclude: true},
+		{Name: "a_off", Importance: Critical, Exclude: true},
+	} {
+		cfg.Tables[tb.Name] = tb
+	}
+	names := func(ts []*Table) []string {
+		var out []string
+		for _, tb := range ts {
+			out = append(out, tb.Name)
+		}
+		return out
+	}
+	all, err := cfg.Select(nil)
+	require.NoError(t, err)
+	assert.Equal(t, names(cfg.Ordered()), names(all), "no names: every table not excluded")
+	got, err := cfg.Select([]string{"z_off", "small", "", " spaced", "a_off", "core"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"core", "small", " spaced", "a_off", "z_off"}, names(got))
+	_, err = cfg.Select([]string{"zz", "spaced", "core"})
+	require.Error(t, err)
+	assert.Equal(t, "--tables names spaced, zz, not in tables.yml; run `pipeline discover` or fix the name", err.Error(), "exact names, sorted")
+}
+
 func TestParseColumnPolicies(t *testing.T) {
 	const ok = `tables:
   patient:

@@ -230,6 +230,44 @@ func (c *Config) Ordered() []*Table {
 	return out
 }
 
+// Select returns the tables a phase runs, in run order: every table not
+// excluded (Ordered), or the named ones, excluded ones included after the
+// others by name. Names are exact (a name may have spaces around it); ""
+// is skipped. A name tables.yml does not list is an error that names the
+// fix; the phase wraps it in its own configuration error.
+func (c *Config) Select(names []string) ([]*Table, error) {
+	if len(names) == 0 {
+		return c.Ordered(), nil
+	}
+	want := map[string]bool{}
+	var unknown []string
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if _, ok := c.Tables[n]; !ok {
+			unknown = append(unknown, n)
+		}
+		want[n] = true
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("--tables names %s, not in tables.yml; run `pipeline discover` or fix the name", strings.Join(unknown, ", "))
+	}
+	var out []*Table
+	for _, t := range c.Ordered() {
+		if want[t.Name] {
+			out = append(out, t)
+		}
+	}
+	for _, n := range c.Names() { // an explicitly named table runs even when excluded
+		if t := c.Tables[n]; t.Exclude && want[n] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
 func joinValues[T ~string](vs []T) string {
 	s := make([]string, len(vs))
 	for i, v := range vs {

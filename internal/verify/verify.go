@@ -29,8 +29,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -249,42 +247,17 @@ func (r *runner) runAll(ctx context.Context, order []*tables.Table, src, rep *sc
 }
 
 // selectTables returns the tables to verify in run order: every table not
-// excluded, or the named ones (excluded too, when named).
+// excluded, or the named ones (excluded too, when named; names exact as
+// for replicate).
 func selectTables(cfg *tables.Config, names []string) ([]*tables.Table, error) {
 	for name, t := range cfg.Tables {
 		if t.Name == "" {
 			t.Name = name
 		}
 	}
-	if len(names) == 0 {
-		return cfg.Ordered(), nil
-	}
-	want := map[string]bool{}
-	var unknown []string
-	for _, n := range names {
-		if n = strings.TrimSpace(n); n == "" {
-			continue
-		}
-		if _, ok := cfg.Tables[n]; !ok {
-			unknown = append(unknown, n)
-		}
-		want[n] = true
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, fmt.Errorf("%w: --tables names %s, not in tables.yml; run `pipeline discover` or fix the name", ErrConfig, strings.Join(unknown, ", "))
-	}
-	var out []*tables.Table
-	for _, t := range cfg.Ordered() {
-		if want[t.Name] {
-			out = append(out, t)
-			delete(want, t.Name)
-		}
-	}
-	for _, n := range cfg.Names() {
-		if want[n] {
-			out = append(out, cfg.Tables[n])
-		}
+	out, err := cfg.Select(names)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return out, nil
 }
