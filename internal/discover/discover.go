@@ -4,7 +4,6 @@
 package discover
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -360,16 +359,7 @@ func render(oldData []byte, merged *tables.Config) ([]byte, error) {
 		content = append(content, tables.NameNode(name), f)
 	}
 	tbls.Content = content
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("encode tables.yml: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode tables.yml: %w", err)
-	}
-	return buf.Bytes(), nil
+	return tables.EncodeNode(&doc)
 }
 
 // mergeMapping returns old's keys (with their comments) carrying fresh's

@@ -2,7 +2,6 @@ package discover
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -106,16 +105,7 @@ func addSuggestions(data []byte, s *schema.Database) ([]byte, error) {
 	if !added {
 		return data, nil
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("encode tables.yml: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode tables.yml: %w", err)
-	}
-	return buf.Bytes(), nil
+	return tables.EncodeNode(&doc)
 }
 
 // offered reports whether a table entry sets column_policies or already

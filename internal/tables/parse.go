@@ -359,9 +359,21 @@ func Marshal(cfg *Config, header []string) ([]byte, error) {
 		}
 		tbls.Content = append(tbls.Content, NameNode(n), v)
 	}
+	body, err := EncodeNode(root)
+	if err != nil {
+		return nil, err
+	}
+	buf.Write(body)
+	return buf.Bytes(), nil
+}
+
+// EncodeNode renders a tables.yml document or mapping node as the file is
+// written (two-space indent); discover re-encodes an edited file with it.
+func EncodeNode(n *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(root); err != nil {
+	if err := enc.Encode(n); err != nil {
 		return nil, fmt.Errorf("encode tables.yml: %w", err)
 	}
 	if err := enc.Close(); err != nil {
