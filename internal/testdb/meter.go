@@ -295,16 +295,10 @@ const (
 // command charges the connection's previous command and opens the next one.
 // It runs with m.mu held, before the command reaches the server.
 func (m *Meter) command(c *meterConn, p []byte) {
-	if err := m.settle(c); err != nil {
-		m.fail(err)
+	snap, threads, ok := m.charge(c)
+	if !ok {
 		return
 	}
-	snap, threads, err := m.snapshot()
-	if err != nil {
-		m.fail(err)
-		return
-	}
-	m.finishIdle(c, snap, threads)
 	s, ok := c.describe(p)
 	if !ok {
 		return
@@ -352,16 +346,23 @@ func (m *Meter) closed(c *meterConn) {
 	if m.open[c] == nil {
 		return
 	}
+	m.charge(c)
+}
+
+// charge settles c's previous command and charges what ran since, returning
+// the snapshot it took; ok is false after a failure (recorded with fail).
+func (m *Meter) charge(c *meterConn) (snap Cost, threads map[uint32]thread, ok bool) {
 	if err := m.settle(c); err != nil {
 		m.fail(err)
-		return
+		return Cost{}, nil, false
 	}
 	snap, threads, err := m.snapshot()
 	if err != nil {
 		m.fail(err)
-		return
+		return Cost{}, nil, false
 	}
 	m.finishIdle(c, snap, threads)
+	return snap, threads, true
 }
 
 type thread struct {
