@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -102,7 +103,7 @@ func replicaMax(ctx context.Context, q querier, table string, key []string) (*de
 func (j *tableJob) replicaRowsUpTo(ctx context.Context, hi []string) (int64, error) {
 	pred, args := j.ks.AtMost(hi)
 	var n int64
-	if err := scanOneArgs(ctx, j.conn, "SELECT COUNT(*) FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, &n); err != nil {
+	if err := schema.ScanOne(ctx, j.conn, "SELECT COUNT(*) FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, &n); err != nil {
 		return 0, fmt.Errorf("count replica rows of %s: %w", j.cfg.Name, err)
 	}
 	return n, nil
@@ -134,7 +135,7 @@ func (j *tableJob) countSource(ctx context.Context, chk *deleteCheck) error {
 	exprs, args := j.countExprs(chk.repMax)
 	var total, above int64
 	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		return scanOneArgs(ctx, c, "SELECT "+exprs[0]+", "+exprs[1], args, &total, &above)
+		return schema.ScanOne(ctx, c, "SELECT "+exprs[0]+", "+exprs[1], args, &total, &above)
 	}); err != nil {
 		return fmt.Errorf("count source rows of %s: %w", j.cfg.Name, err)
 	}
@@ -200,12 +201,7 @@ func (j *tableJob) sourceKeys(ctx context.Context, lo, hi []string, n int) ([][]
 	pred, args := j.ks.Range(lo, hi)
 	q := "SELECT " + identList(j.key) + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY) WHERE " + pred +
 		" ORDER BY " + identList(j.key) + " LIMIT " + strconv.Itoa(n)
-	var keys [][]string
-	err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		var err error
-		keys, err = readKeys(ctx, c, q, args, len(j.key))
-		return err
-	})
+	keys, err := j.readSourceKeys(ctx, q, args)
 	if err != nil {
 		return nil, fmt.Errorf("read source keys of %s: %w", j.cfg.Name, err)
 	}
@@ -339,23 +335,29 @@ func (j *tableJob) deleteIn(ctx context.Context, tx *sql.Tx, keys [][]string) (i
 	return total, nil
 }
 
+// readSourceKeys runs readKeys for the table's key on a source connection.
+func (j *tableJob) readSourceKeys(ctx context.Context, q string, args []any) ([][]string, error) {
+	var keys [][]string
+	err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
+		var err error
+		keys, err = readKeys(ctx, c, q, args, len(j.key))
+		return err
+	})
+	return keys, err
+}
+
 func readKeys(ctx context.Context, q querier, query string, args []any, width int) ([][]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	vals, dest := rawRow(width)
 	idx := make([]int, width)
 	for i := range idx {
 		idx[i] = i
 	}
 	var out [][]string
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
+	err := eachRawRow(ctx, q, sourceRead{query: query, args: args}, width, func(vals []sql.RawBytes) error {
 		out = append(out, rawStrings(vals, idx))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
 	"github.com/opendental-pipeline/pipeline/internal/rowhash"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -144,7 +145,7 @@ func (j *tableJob) sourceRange(ctx context.Context, hash string, lo, hi []string
 	}
 	var last sql.NullString
 	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		return scanOneArgs(ctx, c, q, args, &s.rows, &s.hash, &last)
+		return schema.ScanOne(ctx, c, q, args, &s.rows, &s.hash, &last)
 	}); err != nil {
 		return s, fmt.Errorf("checksum source range of %s: %w", j.cfg.Name, err)
 	}
@@ -161,12 +162,8 @@ func (j *tableJob) nthKeyIn(ctx context.Context, lo, hi []string, n int) ([]stri
 	pred, args := j.ks.Range(lo, hi)
 	q := "SELECT " + identList(j.key) + " FROM " + quoteIdent(j.cfg.Name) + " FORCE INDEX (PRIMARY) WHERE " + pred +
 		" ORDER BY " + identList(j.key) + " LIMIT 1 OFFSET " + strconv.Itoa(n-1)
-	var keys [][]string
-	if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		var err error
-		keys, err = readKeys(ctx, c, q, args, len(j.key))
-		return err
-	}); err != nil {
+	keys, err := j.readSourceKeys(ctx, q, args)
+	if err != nil {
 		return nil, fmt.Errorf("read key range of %s: %w", j.cfg.Name, err)
 	}
 	if len(keys) == 0 {
@@ -180,7 +177,7 @@ func (j *tableJob) replicaMatches(ctx context.Context, hash string, lo, hi []str
 	pred, args := j.ks.Range(lo, hi)
 	var rows int64
 	var h uint64
-	if err := scanOneArgs(ctx, j.conn, "SELECT COUNT(*), COALESCE(BIT_XOR("+hash+"),0) FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, &rows, &h); err != nil {
+	if err := schema.ScanOne(ctx, j.conn, "SELECT COUNT(*), COALESCE(BIT_XOR("+hash+"),0) FROM "+quoteIdent(j.cfg.Name)+" WHERE "+pred, args, &rows, &h); err != nil {
 		return false, fmt.Errorf("checksum replica range of %s: %w", j.cfg.Name, err)
 	}
 	return rows == src.rows && h == src.hash, nil

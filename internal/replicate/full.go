@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/internal/rowcopy"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 )
 
@@ -145,7 +146,7 @@ func (j *tableJob) keyChunkTail(lastKey []string, n int) (string, []any) {
 // than a batch; a larger one's is taken by spanMax.
 func (j *tableJob) maxWatermark(wm *sql.NullString) func(context.Context, *sql.Conn) error {
 	q, args := j.maxWatermarkSQL("")
-	return func(ctx context.Context, c *sql.Conn) error { return scanOneArgs(ctx, c, q, args, wm) }
+	return func(ctx context.Context, c *sql.Conn) error { return schema.ScanOne(ctx, c, q, args, wm) }
 }
 
 // maxWatermarkSQL is the MAX(watermark) statement, over the rows of pred
@@ -175,7 +176,7 @@ func (j *tableJob) spanMax(ctx context.Context) (sql.NullString, error) {
 		q, a := j.maxWatermarkSQL(pred)
 		var m sql.NullString
 		if err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-			return scanOneArgs(ctx, c, q, append(args, a...), &m)
+			return schema.ScanOne(ctx, c, q, append(args, a...), &m)
 		}); err != nil {
 			return fmt.Errorf("read watermark of %s: %w", j.cfg.Name, err)
 		}

@@ -311,19 +311,10 @@ func (j *tableJob) appendChunk(ctx context.Context, rd sourceRead, c *chunk) err
 	err := j.source(ctx, func(ctx context.Context, conn *sql.Conn) error {
 		c.f.Truncate(mark)
 		c.wm, c.keys = wm, c.keys[:keys]
-		rows, err := conn.QueryContext(ctx, rd.query, rd.args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		vals, dest := rawRow(len(j.cols))
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
+		return eachRawRow(ctx, conn, rd, len(j.cols), func(vals []sql.RawBytes) error {
 			c.add(vals)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("read %s from source: %w", j.cfg.Name, err)

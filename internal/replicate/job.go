@@ -131,23 +131,14 @@ func (j *tableJob) readSource(ctx context.Context, rd sourceRead, f *rowcopy.Fil
 				return err
 			}
 		}
-		rows, err := conn.QueryContext(ctx, rd.query, rd.args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		vals, dest := rawRow(len(j.cols))
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
+		return eachRawRow(ctx, conn, rd, len(j.cols), func(vals []sql.RawBytes) error {
 			f.Add(vals)
 			last = rawStrings(vals, rd.idx)
 			if f.KeepKeys {
 				f.Keys = append(f.Keys, state.EncodeKey(last))
 			}
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s from source: %w", j.cfg.Name, err)

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"database/sql"
 	"strconv"
 	"strings"
@@ -79,6 +80,26 @@ func params(vals []string, types []string) []any {
 		out[i] = param(v, types[i])
 	}
 	return out
+}
+
+// eachRawRow runs rd's query on q (rd.pre and rd.idx are the caller's) and
+// calls fn with every row's n raw values, valid only during the call.
+func eachRawRow(ctx context.Context, q querier, rd sourceRead, n int, fn func([]sql.RawBytes) error) error {
+	rows, err := q.QueryContext(ctx, rd.query, rd.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals, dest := rawRow(n)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if err := fn(vals); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // rawRow returns n raw values and the Scan destinations pointing at them.

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"regexp"
 	"sort"
@@ -15,28 +14,10 @@ import (
 // querier is a *sql.DB, *sql.Conn or *sql.Tx.
 type querier = schema.Querier
 
-// scanOne reads the single row of a query without arguments into dest.
+// scanOne reads the single row of a query without arguments into dest
+// (sql.ErrNoRows when none).
 func scanOne(ctx context.Context, q querier, query string, dest ...any) error {
-	return scanOneArgs(ctx, q, query, nil, dest...)
-}
-
-// scanOneArgs reads the single row of query into dest (sql.ErrNoRows when none).
-func scanOneArgs(ctx context.Context, q querier, query string, args []any, dest ...any) error {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
+	return schema.ScanOne(ctx, q, query, nil, dest...)
 }
 
 // Change is one schema difference applied to a replica table.

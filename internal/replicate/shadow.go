@@ -62,12 +62,6 @@ func (j *tableJob) fillShadow(ctx context.Context, conn *sql.Conn, shadow string
 	if _, err := j.conn.ExecContext(ctx, "TRUNCATE TABLE "+quoteIdent(shadow)); err != nil {
 		return 0, err
 	}
-	rows, err := conn.QueryContext(ctx, "SELECT "+j.sel+" FROM "+quoteIdent(j.cfg.Name))
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	vals, dest := rawRow(len(j.cols))
 	var f rowcopy.File
 	var total int64
 	flush := func() error {
@@ -78,18 +72,15 @@ func (j *tableJob) fillShadow(ctx context.Context, conn *sql.Conn, shadow string
 		f.Reset()
 		return nil
 	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return 0, err
-		}
+	whole := sourceRead{query: "SELECT " + j.sel + " FROM " + quoteIdent(j.cfg.Name)}
+	err := eachRawRow(ctx, conn, whole, len(j.cols), func(vals []sql.RawBytes) error {
 		f.Add(vals)
 		if f.Rows() >= j.batch() {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+			return flush()
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	if err := flush(); err != nil {

@@ -101,12 +101,7 @@ func (j *tableJob) nthKeyAfter(ctx context.Context, cut []string, n int) ([]stri
 		q += " WHERE " + pred
 	}
 	q += " ORDER BY " + identList(j.key) + " LIMIT 1 OFFSET " + strconv.Itoa(n-1)
-	var keys [][]string
-	err := j.source(ctx, func(ctx context.Context, c *sql.Conn) error {
-		var err error
-		keys, err = readKeys(ctx, c, q, args, len(j.key))
-		return err
-	})
+	keys, err := j.readSourceKeys(ctx, q, args)
 	if err != nil {
 		return nil, fmt.Errorf("read key span of %s: %w", j.cfg.Name, err)
 	}

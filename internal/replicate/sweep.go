@@ -220,21 +220,9 @@ func (r *runner) sweepRead(ctx context.Context, parts []*sweepPart) error {
 				sp.c.reset()
 			}
 		}
-		rows, err := c.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		vals, dest := rawRow(1 + width + 3)
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			if err := routeSweepRow(parts, vals, width); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return eachRawRow(ctx, c, sourceRead{query: q, args: args}, 1+width+3, func(vals []sql.RawBytes) error {
+			return routeSweepRow(parts, vals, width)
+		})
 	})
 	if err != nil {
 		return err

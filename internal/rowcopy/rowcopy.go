@@ -124,7 +124,7 @@ func Load(ctx context.Context, ex Conn, table string, cols []schema.Column, f *F
 		return 0, fmt.Errorf("load %d rows into replica %s: %w", f.rows, table, err)
 	}
 	var warnings int
-	if err := scanOne(ctx, ex, "SELECT @@warning_count", &warnings); err != nil {
+	if err := schema.ScanOne(ctx, ex, "SELECT @@warning_count", nil, &warnings); err != nil {
 		return 0, fmt.Errorf("read warnings of load into %s: %w", table, err)
 	}
 	if warnings > 0 {
@@ -181,24 +181,6 @@ func firstWarnings(ctx context.Context, q Conn) string {
 		}
 	}
 	return strings.Join(out, "; ")
-}
-
-func scanOne(ctx context.Context, q Conn, query string, dest ...any) error {
-	rows, err := q.QueryContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
 }
 
 func quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }

@@ -88,6 +88,26 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// ScanOne reads the single row of query into dest (sql.ErrNoRows when
+// none), through the one method every Querier has.
+func ScanOne(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
 // ErrNoTable is returned by ReadTable for a table the database does not have.
 var ErrNoTable = errors.New("no such table")
 

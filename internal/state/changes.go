@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 )
 
 // ChangedKeysTable is the changed-keys log: keys of replica rows a keyed
@@ -89,7 +91,7 @@ func LogChanges(ctx context.Context, tx Tx, c Changes) (int64, error) {
 // none, or when the replica has no log yet).
 func MaxChangedKeyID(ctx context.Context, q Querier, table string) (int64, error) {
 	var id int64
-	err := one(ctx, q, "SELECT COALESCE(MAX(id), 0) FROM `"+ChangedKeysTable+"` WHERE table_name = ?", []any{table}, &id)
+	err := schema.ScanOne(ctx, q, "SELECT COALESCE(MAX(id), 0) FROM `"+ChangedKeysTable+"` WHERE table_name = ?", []any{table}, &id)
 	if isNoSuchTable(err) {
 		return 0, nil
 	}
@@ -107,7 +109,7 @@ func KeyedSince(ctx context.Context, q Querier, table string, loadedSeq, seq int
 		return false, nil
 	}
 	var n int64
-	err := one(ctx, q, "SELECT COUNT(DISTINCT change_seq) FROM `"+ChangedKeysTable+"` WHERE table_name = ? AND change_seq > ? AND change_seq <= ?",
+	err := schema.ScanOne(ctx, q, "SELECT COUNT(DISTINCT change_seq) FROM `"+ChangedKeysTable+"` WHERE table_name = ? AND change_seq > ? AND change_seq <= ?",
 		[]any{table, loadedSeq, seq}, &n)
 	if isNoSuchTable(err) {
 		return false, nil

@@ -83,7 +83,7 @@ func ChangeSeqs(ctx context.Context, q schema.Querier) (map[string]int64, error)
 // ChangeSeq reads one table's change_seq (in the caller's snapshot); ok is
 // false when the replica does not track the table.
 func ChangeSeq(ctx context.Context, q schema.Querier, table string) (seq int64, ok bool, err error) {
-	err = one(ctx, q, "SELECT change_seq FROM `"+CopyStatusTable+"` WHERE table_name = ?", []any{table}, &seq)
+	err = schema.ScanOne(ctx, q, "SELECT change_seq FROM `"+CopyStatusTable+"` WHERE table_name = ?", []any{table}, &seq)
 	if isNoSuchTable(err) || errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -97,7 +97,7 @@ func ChangeSeq(ctx context.Context, q schema.Querier, table string) (seq int64, 
 // none, or when the replica has no state yet).
 func MaxDeletionID(ctx context.Context, q schema.Querier, table string) (int64, error) {
 	var id int64
-	err := one(ctx, q, "SELECT COALESCE(MAX(id), 0) FROM `"+DeletedRowsTable+"` WHERE table_name = ?", []any{table}, &id)
+	err := schema.ScanOne(ctx, q, "SELECT COALESCE(MAX(id), 0) FROM `"+DeletedRowsTable+"` WHERE table_name = ?", []any{table}, &id)
 	if isNoSuchTable(err) {
 		return 0, nil
 	}
@@ -105,25 +105,6 @@ func MaxDeletionID(ctx context.Context, q schema.Querier, table string) (int64, 
 		return 0, fmt.Errorf("read %s of %s: %w", DeletedRowsTable, table, err)
 	}
 	return id, nil
-}
-
-// one reads the single row of query into dest (sql.ErrNoRows when none).
-func one(ctx context.Context, q schema.Querier, query string, args []any, dest ...any) error {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
 }
 
 // DeletionRange selects a table's recorded deletes: ids in (After, Through].
