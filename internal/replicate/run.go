@@ -14,7 +14,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -166,14 +165,13 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 // runner is one run: its options, its source connections and the source's
 // clock at the start.
 type runner struct {
-	deps    Deps
-	opts    Options
-	log     *slog.Logger
-	pool    chan Doer // one per source connection: taking one is the connection cap
-	closers []io.Closer
-	start   time.Time // before the source's schema and clock were read: what every table is current as of
-	srcNow  string    // the source's UTC clock when the run read its schema (SourceNow), whole seconds
-	cutoff  string    // the end of srcNow's second: TIMESTAMP watermarks are read below it
+	deps   Deps
+	opts   Options
+	log    *slog.Logger
+	pool   *manager.Pool[Doer] // one per source connection: taking one is the connection cap
+	start  time.Time           // before the source's schema and clock were read: what every table is current as of
+	srcNow string              // the source's UTC clock when the run read its schema (SourceNow), whole seconds
+	cutoff string              // the end of srcNow's second: TIMESTAMP watermarks are read below it
 
 	lostMu sync.Mutex
 	lost   error // the first failed Guard check: the run stops
@@ -211,49 +209,24 @@ func newRunner(deps Deps, opts Options) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{deps: deps, opts: opts, log: log.With("component", "replicate"), pool: make(chan Doer, opts.SourceConns)}
-	for range opts.SourceConns {
-		d := opts.NewDoer(deps.Source.DB)
-		if c, ok := d.(io.Closer); ok {
-			r.closers = append(r.closers, c)
-		}
-		r.pool <- d
-	}
+	r := &runner{deps: deps, opts: opts, log: log.With("component", "replicate"),
+		pool: manager.NewPool(opts.SourceConns, func() Doer { return opts.NewDoer(deps.Source.DB) })}
 	return r
 }
 
 // queries is how many source queries the run's connections sent (the
 // schema read included), when the Doers count them (*manager.Manager does).
-func (r *runner) queries() int64 {
-	var n int64
-	for _, c := range r.closers {
-		if q, ok := c.(interface{ Queries() int64 }); ok {
-			n += q.Queries()
-		}
-	}
-	return n
-}
+func (r *runner) queries() int64 { return r.pool.Queries() }
 
 // stopped reports whether Options.Stop asks the run to stop now.
 func (r *runner) stopped() bool { return r.opts.Stop != nil && r.opts.Stop() }
 
-func (r *runner) close() {
-	for _, c := range r.closers {
-		c.Close()
-	}
-}
+func (r *runner) close() { r.pool.Close() }
 
 // source runs fn on a source connection, waiting for a free one. The
 // factory set the session up (read-only, UTC, values as stored).
 func (r *runner) source(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn) error) error {
-	var d Doer
-	select {
-	case d = <-r.pool:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { r.pool <- d }()
-	return d.Do(ctx, fn)
+	return r.pool.Use(ctx, func(d Doer) error { return d.Do(ctx, fn) })
 }
 
 // sourceFor is source, counting every run of fn (retries included: each

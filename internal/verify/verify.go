@@ -27,7 +27,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -124,9 +123,8 @@ type runner struct {
 	deps     Deps
 	opts     Options
 	log      *slog.Logger
-	pool     chan Doer
-	doers    []Doer
-	deadline time.Time // zero: none
+	pool     *manager.Pool[Doer] // one per source connection
+	deadline time.Time           // zero: none
 	progress map[string]*tableProgress
 	states   map[string]*state.Row // the replica's state per table
 	sums     map[string]agg        // small tables' batched source sums (batch.go)
@@ -157,12 +155,8 @@ func newRunner(deps Deps, opts Options) (*runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{deps: deps, opts: opts, log: log.With("component", "verify"), pool: make(chan Doer, opts.SourceConns)}
-	for range opts.SourceConns {
-		d := opts.NewDoer(deps.Source.DB)
-		r.doers = append(r.doers, d)
-		r.pool <- d
-	}
+	r := &runner{deps: deps, opts: opts, log: log.With("component", "verify"),
+		pool: manager.NewPool(opts.SourceConns, func() Doer { return opts.NewDoer(deps.Source.DB) })}
 	if opts.Budget > 0 {
 		r.deadline = opts.Now().Add(opts.Budget)
 	}
@@ -175,39 +169,22 @@ func (r *runner) now() time.Time { return r.opts.Now() }
 func (r *runner) outOfTime() bool { return !r.deadline.IsZero() && !r.now().Before(r.deadline) }
 
 // close returns the source connections.
-func (r *runner) close() {
-	for _, d := range r.doers {
-		if c, ok := d.(io.Closer); ok {
-			c.Close()
-		}
-	}
-}
+func (r *runner) close() { r.pool.Close() }
 
 // queries is every source query of the run.
-func (r *runner) queries() int64 {
-	var n int64
-	for _, d := range r.doers {
-		n += d.Queries()
-	}
-	return n
-}
+func (r *runner) queries() int64 { return r.pool.Queries() }
 
 // source runs fn on a free source connection (one query per call, rate
 // limited) and adds its attempts to *spent when spent is not nil.
 func (r *runner) source(ctx context.Context, spent *int64, fn func(ctx context.Context, conn *sql.Conn) error) error {
-	var d Doer
-	select {
-	case d = <-r.pool:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { r.pool <- d }()
-	before := d.Queries()
-	err := d.Do(ctx, fn)
-	if spent != nil {
-		*spent += d.Queries() - before
-	}
-	return err
+	return r.pool.Use(ctx, func(d Doer) error {
+		before := d.Queries()
+		err := d.Do(ctx, fn)
+		if spent != nil {
+			*spent += d.Queries() - before
+		}
+		return err
+	})
 }
 
 // runAll verifies the tables in order on the workers; results keep the
