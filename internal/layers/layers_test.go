@@ -20,7 +20,7 @@ const module = "github.com/opendental-pipeline/pipeline/"
 var phases = []string{"discover", "replicate", "load", "verify"}
 
 // The contracts between the phases, which import no phase.
-var contracts = []string{"schema", "state", "typemap", "tables", "policy", "keyset", "rowhash", "rowcopy", "report"}
+var contracts = []string{"schema", "state", "typemap", "tables", "policy", "keyset", "rowhash", "rowcopy", "pgcopy", "report"}
 
 // imports lists the module-internal packages dir imports (tests excluded).
 func imports(t *testing.T, dir string) []string {

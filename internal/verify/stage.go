@@ -1,21 +1,17 @@
 package verify
 
 import (
-	"bufio"
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
 	"github.com/opendental-pipeline/pipeline/internal/keyset"
+	"github.com/opendental-pipeline/pipeline/internal/pgcopy"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
-
-var errCopyStopped = errors.New("copy stopped")
 
 // stageRows copies the replica rows matching where into the stage, read
 // and converted exactly as the load reads and converts them, and returns
@@ -42,64 +38,13 @@ func (h *rawHop) copyInto(ctx context.Context, table string, idx []int, withKey 
 	}
 	query := "SELECT " + strings.Join(exprs, ", ") + " FROM " + keyset.Quote(h.tv.cfg.Name) + " WHERE " + where
 	copySQL := "COPY " + table + " (" + strings.Join(targets, ", ") + ") FROM STDIN"
-	qctx, cancelRead := context.WithCancel(ctx)
-	defer cancelRead()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := h.streamRows(qctx, query, idx, withKey, pw)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	tag, cerr := h.pg.Conn().PgConn().CopyFrom(ctx, pr, copySQL)
-	if cerr != nil {
-		cancelRead()
-	}
-	pr.CloseWithError(errCopyStopped)
-	werr := <-done
-	switch {
-	case werr != nil && !errors.Is(werr, errCopyStopped) && (cerr == nil || qctx.Err() == nil):
-		return 0, fmt.Errorf("read replica %s: %w", h.tv.cfg.Name, werr)
-	case cerr != nil:
-		return 0, fmt.Errorf("stage replica rows of %s: %w", h.tv.cfg.Name, cerr)
-	}
-	return tag.RowsAffected(), nil
-}
-
-// streamRows runs query (reading columns idx) on the replica session's
-// driver directly, on the text protocol like the load, and writes each row
-// as a COPY line: the converted values, then (withKey) the key as the
-// replica printed it.
-func (h *rawHop) streamRows(ctx context.Context, query string, idx []int, withKey bool, w io.Writer) error {
 	var counts typemap.Counts // conversions are the load's to count; here they only need doing
-	return h.tv.conn.Raw(func(dc any) error {
-		q, ok := dc.(driver.QueryerContext)
-		if !ok {
-			return fmt.Errorf("the replica driver %T cannot run queries directly", dc)
-		}
-		rows, err := q.QueryContext(ctx, query, nil)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		bw := bufio.NewWriterSize(w, 256<<10)
-		dest := make([]driver.Value, len(idx))
-		line := make([]byte, 0, 4096)
-		for {
-			if err := rows.Next(dest); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return err
-			}
-			if line, err = h.appendRow(line[:0], dest, idx, withKey, &counts); err != nil {
-				return err
-			}
-			if _, err := bw.Write(line); err != nil {
-				return err
-			}
-		}
-		return bw.Flush()
+	return pgcopy.Run(ctx, h.pg.Conn().PgConn(), pgcopy.Stream{
+		Replica: h.tv.conn, Query: query, Columns: len(idx), Copy: copySQL,
+		Table: h.tv.cfg.Name, Doing: "stage replica rows of " + h.tv.cfg.Name,
+		Line: func(line []byte, row []driver.Value) ([]byte, error) {
+			return h.appendRow(line, row, idx, withKey, &counts)
+		},
 	})
 }
 
