@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
+	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
 // phaseFlags are the flags of replicate, load and run: run accepts every
@@ -176,6 +178,16 @@ type phase struct {
 
 	warehouse   *lock.WarehouseLock // held by this run (nil: not, or a dry run): the load checks it before each commit
 	replicaLock *lock.ReplicaLock   // likewise for replicate
+}
+
+// checkSourceRun refuses, for a command that reads the source, a replica
+// that is the source database, a missing tables.yml and --tables it does
+// not list (or excludes).
+func (p *phase) checkSourceRun(ctx context.Context) error {
+	if err := serverid.CheckReplica(ctx, p.Settings, p.source.DB, p.replica.DB); err != nil {
+		return err
+	}
+	return errors.Join(needTables(p.Settings), checkTables(p.Settings, p.flags.tableList()))
 }
 
 // lockWarehouse takes the warehouse lock for a run that writes to raw;

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/report"
-	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
 type replicateDeps struct {
@@ -30,11 +28,8 @@ func runReplicate(ctx context.Context, c *call) int {
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d replicateDeps) error {
 		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, flags: f, c: c, rec: rec}
-		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
+		if err := p.checkSourceRun(ctx); err != nil {
 			return err // before anything is written or locked
-		}
-		if err := errors.Join(needTables(d.Settings), checkTables(d.Settings, f.tableList())); err != nil {
-			return err
 		}
 		sum, err := p.replicate(ctx)
 		if err == nil {

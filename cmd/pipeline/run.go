@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/opendental-pipeline/pipeline/internal/load"
 	"github.com/opendental-pipeline/pipeline/internal/replicate"
 	"github.com/opendental-pipeline/pipeline/internal/report"
-	"github.com/opendental-pipeline/pipeline/internal/serverid"
 )
 
 type runDeps struct {
@@ -40,11 +38,8 @@ func runRun(ctx context.Context, c *call) int {
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
 		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
-		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
+		if err := p.checkSourceRun(ctx); err != nil {
 			return err // before anything is written or locked
-		}
-		if err := errors.Join(needTables(d.Settings), checkTables(d.Settings, f.tableList())); err != nil {
-			return err
 		}
 		unlock, err := p.lockWarehouse(ctx)
 		if err != nil {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/report"
-	"github.com/opendental-pipeline/pipeline/internal/serverid"
 	"github.com/opendental-pipeline/pipeline/internal/verify"
 )
 
@@ -48,11 +46,8 @@ func runVerify(ctx context.Context, c *call) int {
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
 	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
 		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
-		if err := serverid.CheckReplica(ctx, d.Settings, d.Source.DB, d.Replica.DB); err != nil {
-			return err
-		}
-		if err := errors.Join(needTables(d.Settings), checkTables(d.Settings, f.tableList())); err != nil {
-			return err
+		if err := p.checkSourceRun(ctx); err != nil {
+			return err // before anything is written or locked
 		}
 		unlock, err := p.lockWarehouse(ctx)
 		if err != nil {
