@@ -14,6 +14,11 @@
 #                      the production defaults (first full run, no-change run,
 #                      a clinic day, the day's run): for BENCH_SCALE=1, where
 #                      pgloader, dump/restore and the stock pipe take far too long
+#   BENCH_REPLICA_POOL_MB=8192  InnoDB buffer pool of the server holding the
+#                      replica for the run (restored after); 0 keeps the server's
+#                      own. MariaDB's default, 128 MB, makes a day's REPLACEs into
+#                      big tables with many secondary indexes read index pages
+#                      from disk: see "Sizing the replica server" in README.md
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -142,7 +147,15 @@ SRC_EMOJI=$(my_emoji "$SRC")
 # The [prod] steps read the source as a SELECT-only user of their own, so the
 # server's per-user statistics count exactly what each step cost it.
 source_user_create "$SRC" || exit 2
-trap 'source_user_drop; rm -rf "$FLOOR"' EXIT
+# The replica's server is ours to size (the source's tables are MyISAM and do
+# not use the InnoDB buffer pool): online resize, the server's value restored.
+POOL_BEFORE=$(my -N -e 'SELECT @@innodb_buffer_pool_size')
+POOL_MB=${BENCH_REPLICA_POOL_MB:-8192}
+if [ "$POOL_MB" != 0 ]; then
+	my -e "SET GLOBAL innodb_buffer_pool_size = $((POOL_MB * 1048576))" || exit 2
+fi
+POOL_USED_MB=$(($(my -N -e 'SELECT @@innodb_buffer_pool_size') / 1048576))
+trap 'source_user_drop; rm -rf "$FLOOR"; my -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE"' EXIT
 
 cat >"$CFG/pipeline.yml" <<'YML'
 connections:
@@ -346,6 +359,7 @@ top() { # top <file of "n name" lines>: the first five as "name n, …"
 	echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr)"
 	echo "- MariaDB $(my -N -e 'SELECT VERSION()'), $(pg -d postgres -tA -c 'SHOW server_version' | sed 's/^/PostgreSQL /')$([ "$MODE" = prod ] || echo ", $(pgloader --version | head -n 1)"), $(go version | cut -d' ' -f3)"
 	echo "- load average (1/5/15 min) at the start: $LOAD_BEFORE, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the timings)"
+	echo "- replica server: innodb_buffer_pool_size $POOL_USED_MB MB for the run (BENCH_REPLICA_POOL_MB; the server's own value $((POOL_BEFORE / 1048576)) MB restored after)"
 	echo "- pipeline: commit $REV${BENCH_PIPELINE:+ (prebuilt binary)}"
 	echo "- data: \`pipeline demo seed --scale $SCALE --seed $SEED\`: $SEED_LINE"
 	if [ "$MODE" = all ]; then
