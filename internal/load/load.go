@@ -20,6 +20,7 @@ import (
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/policy"
 	"github.com/opendental-pipeline/pipeline/internal/providers"
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 )
@@ -206,6 +207,19 @@ func (l *Loader) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if run0.shapes, err = readShapes(ctx, l.raw, nil); err != nil {
 		return nil, err
+	}
+	if run0.states, err = readStates(ctx, l.raw); err != nil {
+		if !opts.DryRun {
+			return nil, err
+		}
+		run0.states = nil // dry run before the first load: no state table yet
+	}
+	if !opts.DryRun {
+		db, err := schema.Read(ctx, l.replica)
+		if err != nil {
+			return nil, fmt.Errorf("read replica: %w", err)
+		}
+		run0.replica = db.Tables
 	}
 	res := l.loadAll(ctx, list, run0, opts)
 	if res.Orphans, err = l.orphans(ctx); err != nil {

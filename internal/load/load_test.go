@@ -14,6 +14,7 @@ import (
 
 	"github.com/opendental-pipeline/pipeline/gen/connections"
 	"github.com/opendental-pipeline/pipeline/internal/factory"
+	"github.com/opendental-pipeline/pipeline/internal/providers"
 	"github.com/opendental-pipeline/pipeline/internal/tables"
 	"github.com/opendental-pipeline/pipeline/internal/testdb"
 )
@@ -22,6 +23,7 @@ type env struct {
 	my      *sql.DB // writes the test's replica data
 	replica *sql.DB // what the loader reads through: factory-built, as the CLI opens it
 	pg      *pgxpool.Pool
+	cfg     providers.DBConfig // the replica database's connection settings
 }
 
 func newEnv(t *testing.T) *env {
@@ -31,7 +33,7 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { replica.Close() })
 	pg, _ := testdb.Postgres(t, "load")
-	return &env{my: my, replica: replica, pg: pg}
+	return &env{my: my, replica: replica, pg: pg, cfg: cfg}
 }
 
 func (e *env) exec(t *testing.T, stmts ...string) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/opendental-pipeline/pipeline/internal/schema"
 	"github.com/opendental-pipeline/pipeline/internal/state"
 	"github.com/opendental-pipeline/pipeline/internal/typemap"
 )
@@ -149,7 +150,9 @@ func byHand(changes []string) bool {
 // table's replica copy (nil: the replica has no state) and every raw
 // table's shape (one catalog query for all of them).
 type runStart struct {
-	copies map[string]state.Copy
-	shapes map[string]*shape
-	fence  *fence
+	copies  map[string]state.Copy
+	shapes  map[string]*shape
+	states  map[string]*loadState    // etl_load_status by table name (a dry run before the first load: none)
+	replica map[string]*schema.Table // the replica's tables (not read for a dry run)
+	fence   *fence
 }

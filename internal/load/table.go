@@ -108,6 +108,9 @@ func (tl *tableLoad) skip(ctx context.Context, why string) TableResult {
 // run prepares the table's load and, unless there is nothing to load,
 // loads it.
 func (tl *tableLoad) run(ctx context.Context) error {
+	if tl.unchangedAtStart() {
+		return nil
+	}
 	rc, err := tl.l.replica.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to replica: %w", err)
@@ -142,12 +145,7 @@ func (tl *tableLoad) prepare(ctx context.Context) (done bool, err error) {
 		return true, err
 	}
 	tl.r.Target = tl.p.target
-	if tl.st, err = readState(ctx, tl.l.raw, tl.t.Name); err != nil {
-		if !tl.opts.DryRun {
-			return true, err
-		}
-		tl.st = nil // dry run before the first load: no state table yet
-	}
+	tl.st = tl.run0.states[tl.t.Name]
 	tl.raw = tl.run0.shapes[tl.p.target]
 	tl.exists = tl.raw != nil
 	tl.r.Mode, tl.r.Reason, tl.r.Changes = decide(tl.p, tl.st, tl.raw, tl.run0.copies, tl.opts.FullRefresh)
@@ -155,6 +153,32 @@ func (tl *tableLoad) prepare(ctx context.Context) (done bool, err error) {
 		return true, tl.dryRun(ctx)
 	}
 	return tl.r.Mode == ModeUnchanged, nil
+}
+
+// unchangedAtStart decides, from what the run read at its start (the
+// replica's schema, copies and raw's shapes and load states, one query each
+// for every table), whether the table needs no load, and if so records that.
+// A no-change night then costs no query per table. Anything else is decided
+// again by prepare from a fresh look at the table: this path only ever says
+// "as of the run's start nothing changed", what a load begun a moment
+// earlier would have found.
+func (tl *tableLoad) unchangedAtStart() bool {
+	src := tl.run0.replica[tl.t.Name]
+	if src == nil || tl.opts.DryRun {
+		return false
+	}
+	p, err := buildPlan(tl.t, src, tl.opts)
+	if err != nil {
+		return false
+	}
+	st, raw := tl.run0.states[tl.t.Name], tl.run0.shapes[p.target]
+	mode, reason, changes := decide(p, st, raw, tl.run0.copies, tl.opts.FullRefresh)
+	if mode != ModeUnchanged {
+		return false
+	}
+	tl.p, tl.st, tl.raw, tl.exists = p, st, raw, raw != nil
+	tl.r.Target, tl.r.Mode, tl.r.Reason, tl.r.Changes = p.target, mode, reason, changes
+	return true
 }
 
 // dryRun fills in what --dry-run shows: the column decisions and the
