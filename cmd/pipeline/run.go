@@ -35,20 +35,30 @@ func runRun(ctx context.Context, c *call) int {
 	}
 	rec := c.newRecord(report.CommandRun, f)
 	rec.obeysWindow = true
+	err := sourceToWarehouse(ctx, c, f, rec, func(ctx context.Context, p *phase) error {
+		return p.both(ctx)
+	})
+	return rec.finish(ctx, err)
+}
+
+// sourceToWarehouse opens all three databases for a command that reads the
+// source and writes the warehouse (run, verify), checks the run may read the
+// source before anything is written or locked, takes the warehouse lock and
+// runs fn under it.
+func sourceToWarehouse(ctx context.Context, c *call, f phaseFlags, rec *record, fn func(context.Context, *phase) error) error {
 	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
-	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
+	return withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
 		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
 		if err := p.checkSourceRun(ctx); err != nil {
-			return err // before anything is written or locked
+			return err
 		}
 		unlock, err := p.lockWarehouse(ctx)
 		if err != nil {
 			return err
 		}
 		defer unlock()
-		return p.both(ctx)
+		return fn(ctx, p)
 	})
-	return rec.finish(ctx, err)
 }
 
 // both runs replicate then load, adding both to the result.

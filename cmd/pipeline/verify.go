@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/opendental-pipeline/pipeline/gen/catalog"
 	"github.com/opendental-pipeline/pipeline/internal/lock"
 	"github.com/opendental-pipeline/pipeline/internal/report"
 	"github.com/opendental-pipeline/pipeline/internal/verify"
@@ -43,17 +42,7 @@ func runVerify(ctx context.Context, c *call) int {
 		return exitConfig
 	}
 	rec := c.newRecord(report.CommandVerify, f)
-	dbs := []catalog.DatabaseType{catalog.DatabaseSource, catalog.DatabaseReplication, catalog.DatabaseAnalytics}
-	err := withApp(ctx, c, dbs, func(ctx context.Context, d runDeps) error {
-		p := &phase{Deps: d.Deps, source: d.Source, replica: d.Replica, raw: d.Raw, flags: f, c: c, rec: rec}
-		if err := p.checkSourceRun(ctx); err != nil {
-			return err // before anything is written or locked
-		}
-		unlock, err := p.lockWarehouse(ctx)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	err := sourceToWarehouse(ctx, c, f, rec, func(ctx context.Context, p *phase) error {
 		out, err := p.verify(ctx, v)
 		if err != nil {
 			return err
