@@ -213,12 +213,15 @@ func TestReal93EndToEnd(t *testing.T) {
 
 	// Nothing changed at the source: replication moves no change_seq, so
 	// the load skips every table.
-	before, err := state.ChangeSeqs(ctx, replica)
+	before, err := state.ReadCopies(ctx, replica)
 	require.NoError(t, err)
 	replicateAll()
-	after, err := state.ChangeSeqs(ctx, replica)
+	after, err := state.ReadCopies(ctx, replica)
 	require.NoError(t, err)
-	assert.Equal(t, before, after, "replication moved no change_seq")
+	require.Len(t, after, len(before))
+	for name, c := range before {
+		assert.Equal(t, c.ChangeSeq, after[name].ChangeSeq, "replication moved no change_seq: %s", name)
+	}
 	for _, r := range e.run(t, cfg, Options{}).Tables {
 		assert.Equal(t, ModeUnchanged, r.Mode, "%s: %s", r.Table, r.Reason)
 	}

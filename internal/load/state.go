@@ -166,7 +166,8 @@ func (s *loadState) scanArgs() []any {
 // (one round trip instead of one per table: a no-change night over 408
 // tables spent most of its time on them). Only the load writes this table,
 // under the warehouse lock, so it cannot change during the run but by the
-// run's own loads.
+// run's own loads. (States, beside it, is the operator's read model of the
+// same table: its other columns, and an older version's location.)
 func readStates(ctx context.Context, q shapeQuerier) (map[string]*loadState, error) {
 	rows, err := q.Query(ctx, `SELECT table_name, `+stateColumns+` FROM `+statusTable)
 	if err != nil {

@@ -53,33 +53,6 @@ func ReadAll(ctx context.Context, q schema.Querier) (map[string]*Row, error) {
 	return out, nil
 }
 
-// ChangeSeqs returns every table's change_seq in one query; nil when the
-// replica has no state yet. A loader skips tables whose change_seq it has
-// already loaded.
-func ChangeSeqs(ctx context.Context, q schema.Querier) (map[string]int64, error) {
-	rows, err := q.QueryContext(ctx, "SELECT table_name, change_seq FROM `"+CopyStatusTable+"`")
-	if isNoSuchTable(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read change_seq from %s: %w", CopyStatusTable, err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var name string
-		var seq int64
-		if err := rows.Scan(&name, &seq); err != nil {
-			return nil, fmt.Errorf("read change_seq from %s: %w", CopyStatusTable, err)
-		}
-		out[name] = seq
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read change_seq from %s: %w", CopyStatusTable, err)
-	}
-	return out, nil
-}
-
 // ChangeSeq reads one table's change_seq (in the caller's snapshot); ok is
 // false when the replica does not track the table.
 func ChangeSeq(ctx context.Context, q schema.Querier, table string) (seq int64, ok bool, err error) {

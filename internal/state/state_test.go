@@ -82,9 +82,9 @@ func TestReadsOnAReplicaWithoutState(t *testing.T) {
 	all, err := state.ReadAll(ctx, db)
 	require.NoError(t, err)
 	assert.Empty(t, all)
-	seqs, err := state.ChangeSeqs(ctx, db)
+	copies, err := state.ReadCopies(ctx, db)
 	require.NoError(t, err)
-	assert.Nil(t, seqs)
+	assert.Nil(t, copies)
 	_, ok, err := state.ChangeSeq(ctx, db, "patient")
 	require.NoError(t, err)
 	assert.False(t, ok)
@@ -146,8 +146,12 @@ func TestUpdateWritesTheRow(t *testing.T) {
 	assert.False(t, all["other"].SourceUpdateTime.Valid, "an unknown UPDATE_TIME is NULL")
 
 	require.NoError(t, state.MarkUnchanged(ctx, db, []string{"other", "patient"}, start.Add(time.Hour)))
-	seqs, err := state.ChangeSeqs(ctx, db)
+	copies, err := state.ReadCopies(ctx, db)
 	require.NoError(t, err)
+	seqs := map[string]int64{}
+	for name, c := range copies {
+		seqs[name] = c.ChangeSeq
+	}
 	assert.Equal(t, map[string]int64{"patient": 2, "other": 0}, seqs)
 	all, err = state.ReadAll(ctx, db)
 	require.NoError(t, err)
