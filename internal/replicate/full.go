@@ -36,22 +36,14 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			return err
 		}
 	}
-	f, next := &rowcopy.File{KeepKeys: first}, &rowcopy.File{}
+	f := rowcopy.File{KeepKeys: first}
 	n := j.batch()
-	var ahead *readAhead
 	for {
-		var last []string
-		var err error
-		if ahead != nil {
-			last, err = ahead.wait()
-			f, next = next, f
-		} else {
-			rd := j.keyChunk(lastKey)
-			if withWM && !spanned {
-				rd.pre = j.maxWatermark(&startWM)
-			}
-			last, err = j.readSource(ctx, rd, f)
+		rd := j.keyChunk(lastKey)
+		if withWM && !spanned {
+			rd.pre = j.maxWatermark(&startWM)
 		}
+		last, err := j.readSource(ctx, rd, &f)
 		if err != nil {
 			return err
 		}
@@ -66,16 +58,9 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 			u.StartWatermark(startWM)
 		}
 		if first && f.Rows() < n {
-			j.srcKeys = keysOf(f)
+			j.srcKeys = keysOf(&f)
 		}
-		ahead = nil
-		if f.Rows() >= n && !j.r.stopped() { // more may follow: read them while this chunk commits
-			ahead = j.readAhead(ctx, last, next)
-		}
-		if err := j.commitChunk(ctx, f, u); err != nil {
-			if ahead != nil {
-				ahead.wait() // a short read; it must not outlive the copy
-			}
+		if err := j.commitChunk(ctx, &f, u); err != nil {
 			return err
 		}
 		lastKey, first, withWM = last, false, false
@@ -86,31 +71,6 @@ func (j *tableJob) fullCopy(ctx context.Context, restart bool) error {
 	}
 	j.res.Mode = state.ModeFull
 	return nil
-}
-
-// readAhead is the next key chunk of a full copy, read from the source
-// while the chunk before it commits to the replica: the source connection,
-// the run's scarce resource, does not wait for replica writes.
-type readAhead struct {
-	done chan struct{}
-	last []string
-	err  error
-}
-
-// readAhead starts reading the chunk after lastKey into f.
-func (j *tableJob) readAhead(ctx context.Context, lastKey []string, f *rowcopy.File) *readAhead {
-	a := &readAhead{done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		a.last, a.err = j.readSource(ctx, j.keyChunk(lastKey), f)
-	}()
-	return a
-}
-
-// wait returns the chunk's last key once the read is over.
-func (a *readAhead) wait() ([]string, error) {
-	<-a.done
-	return a.last, a.err
 }
 
 // prefetchedFull copies a small table the run's sweep read whole (in key
