@@ -88,3 +88,16 @@ pg_db_writes_once() {
 source_tables_delta() {
 	awk 'NR == FNR { before[$1] = $2; next } $2 - before[$1] > 0 { print $2 - before[$1], $1 }' "$1" "$2" | sort -k1,1nr
 }
+
+# server_cpu: CPU seconds the database servers on this machine used so far,
+# one line: MariaDB (every thread of mariadbd) and PostgreSQL (every live
+# postgres process, plus what the postmaster's exited backends used).
+server_cpu() {
+	local hz my pg pm
+	hz=$(getconf CLK_TCK)
+	my=$(for p in $(pgrep -x mariadbd); do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s + 0 }')
+	pm=$(pgrep -o -x postgres)
+	pg=$( { for p in $(pgrep -x postgres); do awk '{ print $14 + $15 }' "/proc/$p/stat"; done
+		[ -n "$pm" ] && awk '{ print $16 + $17 }' "/proc/$pm/stat"; } 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+	awk -v m="$my" -v p="$pg" -v hz="$hz" 'BEGIN { printf "%.2f %.2f\n", m / hz, p / hz }'
+}

@@ -19,6 +19,10 @@
 #                      own. MariaDB's default, 128 MB, makes a day's REPLACEs into
 #                      big tables with many secondary indexes read index pages
 #                      from disk: see "Sizing the replica server" in README.md
+#   BENCH_REPLICA_REDO_MB=1024  InnoDB redo log (innodb_log_file_size) of that
+#                      server for the run (restored after); 0 keeps the server's.
+#                      MariaDB's default, 96 MB, fills during a day's upserts and
+#                      makes them wait for page flushes (same README section)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -66,18 +70,25 @@ fi
 P=$W/pipeline
 
 # --- measurement ------------------------------------------------------------
-declare -A WALL RSS RC
+declare -A WALL RSS RC CPU
 STEPS=()
 # measure <step> <shell command>: wall seconds and peak RSS (largest process)
-# through GNU time; output in $W/<step>.log.
+# through GNU time; output in $W/<step>.log. CPU[step]: CPU seconds of the
+# command, of MariaDB and of PostgreSQL during it (server_cpu), for the
+# [prod] steps' CPU table.
 measure() {
-	local step=$1
+	local step=$1 c0 c1 u s
 	shift
 	STEPS+=("$step")
 	log "$step: $*"
-	/usr/bin/time -f '%e %M' -o "$W/$step.time" bash -o pipefail -c "$*" >"$W/$step.log" 2>&1
+	c0=$(server_cpu)
+	/usr/bin/time -f '%e %M %U %S' -o "$W/$step.time" bash -o pipefail -c "$*" >"$W/$step.log" 2>&1
 	RC[$step]=$?
-	read -r WALL[$step] RSS[$step] < <(tail -n 1 "$W/$step.time")
+	sleep 1 # the postmaster reaps the step's backends
+	c1=$(server_cpu)
+	read -r WALL[$step] RSS[$step] u s < <(tail -n 1 "$W/$step.time")
+	CPU[$step]=$(awk -v u="$u" -v s="$s" -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+		printf "%.1f %.1f %.1f\n", u + s, y[1] - x[1], y[2] - x[2] }')
 	printf '   %s: exit %s, %ss, peak RSS %s MB\n' "$step" "${RC[$step]}" "${WALL[$step]}" "$(( ${RSS[$step]:-0} / 1024 ))" >&2
 	if [ "${RC[$step]}" != 0 ]; then tail -n 5 "$W/$step.log" | sed 's/^/   | /' >&2; fi
 }
@@ -155,7 +166,13 @@ if [ "$POOL_MB" != 0 ]; then
 	my -e "SET GLOBAL innodb_buffer_pool_size = $((POOL_MB * 1048576))" || exit 2
 fi
 POOL_USED_MB=$(($(my -N -e 'SELECT @@innodb_buffer_pool_size') / 1048576))
-trap 'source_user_drop; rm -rf "$FLOOR"; my -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE"' EXIT
+REDO_BEFORE=$(my -N -e 'SELECT @@innodb_log_file_size')
+REDO_MB=${BENCH_REPLICA_REDO_MB:-1024}
+if [ "$REDO_MB" != 0 ]; then
+	my -e "SET GLOBAL innodb_log_file_size = $((REDO_MB * 1048576))" || exit 2
+fi
+REDO_USED_MB=$(($(my -N -e 'SELECT @@innodb_log_file_size') / 1048576))
+trap 'source_user_drop; rm -rf "$FLOOR"; my -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE; SET GLOBAL innodb_log_file_size = $REDO_BEFORE"' EXIT
 
 cat >"$CFG/pipeline.yml" <<'YML'
 connections:
@@ -348,6 +365,15 @@ cost_row() { # cost_row <step> <target>: what a [prod] step cost the source
 	read -r q sel r sent kb cpu <<<"${COST[$1]}"
 	printf '| %s | %s | %s (%s SELECT) | %s | %s | %s | %s | %s |\n' "$1" "${WALL[$1]:--}" "$q" "$sel" "$r" "$sent" "$kb" "$cpu" "$2"
 }
+cpu_row() { # cpu_row <step>: where the machine's CPU went during a [prod] step
+	local p m pg src
+	[ -n "${CPU[$1]:-}" ] && [ -n "${COST[$1]:-}" ] || return 0
+	read -r p m pg <<<"${CPU[$1]}"
+	read -r _ _ _ _ _ src <<<"${COST[$1]}"
+	awk -v st="$1" -v w="${WALL[$1]}" -v p="$p" -v m="$m" -v pg="$pg" -v src="$src" -v n="$(nproc)" 'BEGIN {
+		t = p + m + pg
+		printf "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", st, w, src, m - src, p, pg, t, t / n, (w > 0 ? t / w : 0) }'
+}
 top() { # top <file of "n name" lines>: the first five as "name n, …"
 	head -n 5 "$1" | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 } END { if (NR == 0) printf "none" }'
 }
@@ -359,7 +385,7 @@ top() { # top <file of "n name" lines>: the first five as "name n, …"
 	echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr)"
 	echo "- MariaDB $(my -N -e 'SELECT VERSION()'), $(pg -d postgres -tA -c 'SHOW server_version' | sed 's/^/PostgreSQL /')$([ "$MODE" = prod ] || echo ", $(pgloader --version | head -n 1)"), $(go version | cut -d' ' -f3)"
 	echo "- load average (1/5/15 min) at the start: $LOAD_BEFORE, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the timings)"
-	echo "- replica server: innodb_buffer_pool_size $POOL_USED_MB MB for the run (BENCH_REPLICA_POOL_MB; the server's own value $((POOL_BEFORE / 1048576)) MB restored after)"
+	echo "- replica server: innodb_buffer_pool_size $POOL_USED_MB MB and innodb_log_file_size $REDO_USED_MB MB for the run (BENCH_REPLICA_POOL_MB, BENCH_REPLICA_REDO_MB; the server's own $((POOL_BEFORE / 1048576)) MB and $((REDO_BEFORE / 1048576)) MB restored after)"
 	echo "- pipeline: commit $REV${BENCH_PIPELINE:+ (prebuilt binary)}"
 	echo "- data: \`pipeline demo seed --scale $SCALE --seed $SEED\`: $SEED_LINE"
 	if [ "$MODE" = all ]; then
@@ -398,6 +424,15 @@ top() { # top <file of "n name" lines>: the first five as "name n, …"
 	cost_row incremental_nochange_prod "≈ 3 statements, < 1 s"
 	cost_row incremental_day_prod "≤ 100 statements, ≤ 1 000 000 rows examined (scale 0.1, seed 7); ≤ 60 s (scale 1)"
 	cost_row verify_prod ""
+	echo
+	echo "Where this machine's CPU went during the [prod] steps (seconds; source = the bench user's CPU_TIME in USER_STATISTICS, replica = the rest of mariadbd's threads: the replica's writes and reads, on the same server here; pipeline = the process's user + system time; PostgreSQL = every postgres process). All four share the machine's $(nproc) cores, so total / cores is a floor under the wall time on this machine, whatever the pipeline overlaps:"
+	echo
+	echo "| [prod] step | wall s | source CPU | replica CPU | pipeline CPU | PostgreSQL CPU | total CPU | total / cores | cores busy (total / wall) |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	cpu_row run_full_prod
+	cpu_row incremental_nochange_prod
+	cpu_row incremental_day_prod
+	cpu_row verify_prod
 	echo
 	echo "Raw rows written by incremental_day_prod: $RAW_WRITES (n_tup_ins + n_tup_upd + n_tup_del of raw's tables, delta), for ${CHANGED:-?} rows changed at the source that day (inserted + updated + deleted): $(awk -v w="$RAW_WRITES" -v c="${CHANGED:-0}" 'BEGIN { if (c > 0) printf "%.2f×", w / c; else print "-" }') (target ≤ 2×). The whole database counted $DB_WRITES rows written (pg_stat_database: the pipeline's bookkeeping and temporary tables too). Most written: $(top "$W/raw_writes_day.txt")."
 	echo "Rows examined at the source, most per table (TABLE_STATISTICS): by incremental_day_prod $(top "$W/incremental_day_prod.source_tables.txt"); by incremental_nochange_prod $(top "$W/incremental_nochange_prod.source_tables.txt")."
