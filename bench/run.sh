@@ -374,6 +374,14 @@ cpu_row() { # cpu_row <step>: where the machine's CPU went during a [prod] step
 		t = p + m + pg
 		printf "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", st, w, src, m - src, p, pg, t, t / n, (w > 0 ? t / w : 0) }'
 }
+cpu_plain_row() { # cpu_plain_row <step>: the machine's CPU during a comparison step
+	local p m pg
+	[ -n "${CPU[$1]:-}" ] && [ "${RC[$1]:-1}" = 0 ] || return 0
+	read -r p m pg <<<"${CPU[$1]}"
+	awk -v st="$1" -v w="${WALL[$1]}" -v p="$p" -v m="$m" -v pg="$pg" -v n="$(nproc)" 'BEGIN {
+		t = p + m + pg
+		printf "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", st, w, m, p, pg, t, t / n, (w > 0 ? t / w : 0) }'
+}
 top() { # top <file of "n name" lines>: the first five as "name n, …"
 	head -n 5 "$1" | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 } END { if (NR == 0) printf "none" }'
 }
@@ -425,6 +433,14 @@ top() { # top <file of "n name" lines>: the first five as "name n, …"
 	cost_row incremental_day_prod "≤ 100 statements, ≤ 1 000 000 rows examined (scale 0.1, seed 7); ≤ 60 s (scale 1)"
 	cost_row verify_prod ""
 	echo
+	if [ "$MODE" = all ]; then
+		echo "Where this machine's CPU went during the comparison steps (seconds; MariaDB = every mariadbd thread: source and replica or dump copy; the tool = the command's processes' user + system time, psql, mariadb and mariadb-dump included; PostgreSQL = every postgres process):"
+		echo
+		echo "| step | wall s | MariaDB CPU | the tool's CPU | PostgreSQL CPU | total CPU | total / cores | cores busy (total / wall) |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for s in replicate_full dump_restore load_full pg_ingest_floor pgloader stock_pipe; do cpu_plain_row "$s"; done
+		echo
+	fi
 	echo "Where this machine's CPU went during the [prod] steps (seconds; source = the bench user's CPU_TIME in USER_STATISTICS, replica = the rest of mariadbd's threads: the replica's writes and reads, on the same server here; pipeline = the process's user + system time; PostgreSQL = every postgres process). All four share the machine's $(nproc) cores, so total / cores is a floor under the wall time on this machine, whatever the pipeline overlaps:"
 	echo
 	echo "| [prod] step | wall s | source CPU | replica CPU | pipeline CPU | PostgreSQL CPU | total CPU | total / cores | cores busy (total / wall) |"
