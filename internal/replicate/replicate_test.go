@@ -80,6 +80,16 @@ func (e *env) createTables(t testing.TB, ddls []opendental.TableDDL) {
 	}
 }
 
+// realTable creates the real OpenDental table name at the source and fills
+// it with rows generated from seed.
+func (e *env) realTable(t testing.TB, name string, rows int, seed uint64) {
+	t.Helper()
+	e.createTables(t, pick(opendental.Real93(), name))
+	src, err := schema.Read(context.Background(), e.fixture)
+	require.NoError(t, err)
+	fillTable(t, e.fixture, src.Tables[name], rows, seed)
+}
+
 func (e *env) config(t testing.TB, batch int) *tables.Config {
 	t.Helper()
 	s, err := schema.Read(context.Background(), e.fixture)
@@ -747,10 +757,7 @@ func TestReplicateIncrementalResumesAfterKill(t *testing.T) {
 func TestReplicateDiffCopiesOnlyChangedRows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "clinic"))
-	src, err := schema.Read(context.Background(), e.fixture)
-	require.NoError(t, err)
-	fillTable(t, e.fixture, src.Tables["clinic"], 130, 1)
+	e.realTable(t, "clinic", 130, 1)
 	cfg := e.config(t, 40)
 	require.Equal(t, tables.FullTable, cfg.Tables["clinic"].Strategy)
 	e.run(t, cfg, replicate.Options{})
@@ -762,7 +769,7 @@ func TestReplicateDiffCopiesOnlyChangedRows(t *testing.T) {
 	}
 	before := seq()
 
-	_, err = e.fixture.Exec("UPDATE clinic SET Description = 'renamed' WHERE ClinicNum = 50")
+	_, err := e.fixture.Exec("UPDATE clinic SET Description = 'renamed' WHERE ClinicNum = 50")
 	require.NoError(t, err)
 	r := byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
 	assert.Equal(t, state.ModeDiff, r.Mode)
@@ -840,10 +847,7 @@ func (c cutDoer) Close() error { return c.d.Close() }
 func TestReplicateKilledBeforeFirstChunkBuildsIndexes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "patient"))
-	src, err := schema.Read(context.Background(), e.fixture)
-	require.NoError(t, err)
-	fillTable(t, e.fixture, src.Tables["patient"], 50, 1)
+	e.realTable(t, "patient", 50, 1)
 	cfg := e.config(t, 20)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -1215,14 +1219,11 @@ func TestReplicateReservedAndFormerBookkeepingNames(t *testing.T) {
 func TestReplicateMigratesFormerStateTables(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "definition"))
-	src, err := schema.Read(context.Background(), e.fixture)
-	require.NoError(t, err)
-	fillTable(t, e.fixture, src.Tables["definition"], 20, 1)
+	e.realTable(t, "definition", 20, 1)
 	cfg := e.config(t, 10)
 	e.secondPasses(t) // the second run finds definition unchanged
 	e.run(t, cfg, replicate.Options{})
-	_, err = e.replica.Exec("RENAME TABLE _pipeline_copy_status TO etl_copy_status, _pipeline_deleted_rows TO etl_deleted_rows")
+	_, err := e.replica.Exec("RENAME TABLE _pipeline_copy_status TO etl_copy_status, _pipeline_deleted_rows TO etl_deleted_rows")
 	require.NoError(t, err)
 	seq := count(t, e.replica, "SELECT change_seq FROM etl_copy_status WHERE table_name = 'definition'")
 
@@ -1299,21 +1300,17 @@ func countText(t testing.TB, db *sql.DB, q string) string {
 	return s
 }
 
-// The key-range comparison of a full_table table (the replica sums a range
-// while the source sums the next) applies exactly the ranges that differ,
-// wherever they are: the first, the last, two apart in the middle, with
+// The key-range comparison of a full_table table applies exactly the
+// ranges that differ, wherever they are: the first, the last, two apart in the middle, with
 // updates and deletes of the first and last key, and reads no other.
 func TestReplicateDiffFindsChangedRangesAnywhere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTables(t, pick(opendental.Real93(), "clinic"))
-	src, err := schema.Read(context.Background(), e.fixture)
-	require.NoError(t, err)
-	fillTable(t, e.fixture, src.Tables["clinic"], 200, 3)
+	e.realTable(t, "clinic", 200, 3)
 	cfg := e.config(t, 20) // ten ranges of 20 keys: 1-20, 21-40, … 181-200
 	e.run(t, cfg, replicate.Options{})
 
-	_, err = e.fixture.Exec(`DELETE FROM clinic WHERE ClinicNum IN (1, 200);
+	_, err := e.fixture.Exec(`DELETE FROM clinic WHERE ClinicNum IN (1, 200);
 		UPDATE clinic SET Description = 'changed' WHERE ClinicNum IN (2, 75, 120, 199)`)
 	require.NoError(t, err)
 	r := byTable(e.run(t, cfg, replicate.Options{}))["clinic"]
